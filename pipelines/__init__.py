@@ -1,0 +1,1 @@
+"""Wires the step builders into the pipeline graph and owns the command line."""

@@ -1,0 +1,84 @@
+"""The graph: every step built by its builder, wired by property references."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from sagemaker.core.workflow.pipeline_context import PipelineSession
+from sagemaker.mlops.workflow.pipeline import Pipeline
+
+from steps.approval import build_approval_step
+from steps.batch_score import build_batch_score_step, build_create_model_step
+from steps.check_metric import build_check_metric_step, metric_value
+from steps.code import SCRIPTS_DIR, CodeArtifact, CodeStore
+from steps.config import Config
+from steps.context import BuildContext, Parameters
+from steps.data_quality import build_data_quality_step
+from steps.evaluate import build_evaluate_step, evaluation_report, report_uri
+from steps.preprocess import build_preprocess_step
+from steps.register import build_register_step
+from steps.train import build_train_step
+
+
+@dataclass(frozen=True)
+class BuiltPipeline:
+    """The pipeline object, its canonical definition and the code objects it names."""
+
+    pipeline: Pipeline
+    definition: str
+    code: list[CodeArtifact]
+
+
+def create_pipeline(
+    cfg: Config, session: PipelineSession, scripts_dir: Path = SCRIPTS_DIR
+) -> tuple[Pipeline, CodeStore]:
+    ctx = BuildContext(
+        cfg=cfg,
+        session=session,
+        params=Parameters.from_config(cfg),
+        code=CodeStore(cfg.aws.bucket, cfg.aws.prefix, scripts_dir),
+    )
+    report = evaluation_report()
+    preprocess = build_preprocess_step(ctx)
+    data_quality = build_data_quality_step(ctx, preprocess)
+    train = build_train_step(ctx, preprocess)
+    evaluate = build_evaluate_step(ctx, preprocess, train, report)
+    register = build_register_step(ctx, train, data_quality, report_uri(evaluate))
+    approval = build_approval_step(ctx, register, metric_value(ctx, evaluate, report))
+    create_model = build_create_model_step(ctx, train, approval)
+    batch_score = build_batch_score_step(ctx, preprocess, create_model)
+    check_metric = build_check_metric_step(
+        ctx, evaluate, report, if_steps=[register, approval, create_model, batch_score]
+    )
+    pipeline = Pipeline(
+        name=cfg.pipeline.name,
+        parameters=ctx.params.all(),
+        steps=[preprocess, data_quality, train, evaluate, check_metric],
+        sagemaker_session=session,
+    )
+    return pipeline, ctx.code
+
+
+def canonical_json(document: str) -> str:
+    """Stable, reviewable form of a definition: sorted keys, two-space indent, final newline."""
+    return json.dumps(json.loads(document), indent=2, sort_keys=True) + "\n"
+
+
+def build(
+    cfg: Config, session: PipelineSession | None = None, scripts_dir: Path = SCRIPTS_DIR
+) -> BuiltPipeline:
+    """Build the pipeline offline: no AWS call, no credentials needed.
+
+    `scripts_dir` is where the job code is read from (tests point it at an edited copy).
+    """
+    if session is None:
+        session = PipelineSession(
+            boto_session=boto3.Session(region_name=cfg.aws.region),
+            default_bucket=cfg.aws.bucket,
+        )
+    pipeline, code = create_pipeline(cfg, session, scripts_dir)
+    definition = canonical_json(pipeline.definition())
+    return BuiltPipeline(pipeline=pipeline, definition=definition, code=code.artifacts)

@@ -1,0 +1,40 @@
+"""Approval: a human decision on the registered package, through an SQS callback."""
+
+from __future__ import annotations
+
+from sagemaker.core.workflow.functions import JsonGet
+from sagemaker.mlops.workflow.callback_step import CallbackOutput, CallbackStep
+from sagemaker.mlops.workflow.model_step import ModelStep
+
+from steps.context import BuildContext
+
+STEP_NAME = "Approval"
+# What the callback message carries (inputs) and what the reviewer's answer sets (outputs).
+MODEL_PACKAGE_ARN = "model_package_arn"
+METRIC_NAME = "metric_name"
+METRIC_VALUE = "metric_value"
+METRIC_THRESHOLD = "metric_threshold"
+DECISION = "decision"
+REVIEWER = "reviewer"
+REASON = "reason"
+APPROVED = "approved"
+
+
+def build_approval_step(
+    ctx: BuildContext, register: ModelStep, measured: JsonGet
+) -> CallbackStep:
+    return CallbackStep(
+        name=STEP_NAME,
+        description=(
+            "Send the package ARN and metrics to the approval queue and wait. Approving "
+            "completes the step; rejecting fails it with the reviewer's reason."
+        ),
+        sqs_queue_url=ctx.cfg.approval.queue_url,
+        inputs={
+            MODEL_PACKAGE_ARN: register.properties.ModelPackageArn,
+            METRIC_NAME: ctx.cfg.gate.metric,
+            METRIC_VALUE: measured,
+            METRIC_THRESHOLD: ctx.params.metric_threshold,
+        },
+        outputs=[CallbackOutput(output_name=name) for name in (DECISION, REVIEWER, REASON)],
+    )

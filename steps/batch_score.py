@@ -1,0 +1,61 @@
+"""CreateModel and BatchScore: the approved model scores the test split (or a scoring input)."""
+
+from __future__ import annotations
+
+from sagemaker.core.transformer import Transformer
+from sagemaker.mlops.workflow.callback_step import CallbackStep
+from sagemaker.mlops.workflow.model_step import ModelStep
+from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep, TransformStep
+
+from scripts import inference as serving
+from scripts import preprocess as data
+from steps.context import BuildContext
+from steps.jobs import output_s3_uri
+from steps.register import serving_model
+
+CREATE_MODEL_STEP_NAME = "CreateModel"
+STEP_NAME = "BatchScore"
+PREDICTIONS_OUTPUT = "predictions"
+
+
+def build_create_model_step(
+    ctx: BuildContext, train: TrainingStep, approval: CallbackStep
+) -> ModelStep:
+    return ModelStep(
+        name=CREATE_MODEL_STEP_NAME,
+        step_args=serving_model(ctx, train).build(),
+        depends_on=[approval],
+        retry_policies=ctx.service_retry_policies(),
+    )
+
+
+def build_batch_score_step(
+    ctx: BuildContext, preprocess: ProcessingStep, create_model: ModelStep
+) -> TransformStep:
+    spec = ctx.job("transform")
+    transformer = Transformer(
+        model_name=create_model.properties.ModelName,
+        instance_count=spec.instance_count,
+        instance_type=ctx.params.transform_instance_type,
+        strategy=ctx.cfg.transform.strategy,
+        assemble_with="Line",
+        accept=serving.CONTENT_TYPE_CSV,
+        max_payload=ctx.cfg.transform.max_payload_mb,
+        output_path=ctx.output_uri(STEP_NAME, PREDICTIONS_OUTPUT),
+        base_transform_job_name=f"{ctx.cfg.pipeline.name}-batch-score",
+        sagemaker_session=ctx.session,
+    )
+    scoring_input = ctx.cfg.data.scoring_uri or output_s3_uri(preprocess, data.SCORING)
+    step_args = transformer.transform(
+        data=scoring_input,
+        content_type=serving.CONTENT_TYPE_CSV,
+        split_type=ctx.cfg.transform.split_type,
+        join_source="Input",
+    )
+    return TransformStep(
+        name=STEP_NAME,
+        step_args=step_args,
+        description="Batch-score with the approved model; predictions follow their input rows.",
+        cache_config=ctx.cache_config,
+        retry_policies=ctx.job_retry_policies(),
+    )

@@ -1,0 +1,331 @@
+"""The typed, frozen configuration every builder takes, loaded once from configs/*.yaml.
+
+A config file is merged over its parent (`extends:`, default `configs/base.yaml`), so a user file
+names only what it changes; base.yaml holds every knob with its published default. An invalid
+file raises one ConfigError that lists every bad field with its path and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scripts.evaluate import METRICS
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+BASE_CONFIG = CONFIG_DIR / "base.yaml"
+PIPELINE_CONFIG = CONFIG_DIR / "pipeline.yaml"
+LOCAL_CONFIG = CONFIG_DIR / "local.yaml"
+
+# Values that differ per account come from the environment, not from a committed file.
+ENV_OVERRIDES = {
+    "PIPELINE_ROLE_ARN": ("aws", "role_arn"),
+    "PIPELINE_BUCKET": ("aws", "bucket"),
+    "PIPELINE_APPROVAL_QUEUE_URL": ("approval", "queue_url"),
+}
+
+# Direction and range of each metric evaluate.py writes: (higher is better, low, high).
+METRIC_BOUNDS: dict[str, tuple[bool, float, float]] = {
+    "auc": (True, 0.0, 1.0),
+    "accuracy": (True, 0.0, 1.0),
+    "f1": (True, 0.0, 1.0),
+    "precision": (True, 0.0, 1.0),
+    "recall": (True, 0.0, 1.0),
+    "log_loss": (False, 0.0, float("inf")),
+    "mse": (False, 0.0, float("inf")),
+    "rmse": (False, 0.0, float("inf")),
+    "mae": (False, 0.0, float("inf")),
+    "r2": (True, float("-inf"), 1.0),
+}
+DEFAULT_METRIC = {"binary": "auc", "regression": "r2"}
+DEFAULT_THRESHOLD = {"auc": 0.7, "r2": 0.2}
+
+ProblemType = Literal["binary", "regression"]
+ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
+NonEmpty = Annotated[str, Field(min_length=1)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+InstanceType = Annotated[str, Field(pattern=r"^(ml\.[a-z0-9]+\.[a-z0-9]+|local)$")]
+
+
+def _nonzero_duration(value: str) -> str:
+    if value in ("P", "PT") or value.endswith("T"):
+        raise ValueError(f"'{value}' is an empty ISO 8601 duration; write e.g. P30D or PT12H")
+    return value
+
+
+IsoDuration = Annotated[
+    str,
+    Field(pattern=r"^P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?)?$"),
+    AfterValidator(_nonzero_duration),
+]
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PipelineSection(Section):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")]
+    description: str
+
+
+class AwsSection(Section):
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")]
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")]
+
+
+class DataSection(Section):
+    input_uri: Annotated[str, Field(pattern=r"^(s3|file|sample)://.+")]
+    target: NonEmpty
+    problem_type: ProblemType
+    columns: list[NonEmpty] | None = None
+    positive_class: str | None = None
+    validation_fraction: Fraction = 0.15
+    test_fraction: Fraction = 0.15
+    split_seed: int = 42
+    scoring_uri: Annotated[str, Field(pattern=r"^(s3|file)://.+")] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataSection:
+        if self.columns is not None:
+            if self.target not in self.columns:
+                raise ValueError(
+                    f"target '{self.target}' is not in columns {self.columns}; "
+                    "add it to data.columns or fix data.target"
+                )
+            if len(set(self.columns)) != len(self.columns):
+                raise ValueError("data.columns names a column twice; give each a unique name")
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise ValueError(
+                "validation_fraction + test_fraction must leave at least 10% for training"
+            )
+        if self.positive_class is not None and self.problem_type != "binary":
+            raise ValueError("positive_class applies to problem_type 'binary' only; remove it")
+        return self
+
+
+class SampleDataSection(Section):
+    rows: Annotated[int, Field(ge=100, le=50_000_000)]
+    seed: int
+
+
+class ImagesSection(Section):
+    sklearn_version: NonEmpty
+    xgboost_version: NonEmpty
+    python_version: Literal["py3"]
+
+
+class JobSection(Section):
+    instance_type: InstanceType
+    instance_count: Annotated[int, Field(ge=1, le=100)]
+    volume_size_gb: Annotated[int, Field(ge=1, le=16384)]
+    max_runtime_seconds: Annotated[int, Field(ge=60, le=2419200)]
+
+
+class JobsSection(Section):
+    preprocess: JobSection
+    data_quality: JobSection
+    train: JobSection
+    evaluate: JobSection
+    transform: JobSection
+
+
+class Hyperparameters(Section):
+    num_round: Annotated[int, Field(ge=1)]
+    max_depth: Annotated[int, Field(ge=1, le=64)]
+    eta: Annotated[float, Field(gt=0.0, le=1.0)]
+    subsample: Annotated[float, Field(gt=0.0, le=1.0)]
+    colsample_bytree: Annotated[float, Field(gt=0.0, le=1.0)]
+    min_child_weight: Annotated[float, Field(ge=0.0)]
+    reg_lambda: Annotated[float, Field(ge=0.0)]
+    early_stopping_rounds: Annotated[int, Field(ge=1)]
+    seed: int
+
+
+class TrainingSection(Section):
+    hyperparameters: Hyperparameters
+
+
+class EvaluationSection(Section):
+    metric: str | None = None
+    threshold: float | None = None
+    comparison: Literal["gte", "lte"] | None = None
+    probability_threshold: Fraction = 0.5
+    bootstrap_rounds: Annotated[int, Field(ge=0, le=1000)] = 50
+
+
+class DataQualitySection(Section):
+    skip_check: bool
+    register_new_baseline: bool
+    fail_on_violation: bool
+
+
+class RegistrySection(Section):
+    model_package_group: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
+    approval_status: ApprovalStatus
+    inference_instance_types: list[InstanceType]
+    transform_instance_types: list[InstanceType]
+
+
+class ApprovalSection(Section):
+    queue_url: Annotated[str, Field(pattern=r"^https://sqs\.[a-z0-9-]+\.amazonaws\.com/\d{12}/.+$")]
+    local_policy: Literal["auto-approve", "auto-reject", "wait"]
+    timeout_seconds: Annotated[int, Field(ge=1)]
+
+
+class TransformSection(Section):
+    max_payload_mb: Annotated[int, Field(ge=1, le=100)]
+    strategy: Literal["MultiRecord", "SingleRecord"]
+    split_type: Literal["Line", "None"]
+
+
+class CacheSection(Section):
+    enabled: bool
+    expire_after: IsoDuration
+
+
+class RetryRule(Section):
+    exception_types: list[NonEmpty]
+    max_attempts: Annotated[int, Field(ge=1, le=20)]
+    interval_seconds: Annotated[int, Field(ge=1)]
+    backoff_rate: Annotated[float, Field(ge=1.0)]
+
+
+class RetrySection(Section):
+    job: RetryRule
+    service: RetryRule
+
+
+class Config(Section):
+    """The whole configuration; `evaluation` is resolved against `data.problem_type`."""
+
+    pipeline: PipelineSection
+    aws: AwsSection
+    data: DataSection
+    sample_data: SampleDataSection
+    images: ImagesSection
+    jobs: JobsSection
+    training: TrainingSection
+    evaluation: EvaluationSection
+    data_quality: DataQualitySection
+    registry: RegistrySection
+    approval: ApprovalSection
+    transform: TransformSection
+    cache: CacheSection
+    retry: RetrySection
+
+    @model_validator(mode="after")
+    def _check_gate(self) -> Config:
+        self.gate  # noqa: B018 - resolving the gate validates metric, threshold and comparison
+        return self
+
+    @property
+    def gate(self) -> Gate:
+        """The condition's metric, threshold and comparison, defaults resolved per problem type."""
+        problem = self.data.problem_type
+        ev = self.evaluation
+        metric = ev.metric or DEFAULT_METRIC[problem]
+        if metric not in METRICS[problem]:
+            raise ValueError(
+                f"evaluation.metric '{metric}' is not written by evaluate for problem_type "
+                f"'{problem}'; choose one of {list(METRICS[problem])}"
+            )
+        higher_is_better, low, high = METRIC_BOUNDS[metric]
+        threshold = ev.threshold if ev.threshold is not None else DEFAULT_THRESHOLD.get(metric)
+        if threshold is None:
+            raise ValueError(f"evaluation.threshold is required for metric '{metric}'")
+        if not low <= threshold <= high:
+            raise ValueError(
+                f"evaluation.threshold {threshold} is outside the range of '{metric}' "
+                f"[{low}, {high}]; pick a value inside it"
+            )
+        comparison = ev.comparison or ("gte" if higher_is_better else "lte")
+        return Gate(metric=metric, threshold=threshold, comparison=comparison)
+
+
+class Gate(Section):
+    """What the CheckMetric condition compares: evaluation.json's metric against a threshold."""
+
+    metric: str
+    threshold: float
+    comparison: Literal["gte", "lte"]
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message lists every problem."""
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; pass --config with an existing file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return raw
+
+
+def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: `extends` forms a cycle through {[str(p) for p in seen]}")
+    raw = _read_yaml(path)
+    parent = raw.pop("extends", None)
+    if parent is None and path != BASE_CONFIG.resolve():
+        parent_path: Path | None = BASE_CONFIG
+    elif parent is None:
+        parent_path = None
+    else:
+        parent_path = (path.parent / str(parent)).resolve()
+    if parent_path is None:
+        return raw
+    return _deep_merge(_resolve(parent_path, (*seen, path)), raw)
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: {error.error_count()} problem(s) in the configuration:"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key; remove it or check its spelling against configs/base.yaml"
+        elif item["type"] == "missing":
+            message = "required; add it (configs/base.yaml documents every key)"
+        got = item.get("input")
+        shown = "" if item["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  - {where}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str = PIPELINE_CONFIG, env: dict[str, str] | None = None) -> Config:
+    """Load, merge and validate a config file; raise ConfigError listing every problem."""
+    path = Path(path)
+    raw = _resolve(path)
+    environ = os.environ if env is None else env
+    for variable, (section, key) in ENV_OVERRIDES.items():
+        if environ.get(variable):
+            raw.setdefault(section, {})[key] = environ[variable]
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None

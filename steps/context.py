@@ -1,0 +1,142 @@
+"""What every builder receives: the config, the session, the pipeline parameters and the code store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sagemaker.core.workflow.execution_variables import ExecutionVariables
+from sagemaker.core.workflow.functions import Join
+from sagemaker.core.workflow.parameters import (
+    Parameter,
+    ParameterBoolean,
+    ParameterFloat,
+    ParameterInteger,
+    ParameterString,
+)
+from sagemaker.core.workflow.pipeline_context import PipelineSession
+from sagemaker.mlops.workflow.retry import (
+    RetryPolicy,
+    SageMakerJobExceptionTypeEnum,
+    SageMakerJobStepRetryPolicy,
+    StepExceptionTypeEnum,
+    StepRetryPolicy,
+)
+from sagemaker.mlops.workflow.steps import CacheConfig
+
+from steps.code import CodeStore
+from steps.config import Config, JobSection
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The pipeline parameters: everything a run may change without a new definition."""
+
+    input_data_uri: ParameterString
+    preprocess_instance_type: ParameterString
+    data_quality_instance_type: ParameterString
+    train_instance_type: ParameterString
+    train_instance_count: ParameterInteger
+    evaluate_instance_type: ParameterString
+    transform_instance_type: ParameterString
+    metric_threshold: ParameterFloat
+    model_approval_status: ParameterString
+    skip_data_quality_check: ParameterBoolean
+    register_new_baseline: ParameterBoolean
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Parameters:
+        jobs = cfg.jobs
+        return cls(
+            input_data_uri=ParameterString("InputDataUri", cfg.data.input_uri),
+            preprocess_instance_type=ParameterString(
+                "PreprocessInstanceType", jobs.preprocess.instance_type
+            ),
+            data_quality_instance_type=ParameterString(
+                "DataQualityInstanceType", jobs.data_quality.instance_type
+            ),
+            train_instance_type=ParameterString("TrainInstanceType", jobs.train.instance_type),
+            train_instance_count=ParameterInteger("TrainInstanceCount", jobs.train.instance_count),
+            evaluate_instance_type=ParameterString(
+                "EvaluateInstanceType", jobs.evaluate.instance_type
+            ),
+            transform_instance_type=ParameterString(
+                "TransformInstanceType", jobs.transform.instance_type
+            ),
+            metric_threshold=ParameterFloat("MetricThreshold", cfg.gate.threshold),
+            model_approval_status=ParameterString(
+                "ModelApprovalStatus",
+                cfg.registry.approval_status,
+                enum_values=["PendingManualApproval", "Approved", "Rejected"],
+            ),
+            skip_data_quality_check=ParameterBoolean(
+                name="SkipDataQualityCheck", default_value=cfg.data_quality.skip_check
+            ),
+            register_new_baseline=ParameterBoolean(
+                name="RegisterNewBaseline", default_value=cfg.data_quality.register_new_baseline
+            ),
+        )
+
+    def all(self) -> list[Parameter]:
+        """In declaration order, as the pipeline lists them."""
+        return [getattr(self, name) for name in self.__dataclass_fields__]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Shared by every builder; builders read from it and never change it."""
+
+    cfg: Config
+    session: PipelineSession
+    params: Parameters
+    code: CodeStore
+
+    def output_uri(self, step_name: str, output_name: str) -> Join:
+        """Where a step writes an output: one prefix per execution, step and output.
+
+        Output locations are not part of SageMaker's cache key, so an execution-scoped path keeps
+        runs apart without costing cache hits.
+        """
+        return Join(
+            on="/",
+            values=[
+                f"s3://{self.cfg.aws.bucket}/{self.cfg.aws.prefix}/runs",
+                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                step_name,
+                output_name,
+            ],
+        )
+
+    @property
+    def cache_config(self) -> CacheConfig:
+        return CacheConfig(
+            enable_caching=self.cfg.cache.enabled, expire_after=self.cfg.cache.expire_after
+        )
+
+    def job(self, step_key: str) -> JobSection:
+        section: JobSection = getattr(self.cfg.jobs, step_key)
+        return section
+
+    def service_retry_policies(self) -> list[RetryPolicy]:
+        """Retries on the Pipelines service's own faults and throttling (any step)."""
+        rule = self.cfg.retry.service
+        return [
+            StepRetryPolicy(
+                exception_types=[StepExceptionTypeEnum(t) for t in rule.exception_types],
+                max_attempts=rule.max_attempts,
+                interval_seconds=rule.interval_seconds,
+                backoff_rate=rule.backoff_rate,
+            )
+        ]
+
+    def job_retry_policies(self) -> list[RetryPolicy]:
+        """Service retries plus retries of the SageMaker job (capacity, internal errors)."""
+        rule = self.cfg.retry.job
+        return [
+            *self.service_retry_policies(),
+            SageMakerJobStepRetryPolicy(
+                exception_types=[SageMakerJobExceptionTypeEnum(t) for t in rule.exception_types],
+                max_attempts=rule.max_attempts,
+                interval_seconds=rule.interval_seconds,
+                backoff_rate=rule.backoff_rate,
+            ),
+        ]

@@ -1,0 +1,42 @@
+"""DataQuality: Model Monitor baseline of the train split, and drift against the approved baseline."""
+
+from __future__ import annotations
+
+from sagemaker.core.model_monitor.dataset_format import DatasetFormat
+from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
+from sagemaker.mlops.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
+from sagemaker.mlops.workflow.steps import ProcessingStep
+
+from scripts import preprocess as job
+from steps.context import BuildContext
+from steps.jobs import output_s3_uri
+
+STEP_NAME = "DataQuality"
+RESULTS_OUTPUT = "results"
+
+
+def build_data_quality_step(ctx: BuildContext, preprocess: ProcessingStep) -> QualityCheckStep:
+    spec = ctx.job("data_quality")
+    return QualityCheckStep(
+        name=STEP_NAME,
+        description="Baseline statistics and constraints of the train split; drift check.",
+        quality_check_config=DataQualityCheckConfig(
+            baseline_dataset=output_s3_uri(preprocess, job.TRAIN),
+            dataset_format=DatasetFormat.csv(header=True),
+            output_s3_uri=ctx.output_uri(STEP_NAME, RESULTS_OUTPUT),
+        ),
+        check_job_config=CheckJobConfig(
+            role=ctx.cfg.aws.role_arn,
+            instance_count=spec.instance_count,
+            instance_type=ctx.params.data_quality_instance_type,
+            volume_size_in_gb=spec.volume_size_gb,
+            max_runtime_in_seconds=spec.max_runtime_seconds,
+            base_job_name=f"{ctx.cfg.pipeline.name}-data-quality",
+            sagemaker_session=ctx.session,
+        ),
+        skip_check=ctx.params.skip_data_quality_check,
+        register_new_baseline=ctx.params.register_new_baseline,
+        fail_on_violation=ctx.cfg.data_quality.fail_on_violation,
+        model_package_group_name=ctx.cfg.registry.model_package_group,
+        cache_config=ctx.cache_config,
+    )

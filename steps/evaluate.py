@@ -1,0 +1,64 @@
+"""Evaluate: score the test split through the serving code and write evaluation.json."""
+
+from __future__ import annotations
+
+from sagemaker.core.workflow.functions import Join
+from sagemaker.core.workflow.properties import PropertyFile
+from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
+
+from scripts import evaluate as job
+from scripts import preprocess as data
+from steps.context import BuildContext
+from steps.jobs import XGBOOST, output_s3_uri, processing_input, processing_output, script_processor
+
+STEP_NAME = "Evaluate"
+SCRIPT = "evaluate.py"
+SERVING_SCRIPT = "inference.py"
+REPORT_NAME = "EvaluationReport"
+MODEL_INPUT = "model"
+TEST_INPUT = "test"
+SERVING_CODE_INPUT = "serving-code"
+
+
+def evaluation_report() -> PropertyFile:
+    """The property file the condition reads its metric from."""
+    return PropertyFile(name=REPORT_NAME, output_name=job.EVALUATION_OUTPUT, path=job.EVALUATION_FILE)
+
+
+def build_evaluate_step(
+    ctx: BuildContext, preprocess: ProcessingStep, train: TrainingStep, report: PropertyFile
+) -> ProcessingStep:
+    processor = script_processor(ctx, "evaluate", XGBOOST, ctx.params.evaluate_instance_type)
+    step_args = processor.run(
+        code=ctx.code.script(SCRIPT),
+        inputs=[
+            processing_input(
+                MODEL_INPUT, train.properties.ModelArtifacts.S3ModelArtifacts, job.MODEL_INPUT_DIR
+            ),
+            processing_input(TEST_INPUT, output_s3_uri(preprocess, data.TEST), job.TEST_INPUT_DIR),
+            processing_input(
+                SERVING_CODE_INPUT, ctx.code.prefix(SERVING_SCRIPT), job.SERVING_CODE_DIR
+            ),
+        ],
+        outputs=[
+            processing_output(ctx, STEP_NAME, job.EVALUATION_OUTPUT, job.EVALUATION_OUTPUT_DIR)
+        ],
+        arguments=[
+            "--problem-type", ctx.cfg.data.problem_type,
+            "--threshold-probability", str(ctx.cfg.evaluation.probability_threshold),
+            "--bootstrap-rounds", str(ctx.cfg.evaluation.bootstrap_rounds),
+        ],  # fmt: skip
+    )
+    return ProcessingStep(
+        name=STEP_NAME,
+        step_args=step_args,
+        description="Score the test split with the serving code; write evaluation.json.",
+        property_files=[report],
+        cache_config=ctx.cache_config,
+        retry_policies=ctx.job_retry_policies(),
+    )
+
+
+def report_uri(evaluate: ProcessingStep) -> Join:
+    """The S3 URI of evaluation.json, for the model registry's metrics."""
+    return Join(on="/", values=[output_s3_uri(evaluate, job.EVALUATION_OUTPUT), job.EVALUATION_FILE])

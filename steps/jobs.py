@@ -1,0 +1,87 @@
+"""Small constructors shared by the job-step builders: processors, processing inputs and outputs."""
+
+from __future__ import annotations
+
+from sagemaker.core import image_uris
+from sagemaker.core.helper.pipeline_variable import PipelineVariable
+from sagemaker.core.processing import ScriptProcessor
+from sagemaker.core.shapes import (
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingS3Input,
+    ProcessingS3Output,
+)
+
+from steps.context import BuildContext
+
+SKLEARN = "sklearn"
+XGBOOST = "xgboost"
+
+
+def image_uri(ctx: BuildContext, framework: str, scope: str) -> str:
+    """The framework image for the configured region and version (resolved offline by the SDK)."""
+    images = ctx.cfg.images
+    version = images.sklearn_version if framework == SKLEARN else images.xgboost_version
+    uri: str = image_uris.retrieve(
+        framework,
+        region=ctx.cfg.aws.region,
+        version=version,
+        py_version=images.python_version,
+        image_scope=scope,
+        instance_type="ml.m5.xlarge",
+    )
+    return uri
+
+
+def script_processor(
+    ctx: BuildContext,
+    job_key: str,
+    framework: str,
+    instance_type: PipelineVariable,
+) -> ScriptProcessor:
+    """A processor that runs one of our scripts with `python3` on a framework image."""
+    job = ctx.job(job_key)
+    return ScriptProcessor(
+        role=ctx.cfg.aws.role_arn,
+        image_uri=image_uri(ctx, framework, "training"),
+        command=["python3"],
+        instance_count=job.instance_count,
+        instance_type=instance_type,
+        volume_size_in_gb=job.volume_size_gb,
+        max_runtime_in_seconds=job.max_runtime_seconds,
+        base_job_name=f"{ctx.cfg.pipeline.name}-{job_key.replace('_', '-')}",
+        sagemaker_session=ctx.session,
+    )
+
+
+def processing_input(name: str, source: str | PipelineVariable, local_path: str) -> ProcessingInput:
+    return ProcessingInput(
+        input_name=name,
+        s3_input=ProcessingS3Input(
+            s3_uri=source,
+            local_path=local_path,
+            s3_data_type="S3Prefix",
+            s3_input_mode="File",
+            s3_data_distribution_type="FullyReplicated",
+        ),
+    )
+
+
+def processing_output(
+    ctx: BuildContext, step_name: str, name: str, local_path: str
+) -> ProcessingOutput:
+    return ProcessingOutput(
+        output_name=name,
+        s3_output=ProcessingS3Output(
+            s3_uri=ctx.output_uri(step_name, name),
+            local_path=local_path,
+            s3_upload_mode="EndOfJob",
+        ),
+    )
+
+
+def output_s3_uri(step: object, name: str) -> PipelineVariable:
+    """The S3 URI a processing step wrote its output `name` to (a property reference)."""
+    outputs = step.properties.ProcessingOutputConfig.Outputs  # type: ignore[attr-defined]
+    uri: PipelineVariable = outputs[name].S3Output.S3Uri
+    return uri

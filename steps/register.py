@@ -1,0 +1,70 @@
+"""Register: a model package version (pending approval) with its metrics and drift baselines."""
+
+from __future__ import annotations
+
+from sagemaker.core.drift_check_baselines import DriftCheckBaselines
+from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.core.workflow.functions import Join
+from sagemaker.mlops.workflow.model_step import ModelStep
+from sagemaker.mlops.workflow.quality_check_step import QualityCheckStep
+from sagemaker.mlops.workflow.steps import TrainingStep
+from sagemaker.serve.model_builder import ModelBuilder
+
+from scripts import inference as serving
+from steps.context import BuildContext
+from steps.jobs import XGBOOST, image_uri
+
+STEP_NAME = "Register"
+SERVING_SCRIPT = "inference.py"
+CONTENT_TYPE_JSON = "application/json"
+
+
+def serving_model(ctx: BuildContext, train: TrainingStep) -> ModelBuilder:
+    """The XGBoost serving container running scripts/inference.py on the trained artifact."""
+    return ModelBuilder(
+        image_uri=image_uri(ctx, XGBOOST, "inference"),
+        s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
+        role_arn=ctx.cfg.aws.role_arn,
+        env_vars={
+            "SAGEMAKER_PROGRAM": SERVING_SCRIPT,
+            "SAGEMAKER_SUBMIT_DIRECTORY": ctx.code.sourcedir(SERVING_SCRIPT),
+            "SAGEMAKER_REGION": ctx.cfg.aws.region,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        },
+        sagemaker_session=ctx.session,
+        # The code travels as SAGEMAKER_SUBMIT_DIRECTORY above; with the SDK's default
+        # dependency detection it would also upload code while the definition is built.
+        dependencies=None,
+    )
+
+
+def build_register_step(
+    ctx: BuildContext, train: TrainingStep, data_quality: QualityCheckStep, report_uri: Join
+) -> ModelStep:
+    quality = data_quality.properties
+    step_args = serving_model(ctx, train).register(
+        model_package_group_name=ctx.cfg.registry.model_package_group,
+        content_types=[serving.CONTENT_TYPE_CSV],
+        response_types=[serving.CONTENT_TYPE_CSV],
+        inference_instances=list(ctx.cfg.registry.inference_instance_types),
+        transform_instances=list(ctx.cfg.registry.transform_instance_types),
+        approval_status=ctx.params.model_approval_status,
+        model_metrics=ModelMetrics(
+            model_statistics=MetricsSource(content_type=CONTENT_TYPE_JSON, s3_uri=report_uri),
+            model_data_statistics=MetricsSource(
+                content_type=CONTENT_TYPE_JSON, s3_uri=quality.CalculatedBaselineStatistics
+            ),
+            model_data_constraints=MetricsSource(
+                content_type=CONTENT_TYPE_JSON, s3_uri=quality.CalculatedBaselineConstraints
+            ),
+        ),
+        drift_check_baselines=DriftCheckBaselines(
+            model_data_statistics=MetricsSource(
+                content_type=CONTENT_TYPE_JSON, s3_uri=quality.BaselineUsedForDriftCheckStatistics
+            ),
+            model_data_constraints=MetricsSource(
+                content_type=CONTENT_TYPE_JSON, s3_uri=quality.BaselineUsedForDriftCheckConstraints
+            ),
+        ),
+    )
+    return ModelStep(name=STEP_NAME, step_args=step_args, retry_policies=ctx.service_retry_policies())

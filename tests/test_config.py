@@ -1,0 +1,122 @@
+"""Config loading: merging over base.yaml, env overrides, and one error listing every problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from steps.config import BASE_CONFIG, LOCAL_CONFIG, PIPELINE_CONFIG, ConfigError, load_config
+
+MINIMAL = """\
+data:
+  input_uri: file:///tmp/data.csv
+  target: label
+  problem_type: binary
+  columns: [a, b, label]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_committed_configs_load() -> None:
+    published = load_config(PIPELINE_CONFIG, env={})
+    local = load_config(LOCAL_CONFIG, env={})
+    assert published.model_dump(exclude={"data"}) == local.model_dump(exclude={"data"})
+    assert local.data.input_uri == "sample://default"
+    assert published.gate.metric == "auc" and published.gate.comparison == "gte"
+
+
+def test_base_alone_lacks_the_required_data_fields() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(BASE_CONFIG, env={})
+    for field in ("data.input_uri", "data.target", "data.problem_type"):
+        assert f"{field}: required" in str(caught.value)
+
+
+def test_minimal_user_config_is_enough(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL), env={})
+    assert cfg.data.columns == ["a", "b", "label"]
+    published = load_config(PIPELINE_CONFIG, env={})
+    assert cfg.training == published.training and cfg.jobs == published.jobs
+
+
+def test_regression_defaults_to_r2(tmp_path: Path) -> None:
+    text = MINIMAL.replace("binary", "regression")
+    gate = load_config(write(tmp_path, text), env={}).gate
+    assert (gate.metric, gate.comparison) == ("r2", "gte")
+
+
+def test_environment_overrides_account_values(tmp_path: Path) -> None:
+    role = "arn:aws:iam::210987654321:role/mine"
+    cfg = load_config(write(tmp_path, MINIMAL), env={"PIPELINE_ROLE_ARN": role})
+    assert cfg.aws.role_arn == role
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    text = MINIMAL + """\
+jobs:
+  train:
+    instance_type: m5.large
+    instance_count: zero
+training:
+  hyperparameters:
+    eta: 3
+cache:
+  expire_after: thirty days
+colour: blue
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env={})
+    message = str(caught.value)
+    for expected in (
+        "jobs.train.instance_type",
+        "jobs.train.instance_count",
+        "training.hyperparameters.eta",
+        "cache.expire_after",
+        "colour: unknown key",
+    ):
+        assert expected in message, expected
+    assert "5 problem(s)" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("evaluation: {metric: rmse}", "not written by evaluate for problem_type 'binary'"),
+        ("evaluation: {threshold: 1.5}", "outside the range of 'auc'"),
+        ("registry: {approval_status: Maybe}", "registry.approval_status"),
+    ],
+)
+def test_invalid_values_name_the_field_and_the_fix(tmp_path: Path, extra: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, MINIMAL + extra + "\n"), env={})
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("target: label", "target: nope", "target 'nope' is not in columns"),
+        ("problem_type: binary", "problem_type: multiclass", "data.problem_type"),
+        ("columns: [a, b, label]", "columns: [a, a, label]", "names a column twice"),
+    ],
+)
+def test_invalid_data_section(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, MINIMAL.replace(old, new)), env={})
+
+
+def test_missing_required_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data.target: required"):
+        load_config(write(tmp_path, "data: {input_uri: 's3://b/k', problem_type: binary}\n"), env={})
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.yaml", env={})
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "data: [unclosed\n"), env={})

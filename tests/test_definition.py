@@ -1,0 +1,188 @@
+"""The published definition: steps, edges, property references, parameters, policies, golden."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines.publish import flatten_steps
+from scripts import evaluate as evaluate_job
+from steps.config import Config
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "pipeline.json"
+EXPECTED_TYPES = {
+    "Preprocess": "Processing",
+    "DataQuality": "QualityCheck",
+    "Train": "Training",
+    "Evaluate": "Processing",
+    "CheckMetric": "Condition",
+    "Register": "RegisterModel",
+    "Approval": "Callback",
+    "CreateModel": "Model",
+    "BatchScore": "Transform",
+    "MetricBelowThreshold": "Fail",
+}
+JOB_STEPS = ("Preprocess", "Train", "Evaluate", "BatchScore")
+CACHEABLE = ("Preprocess", "DataQuality", "Train", "Evaluate", "BatchScore")
+STEP_REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9-]+)\.(.+)$")
+
+
+def references(node: Any) -> list[str]:
+    """Every `Get` expression in a JSON subtree."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Get" and isinstance(value, str):
+                found.append(value)
+            else:
+                found += references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += references(item)
+    return found
+
+
+def test_every_step_present_with_its_type(definition: dict) -> None:
+    steps = flatten_steps(definition)
+    assert {name: step["Type"] for name, step in steps.items()} == EXPECTED_TYPES
+
+
+def test_condition_branches_hold_the_gated_steps(definition: dict) -> None:
+    condition = flatten_steps(definition)["CheckMetric"]["Arguments"]
+    assert [s["Name"] for s in condition["IfSteps"]] == [
+        "Register", "Approval", "CreateModel", "BatchScore"
+    ]  # fmt: skip
+    assert [s["Name"] for s in condition["ElseSteps"]] == ["MetricBelowThreshold"]
+
+
+def test_property_references_resolve_to_existing_steps_and_outputs(definition: dict) -> None:
+    steps = flatten_steps(definition)
+    parameters = {p["Name"] for p in definition["Parameters"]}
+    for name, step in steps.items():
+        for ref in references(step):
+            if ref.startswith("Parameters."):
+                assert ref.removeprefix("Parameters.") in parameters, (name, ref)
+                continue
+            if ref.startswith("Execution."):
+                assert ref == "Execution.PipelineExecutionId", (name, ref)
+                continue
+            match = STEP_REFERENCE.match(ref)
+            assert match, (name, ref)
+            target, path = match.groups()
+            assert target in steps and target != name, (name, ref)
+            outputs = re.findall(r"Outputs\['([^']+)'\]", path)
+            for output in outputs:
+                produced = steps[target]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+                assert output in {o["OutputName"] for o in produced}, (name, ref)
+            if path.startswith("PropertyFiles."):
+                files = {f["PropertyFileName"] for f in steps[target]["PropertyFiles"]}
+                assert path.removeprefix("PropertyFiles.") in files, (name, ref)
+
+
+def test_edges_follow_the_graph(definition: dict) -> None:
+    steps = flatten_steps(definition)
+
+    def upstream(name: str) -> set[str]:
+        found = {m.group(1) for r in references(steps[name]) if (m := STEP_REFERENCE.match(r))}
+        return found | set(steps[name].get("DependsOn", []))
+
+    assert upstream("DataQuality") == {"Preprocess"}
+    assert upstream("Train") == {"Preprocess"}
+    assert upstream("Evaluate") == {"Preprocess", "Train"}
+    assert upstream("Register") == {"Train", "DataQuality", "Evaluate"}
+    assert upstream("Approval") == {"Register", "Evaluate"}
+    assert upstream("CreateModel") == {"Train", "Approval"}
+    assert upstream("BatchScore") == {"Preprocess", "CreateModel"}
+
+
+def test_condition_reads_a_key_that_evaluate_writes(definition: dict, base_config: Config) -> None:
+    condition = flatten_steps(definition)["CheckMetric"]["Arguments"]["Conditions"][0]
+    json_get = condition["LeftValue"]["Std:JsonGet"]
+    assert json_get["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    problem = base_config.data.problem_type
+    assert json_get["Path"] == evaluate_job.metric_json_path(problem, base_config.gate.metric)
+    assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
+    report = flatten_steps(definition)["Evaluate"]["PropertyFiles"][0]
+    assert report == {
+        "FilePath": evaluate_job.EVALUATION_FILE,
+        "OutputName": evaluate_job.EVALUATION_OUTPUT,
+        "PropertyFileName": "EvaluationReport",
+    }
+
+
+def test_parameters_round_trip_the_config(definition: dict, base_config: Config) -> None:
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    jobs = base_config.jobs
+    assert defaults == {
+        "InputDataUri": base_config.data.input_uri,
+        "PreprocessInstanceType": jobs.preprocess.instance_type,
+        "DataQualityInstanceType": jobs.data_quality.instance_type,
+        "TrainInstanceType": jobs.train.instance_type,
+        "TrainInstanceCount": jobs.train.instance_count,
+        "EvaluateInstanceType": jobs.evaluate.instance_type,
+        "TransformInstanceType": jobs.transform.instance_type,
+        "MetricThreshold": base_config.gate.threshold,
+        "ModelApprovalStatus": base_config.registry.approval_status,
+        "SkipDataQualityCheck": base_config.data_quality.skip_check,
+        "RegisterNewBaseline": base_config.data_quality.register_new_baseline,
+    }
+    used = {r for r in references(definition["Steps"]) if r.startswith("Parameters.")}
+    assert used == {f"Parameters.{name}" for name in defaults}, "a parameter is declared but unused"
+
+
+def test_job_steps_retry_and_cacheable_steps_cache(definition: dict, base_config: Config) -> None:
+    steps = flatten_steps(definition)
+    for name in JOB_STEPS:
+        kinds = {p["ExceptionType"][0].split(".")[0] for p in steps[name]["RetryPolicies"]}
+        assert kinds == {"Step", "SageMaker"}, name
+    for name in CACHEABLE:
+        assert steps[name]["CacheConfig"] == {
+            "Enabled": base_config.cache.enabled,
+            "ExpireAfter": base_config.cache.expire_after,
+        }, name
+
+
+def test_training_code_is_content_addressed_not_timestamped(definition: dict) -> None:
+    train = flatten_steps(definition)["Train"]["Arguments"]
+    submit = train["HyperParameters"]["sagemaker_submit_directory"]
+    assert re.fullmatch(r"s3://[^/]+/.+/code/[0-9a-f]{64}/sourcedir\.tar\.gz", submit)
+    assert [c["ChannelName"] for c in train["InputDataConfig"]] == [
+        "train", "validation", "transformer"
+    ]  # fmt: skip
+    assert not re.search(r"\d{14}", json.dumps(train)), "a timestamp would defeat step caching"
+
+
+def test_build_needs_no_network_and_no_credentials(no_network: None, base_config: Config) -> None:
+    from pipelines.definition import build
+
+    assert json.loads(build(base_config).definition)["Steps"]
+
+
+def test_definition_matches_the_golden_snapshot(built) -> None:  # type: ignore[no-untyped-def]
+    assert GOLDEN.is_file(), "run `make golden` to create tests/golden/pipeline.json"
+    assert built.definition == GOLDEN.read_text(encoding="utf-8"), (
+        "the published definition changed: review the diff, then run `make golden`"
+    )
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "regression"])
+def test_objective_and_gate_follow_the_problem_type(problem_type: str, tmp_path: Path) -> None:
+    from pipelines.definition import build
+    from steps.config import load_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"data: {{input_uri: 's3://b/k.csv', target: y, problem_type: {problem_type}}}\n"
+    )
+    document = json.loads(build(load_config(config, env={})).definition)
+    steps = flatten_steps(document)
+    objective = steps["Train"]["Arguments"]["HyperParameters"]["objective"]
+    path = steps["CheckMetric"]["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]["Path"]
+    if problem_type == "binary":
+        assert (objective, path) == ("binary:logistic", "binary_classification_metrics.auc.value")
+    else:
+        assert (objective, path) == ("reg:squarederror", "regression_metrics.r2.value")
