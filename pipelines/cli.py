@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 a run or publish failed, 2 bad input (config, arguments).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ DEFINITION_FILE = BUILD_DIR / "pipeline.json"
 GOLDEN_FILE = ROOT / "tests" / "golden" / "pipeline.json"
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -32,8 +34,10 @@ def _build(cfg: Config):  # type: ignore[no-untyped-def]
     from pipelines.sdk import prepare_sdk
 
     prepare_sdk(cfg)
+    logging.disable(logging.INFO)  # the SDK logs its config search at import
     from pipelines.definition import build
 
+    logging.disable(logging.NOTSET)
     return build(cfg)
 
 
@@ -90,13 +94,66 @@ def cmd_upsert(args: argparse.Namespace) -> int:
 
 
 def cmd_run_local(args: argparse.Namespace) -> int:
-    load_config(args.config)
-    print(
-        "run-local: not yet available; the local runtime is being built. "
-        "Use `make definition` to check the graph offline.",
-        file=sys.stderr,
-    )
-    return EXIT_FAILED
+    cfg = load_config(args.config)
+    built = _build(cfg)
+    from pipelines.local import LocalRunError, run_local, summary_table
+
+    try:
+        run = run_local(
+            cfg,
+            built,
+            retry=args.retry,
+            wait_for_approval=args.wait_for_approval,
+            approval_timeout=args.approval_timeout,
+        )
+    except (LocalRunError, ValueError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: the run is recorded as Stopped; resume it with --retry", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary_table(run))
+    return 0 if run.execution.status == "Succeeded" else EXIT_FAILED
+
+
+def _answer(args: argparse.Namespace, approved: bool) -> int:
+    from pipelines.local import answer_approval, runner_for
+
+    cfg = load_config(args.config)
+    state = runner_for(cfg).state
+    pending = state.callbacks(execution_id=args.execution, status="pending")
+    if not pending:
+        print(f"ERROR: execution {args.execution} has no pending approval", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for callback in pending:
+        answer_approval(state, callback.token, approved, args.reviewer, args.reason)
+        print(f"{'approved' if approved else 'rejected'} {callback.step} of {args.execution}")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _answer(args, approved=True)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    return _answer(args, approved=False)
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from pipelines.local import runner_for
+
+    cfg = load_config(args.config)
+    packages = runner_for(cfg).state.packages(args.group or cfg.registry.model_package_group)
+    if not packages:
+        print("no model packages")
+    for package in packages:
+        metrics = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
+        print(
+            f"{package['ModelPackageGroupName']} v{package['ModelPackageVersion']:<3} "
+            f"{package['ModelApprovalStatus']:<22} {package['ExecutionId']}  "
+            f"{package.get('ApprovalDescription') or ''}  {metrics.get('S3Uri', '')}"
+        )
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -114,7 +171,24 @@ def parser() -> argparse.ArgumentParser:
     verb("golden", cmd_golden, "regenerate the committed golden definition", PIPELINE_CONFIG)
     verb("validate", cmd_validate, "check a config file and show what it resolves to", PIPELINE_CONFIG)
     verb("upsert", cmd_upsert, "create or update the pipeline on SageMaker", PIPELINE_CONFIG)
-    verb("run-local", cmd_run_local, "run the pipeline on this machine", LOCAL_CONFIG)
+    sub = verb("run-local", cmd_run_local, "run the pipeline on this machine", LOCAL_CONFIG)
+    sub.add_argument("--retry", metavar="EXECUTION", help="resume a failed or stopped execution")
+    sub.add_argument(
+        "--wait-for-approval",
+        action="store_true",
+        help="wait for `approve`/`reject` from another terminal instead of approval.local_policy",
+    )
+    sub.add_argument("--approval-timeout", type=float, help="seconds to wait for an answer")
+    for name, handler, text in (
+        ("approve", cmd_approve, "approve the pending model of a local execution"),
+        ("reject", cmd_reject, "reject the pending model of a local execution"),
+    ):
+        sub = verb(name, handler, text, LOCAL_CONFIG)
+        sub.add_argument("execution", help="the execution id run-local printed")
+        sub.add_argument("--reason", default="reviewed locally", help="why (kept with the package)")
+        sub.add_argument("--reviewer", default=os.environ.get("USER", "reviewer"))
+    sub = verb("registry", cmd_registry, "list the local Model Registry", LOCAL_CONFIG)
+    sub.add_argument("--group", help="model package group (default: the configured one)")
     return root
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,13 @@ def build(
             boto_session=boto3.Session(region_name=cfg.aws.region),
             default_bucket=cfg.aws.bucket,
         )
-    pipeline, code = create_pipeline(cfg, session, scripts_dir)
-    definition = canonical_json(pipeline.definition())
+    # The SDK narrates every build at INFO ("Model has been created", "Popping out ..."): what it
+    # leaves out of the definition shows in the golden snapshot instead.
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        pipeline, code = create_pipeline(cfg, session, scripts_dir)
+        definition = canonical_json(pipeline.definition())
+    finally:
+        logging.disable(previous)
     return BuiltPipeline(pipeline=pipeline, definition=definition, code=code.artifacts)

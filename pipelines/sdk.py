@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 
@@ -18,7 +17,4 @@ def prepare_sdk(cfg: Config) -> None:
     os.environ["AWS_DEFAULT_REGION"] = cfg.aws.region
     os.environ["AWS_REGION"] = cfg.aws.region
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
-    # The SDK narrates every build ("Popping out 'ProcessingJobName'...", "No Wait, No Logs");
-    # what it leaves out of the definition is what the golden snapshot shows.
-    logging.getLogger("sagemaker").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")

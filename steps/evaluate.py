@@ -44,6 +44,10 @@ def build_evaluate_step(
             processing_output(ctx, STEP_NAME, job.EVALUATION_OUTPUT, job.EVALUATION_OUTPUT_DIR)
         ],
         arguments=[
+            "--model-dir", job.MODEL_INPUT_DIR,
+            "--test-dir", job.TEST_INPUT_DIR,
+            "--serving-code-dir", job.SERVING_CODE_DIR,
+            "--output-dir", job.EVALUATION_OUTPUT_DIR,
             "--problem-type", ctx.cfg.data.problem_type,
             "--threshold-probability", str(ctx.cfg.evaluation.probability_threshold),
             "--bootstrap-rounds", str(ctx.cfg.evaluation.bootstrap_rounds),

@@ -16,6 +16,8 @@ DATA_INPUT = "data"
 def job_arguments(ctx: BuildContext) -> list[str]:
     data = ctx.cfg.data
     args = [
+        "--input-dir", job.INPUT_DIR,
+        "--output-root", job.OUTPUT_ROOT,
         "--target", data.target,
         "--problem-type", data.problem_type,
         "--validation-fraction", str(data.validation_fraction),

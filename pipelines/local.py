@@ -1,0 +1,243 @@
+"""`make run-local`: the published definition, executed by the host-process runtime.
+
+Only the session differs from SageMaker: the document is the one `make upsert` publishes, its
+code objects are placed in the local artifact store exactly as upsert uploads them, and the data
+input is passed as the InputDataUri parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.definition import BuiltPipeline
+from runtime.engine import FAILED, SUCCEEDED, Execution, Hooks, LocalPipelineRunner, StepRecord
+from runtime.state import APPROVED, REJECTED, LocalState
+from steps import approval as approval_step
+from steps.config import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKSPACE = ROOT / "build" / "local"
+LAST_RUN = "last-run.json"
+SAMPLE_SCHEME = "sample://"
+LOCAL_REVIEWER = "local-policy"
+
+
+class LocalRunError(ValueError):
+    """A local run that cannot start as configured; the message names the input and the fix."""
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    execution: Execution
+    metrics: dict[str, float]
+    oracle_auc: float | None
+    bootstrapped_baseline: bool
+
+
+def runner_for(cfg: Config, workspace: Path = WORKSPACE) -> LocalPipelineRunner:
+    return LocalPipelineRunner(workspace, cfg.aws.region, max_parallel=os.cpu_count() or 2)
+
+
+def input_uri(cfg: Config, runner: LocalPipelineRunner) -> str:
+    """The InputDataUri a local run passes: the built-in data, a local file, or a stored object."""
+    uri = cfg.data.input_uri
+    if uri.startswith(SAMPLE_SCHEME):
+        from pipelines.sample_data import ensure_dataset
+
+        sample = cfg.sample_data
+        path = runner.workspace / "data" / f"default-{sample.rows}-{sample.seed}.csv"
+        return ensure_dataset(path, rows=sample.rows, seed=sample.seed).resolve().as_uri()
+    path = runner.store.path(uri)
+    if not path.exists():
+        where = "" if uri.startswith("file://") else f" (a local run reads s3:// from {path})"
+        raise LocalRunError(
+            f"data.input_uri {uri!r} does not exist{where}; point data.input_uri at an existing "
+            "CSV file, e.g. file:///path/to/data.csv"
+        )
+    return uri
+
+
+def answer_approval(
+    state: LocalState, token: str, approved: bool, reviewer: str, reason: str
+) -> None:
+    """Answer the Approval callback and set the package's approval status to match."""
+    (callback,) = [c for c in state.callbacks(status="pending") if c.token == token]
+    arn = callback.message["arguments"][approval_step.MODEL_PACKAGE_ARN]
+    if approved:
+        state.set_approval(arn, APPROVED, f"{reviewer}: {reason}")
+        state.answer_callback(
+            token,
+            outputs={
+                approval_step.DECISION: approval_step.APPROVED,
+                approval_step.REVIEWER: reviewer,
+                approval_step.REASON: reason,
+            },
+        )
+    else:
+        state.set_approval(arn, REJECTED, f"{reviewer}: {reason}")
+        state.answer_callback(token, failure_reason=f"Rejected by {reviewer}: {reason}")
+
+
+def _policy_hook(cfg: Config, wait_for_approval: bool):  # type: ignore[no-untyped-def]
+    policy = "wait" if wait_for_approval else cfg.approval.local_policy
+
+    def on_callback(state: LocalState, token: str, message: dict[str, Any]) -> None:
+        arguments = message["arguments"]
+        if policy == "wait":
+            execution = message["pipelineExecutionArn"].rsplit("/", 1)[-1]
+            print(
+                f"  waiting for approval of {arguments[approval_step.MODEL_PACKAGE_ARN]} "
+                f"({arguments[approval_step.METRIC_NAME]} = {arguments[approval_step.METRIC_VALUE]}):\n"
+                f"    python -m pipelines approve {execution} --reason '...'\n"
+                f"    python -m pipelines reject {execution} --reason '...'",
+                flush=True,
+            )
+            return
+        approved = policy == "auto-approve"
+        answer_approval(
+            state, token, approved, LOCAL_REVIEWER, f"{policy} (approval.local_policy)"
+        )
+
+    return on_callback
+
+
+def _print_step(record: StepRecord) -> None:
+    if record.status == "Executing":
+        print(f"  {record.name:<22} started", flush=True)
+    else:
+        cached = " (cache hit)" if record.cache_hit else ""
+        print(f"  {record.name:<22} {record.status.lower()}{cached} in {record.seconds:.1f}s", flush=True)
+
+
+def run_local(
+    cfg: Config,
+    built: BuiltPipeline,
+    *,
+    retry: str | None = None,
+    wait_for_approval: bool = False,
+    approval_timeout: float | None = None,
+    parameters: dict[str, Any] | None = None,
+    workspace: Path = WORKSPACE,
+    quiet: bool = False,
+) -> LocalRun:
+    runner = runner_for(cfg, workspace)
+    for artifact in built.code:  # what upsert uploads, placed where the definition names it
+        target = runner.store.path(artifact.s3_uri)
+        if not target.is_file() or target.read_bytes() != artifact.payload:
+            runner.store.put_bytes(artifact.s3_uri, artifact.payload)
+    runner.state.ensure_group(cfg.registry.model_package_group, "local runs")
+    values: dict[str, Any] = {"InputDataUri": input_uri(cfg, runner), **(parameters or {})}
+    bootstrapped = False
+    if runner.state.latest_approved(cfg.registry.model_package_group) is None and not retry:
+        # A new group has no approved baseline to check drift against: SageMaker's documented
+        # first run computes and registers one without checking.
+        values.setdefault("SkipDataQualityCheck", True)
+        values.setdefault("RegisterNewBaseline", True)
+        bootstrapped = True
+    hooks = Hooks(
+        on_callback=_policy_hook(cfg, wait_for_approval),
+        on_step=None if quiet else _print_step,
+        callback_timeout_seconds=approval_timeout or cfg.approval.timeout_seconds,
+    )
+    execution = runner.start(
+        cfg.pipeline.name, json.loads(built.definition), values, hooks=hooks, retry_of=retry
+    )
+    metrics = evaluation_metrics(runner, execution)
+    oracle = sample_oracle_auc(cfg, runner, execution)
+    run = LocalRun(execution, metrics, oracle, bootstrapped)
+    write_summary(runner, run)
+    return run
+
+
+def evaluation_metrics(runner: LocalPipelineRunner, execution: Execution) -> dict[str, float]:
+    """The metric values of the evaluation report, flattened to name -> value."""
+    from scripts import evaluate as job
+    from steps.evaluate import STEP_NAME
+
+    record = execution.steps.get(STEP_NAME)
+    if record is None or record.status != SUCCEEDED:
+        return {}
+    outputs = record.properties["ProcessingOutputConfig"]["Outputs"]
+    (output,) = [o for o in outputs if o["OutputName"] == job.EVALUATION_OUTPUT]
+    report = json.loads(
+        runner.store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + job.EVALUATION_FILE).read_text()
+    )
+    metrics = next(v for k, v in report.items() if k in job.REPORT_KEYS.values())
+    return {name: entry["value"] for name, entry in metrics.items()}
+
+
+def sample_oracle_auc(cfg: Config, runner: LocalPipelineRunner, execution: Execution) -> float | None:
+    """For the built-in data: the AUC of the true probabilities on the same test rows."""
+    from scripts import preprocess as job
+    from steps.preprocess import STEP_NAME
+
+    record = execution.steps.get(STEP_NAME)
+    if not cfg.data.input_uri.startswith(SAMPLE_SCHEME) or record is None or record.status != SUCCEEDED:
+        return None
+    import pandas as pd
+
+    from pipelines.sample_data import oracle_auc
+
+    outputs = record.properties["ProcessingOutputConfig"]["Outputs"]
+    (output,) = [o for o in outputs if o["OutputName"] == job.TEST]
+    test = pd.read_csv(runner.store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + job.TEST_FILE))
+    return float(oracle_auc(test.drop(columns=[cfg.data.target]), test[cfg.data.target]))
+
+
+def write_summary(runner: LocalPipelineRunner, run: LocalRun) -> Path:
+    execution = run.execution
+    document = {
+        "execution_id": execution.execution_id,
+        "pipeline": execution.pipeline,
+        "status": execution.status,
+        "failure_reason": execution.failure_reason,
+        "start": execution.start,
+        "end": execution.end,
+        "parameters": execution.parameters,
+        "bootstrapped_data_quality_baseline": run.bootstrapped_baseline,
+        "steps": [
+            {
+                "name": r.name,
+                "type": r.type,
+                "status": r.status,
+                "cache_hit": r.cache_hit,
+                "start": r.start,
+                "end": r.end,
+                "seconds": r.seconds,
+                "peak_rss_bytes": r.peak_rss_bytes,
+                "failure_reason": r.failure_reason,
+            }
+            for r in execution.steps.values()
+        ],
+        "metrics": run.metrics,
+        "oracle_auc": run.oracle_auc,
+    }
+    path = runner.workspace / LAST_RUN
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+def summary_table(run: LocalRun) -> str:
+    execution = run.execution
+    lines = [f"execution {execution.execution_id}: {execution.status}"]
+    lines.append(f"  {'step':<22} {'type':<13} {'status':<12} {'seconds':>8}  cache")
+    for r in execution.steps.values():
+        seconds = "" if r.seconds is None else f"{r.seconds:8.2f}"
+        cache = "hit" if r.cache_hit else ("-" if r.status in ("NotStarted", "NotExecuted") else "miss")
+        lines.append(f"  {r.name:<22} {r.type:<13} {r.status:<12} {seconds:>8}  {cache}")
+    if run.metrics:
+        lines.append("  metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items()))
+    if run.oracle_auc is not None and "auc" in run.metrics:
+        gap = run.oracle_auc - run.metrics["auc"]
+        lines.append(f"  oracle auc {run.oracle_auc:.4f}, gap to oracle {gap:.4f}")
+    if execution.status == FAILED:
+        lines.append(f"  failure: {execution.failure_reason}")
+    if run.bootstrapped_baseline:
+        lines.append("  first run in this model package group: data-quality baseline registered, drift not checked")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""A host-process runtime for SageMaker pipeline definitions: no Docker, no AWS."""

@@ -1,0 +1,618 @@
+"""Runs a SageMaker pipeline definition on this machine, step by step as the service would.
+
+The engine reads the same JSON document that is published. Job steps run as host processes
+under the SageMaker container contracts (runtime.jobs); the steps SageMaker's own local mode
+refuses have local executors here: QualityCheck (runtime.monitor), RegisterModel and CreateModel
+(runtime.state), Callback (a local queue answered through runtime.state). Steps whose inputs are
+ready run concurrently; cacheable steps are looked up by their resolved cache-key attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runtime import jobs
+from runtime.expressions import ResolutionError, Scope, evaluate_condition, resolve, step_dependencies
+from runtime.state import LocalState, StateError
+from runtime.store import LocalS3
+
+SUCCEEDED, FAILED, EXECUTING, NOT_STARTED, SKIPPED, STOPPED = (
+    "Succeeded", "Failed", "Executing", "NotStarted", "NotExecuted", "Stopped"
+)  # fmt: skip
+# What SageMaker compares to decide a cache hit, per step type (its documented cache keys).
+CACHE_KEYS = {
+    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
+    "Training": (
+        "AlgorithmSpecification", "CheckpointConfig", "DebugHookConfig",
+        "DebugRuleConfigurations", "Environment", "HyperParameters", "InputDataConfig",
+    ),
+    "Transform": ("DataProcessing", "Environment", "ModelName", "TransformInput"),
+    "QualityCheck": ("AppSpecification", "Environment", "ProcessingInputs"),
+}  # fmt: skip
+QUALITY_FLAGS = ("CheckType", "SkipCheck", "RegisterNewBaseline", "FailOnViolation",
+                 "SuppliedBaselineStatistics", "SuppliedBaselineConstraints",
+                 "ModelPackageGroupName")  # fmt: skip
+DURATION = re.compile(
+    r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$"
+)
+CALLBACK_POLL_SECONDS = 0.2
+JOB_TYPES = ("Processing", "Training", "Transform", "QualityCheck")
+JOB_INTERNAL_ERROR, SERVICE_FAULT = "SageMaker.JOB_INTERNAL_ERROR", "Step.SERVICE_FAULT"
+
+
+class StepFailure(RuntimeError):
+    """A step failed; the message is its FailureReason as the service would report it."""
+
+
+def expire_after_seconds(duration: str | None) -> float | None:
+    """ISO 8601 duration (P30D, PT12H, P1DT6H) in seconds; None means no expiry."""
+    if not duration:
+        return None
+    match = DURATION.match(duration.upper())
+    if not match:
+        raise ValueError(f"CacheConfig.ExpireAfter {duration!r} is not an ISO 8601 duration")
+    years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(
+        (((years * 365 + months * 30 + weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60
+        + seconds
+    )
+
+
+@dataclass
+class StepRecord:
+    name: str
+    type: str
+    status: str = NOT_STARTED
+    cache_hit: bool = False
+    cache_source: str | None = None
+    start: str | None = None
+    end: str | None = None
+    seconds: float | None = None
+    failure_reason: str | None = None
+    attempts: int = 0
+    peak_rss_bytes: int | None = None
+    log: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Execution:
+    execution_id: str
+    pipeline: str
+    status: str
+    parameters: dict[str, Any]
+    start: str
+    end: str | None = None
+    failure_reason: str | None = None
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """How the caller takes part: answering callbacks, and hearing about step transitions."""
+
+    on_callback: Callable[[LocalState, str, dict[str, Any]], None] | None = None
+    on_step: Callable[[StepRecord], None] | None = None
+    callback_timeout_seconds: float = 86400.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _write_json(path: Path, document: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(temporary, path)
+
+
+def flatten(definition: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, bool]]]:
+    """Steps by name, and for each step inside a condition branch: (condition, branch)."""
+    steps: dict[str, dict[str, Any]] = {}
+    branch_of: dict[str, tuple[str, bool]] = {}
+    pending = list(definition["Steps"])
+    while pending:
+        step = pending.pop(0)
+        steps[step["Name"]] = step
+        if step["Type"] == "Condition":
+            for branch, key in ((True, "IfSteps"), (False, "ElseSteps")):
+                for inner in step["Arguments"].get(key, []):
+                    branch_of[inner["Name"]] = (step["Name"], branch)
+                    pending.append(inner)
+    return steps, branch_of
+
+
+def parameter_values(definition: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Declared defaults with overrides cast to each parameter's type; unknown names refused."""
+    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise ValueError(f"unknown pipeline parameter(s) {unknown}; declared: {sorted(declared)}")
+    casts: dict[str, Callable[[Any], Any]] = {
+        "String": str,
+        "Integer": int,
+        "Float": float,
+        "Boolean": lambda v: v if isinstance(v, bool) else str(v).lower() in ("true", "1", "yes"),
+    }
+    values = {}
+    for name, spec in declared.items():
+        value = overrides.get(name, spec.get("DefaultValue"))
+        if value is None:
+            raise ValueError(f"pipeline parameter {name} has no default; pass a value for it")
+        values[name] = casts[spec["Type"]](value)
+        enum = spec.get("EnumValues")
+        if enum and values[name] not in enum:
+            raise ValueError(f"pipeline parameter {name}={values[name]!r} is not one of {enum}")
+    return values
+
+
+class LocalPipelineRunner:
+    """Executes pipeline definitions in a workspace: artifact store, state, executions."""
+
+    def __init__(self, workspace: Path, region: str, max_parallel: int = 2) -> None:
+        self.workspace = workspace
+        self.region = region
+        self.store = LocalS3(workspace / "s3")
+        self.state = LocalState(workspace / "state.db", region)
+        self.max_parallel = max_parallel
+
+    def execution_dir(self, execution_id: str) -> Path:
+        return self.workspace / "executions" / execution_id
+
+    def load(self, execution_id: str) -> tuple[Execution, dict[str, Any]]:
+        """A recorded execution and the definition it ran."""
+        folder = self.execution_dir(execution_id)
+        if not (folder / "execution.json").is_file():
+            raise ValueError(f"no local execution {execution_id!r} under {folder.parent}")
+        raw = json.loads((folder / "execution.json").read_text())
+        steps = {name: StepRecord(**record) for name, record in raw.pop("steps").items()}
+        definition = json.loads((folder / "definition.json").read_text())
+        return Execution(**raw, steps=steps), definition
+
+    def start(
+        self,
+        pipeline: str,
+        definition: dict[str, Any],
+        parameters: dict[str, Any],
+        hooks: Hooks = Hooks(),
+        retry_of: str | None = None,
+    ) -> Execution:
+        """Run an execution to its end (or resume `retry_of` from its failed steps)."""
+        if retry_of:
+            execution, definition = self.load(retry_of)
+            execution.status, execution.end, execution.failure_reason = EXECUTING, None, None
+            for record in execution.steps.values():
+                if record.status != SUCCEEDED:
+                    execution.steps[record.name] = StepRecord(record.name, record.type)
+        else:
+            execution_id = uuid.uuid4().hex[:12]
+            steps, _ = flatten(definition)
+            execution = Execution(
+                execution_id=execution_id,
+                pipeline=pipeline,
+                status=EXECUTING,
+                parameters=parameter_values(definition, parameters),
+                start=_now(),
+                steps={name: StepRecord(name, step["Type"]) for name, step in steps.items()},
+            )
+            _write_json(self.execution_dir(execution_id) / "definition.json", definition)
+        _Run(self, execution, definition, hooks).run()
+        return execution
+
+
+class _Run:
+    """One execution in progress."""
+
+    def __init__(
+        self, runner: LocalPipelineRunner, execution: Execution, definition: dict[str, Any], hooks: Hooks
+    ) -> None:
+        self.runner = runner
+        self.execution = execution
+        self.definition = definition
+        self.hooks = hooks
+        self.steps, self.branch_of = flatten(definition)
+        self.lock = threading.Lock()
+        self.folder = runner.execution_dir(execution.execution_id)
+        self.scope = Scope(
+            parameters=execution.parameters,
+            execution={
+                "PipelineExecutionId": execution.execution_id,
+                "PipelineExecutionArn": self.execution_arn,
+                "PipelineName": execution.pipeline,
+                "PipelineArn": f"arn:aws:sagemaker:{runner.region}:000000000000:pipeline/{execution.pipeline}",
+                "StartDateTime": execution.start,
+                "CurrentDateTime": execution.start,
+            },
+            properties=self._properties,
+            property_file=self._property_file,
+        )
+
+    @property
+    def execution_arn(self) -> str:
+        return (
+            f"arn:aws:sagemaker:{self.runner.region}:000000000000:pipeline/"
+            f"{self.execution.pipeline}/execution/{self.execution.execution_id}"
+        )
+
+    # Graph ------------------------------------------------------------------------------------
+
+    def dependencies(self, name: str) -> set[str]:
+        step = self.steps[name]
+        found = step_dependencies({k: v for k, v in step.items() if k not in ("Arguments",)})
+        if step["Type"] == "Condition":
+            found |= step_dependencies(step["Arguments"].get("Conditions", []))
+        else:
+            found |= step_dependencies(step.get("Arguments", {}))
+        found |= set(step.get("DependsOn", []))
+        if name in self.branch_of:
+            found.add(self.branch_of[name][0])
+        return found - {name}
+
+    def _enabled(self, name: str) -> bool | None:
+        """Whether a step's branch was taken: True, False, or None while undecided."""
+        if name not in self.branch_of:
+            return True
+        condition, branch = self.branch_of[name]
+        record = self.execution.steps[condition]
+        if record.status != SUCCEEDED:
+            return None if record.status in (NOT_STARTED, EXECUTING) else False
+        return (record.properties.get("Outcome") == "True") == branch and bool(self._enabled(condition))
+
+    def _properties(self, name: str) -> dict[str, Any]:
+        record = self.execution.steps.get(name)
+        if record is None or record.status != SUCCEEDED:
+            raise ResolutionError(f"step {name} has not succeeded, its properties are not available")
+        return record.properties
+
+    def _property_file(self, step: str, file_name: str) -> Any:
+        spec = next(
+            (f for f in self.steps[step].get("PropertyFiles", []) if f["PropertyFileName"] == file_name),
+            None,
+        )
+        if spec is None:
+            raise ResolutionError(f"step {step} declares no property file {file_name}")
+        outputs = self._properties(step)["ProcessingOutputConfig"]["Outputs"]
+        output = next(o for o in outputs if o["OutputName"] == spec["OutputName"])
+        path = self.runner.store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + spec["FilePath"])
+        if not path.is_file():
+            raise ResolutionError(f"property file {file_name}: {spec['FilePath']} was not written by {step}")
+        return json.loads(path.read_text())
+
+    # Loop -------------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        with self.lock:
+            _write_json(self.folder / "execution.json", self.execution.to_json())
+
+    def run(self) -> None:
+        self.save()
+        failed = False
+        running: dict[Future[None], str] = {}
+        pool = ThreadPoolExecutor(max_workers=self.runner.max_parallel)
+        try:
+            while True:
+                if not failed:
+                    for name in self._ready(set(running.values())):
+                        record = self.execution.steps[name]
+                        record.status, record.start = EXECUTING, _now()
+                        self._notify(record)
+                        running[pool.submit(self._execute, name)] = name
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    future.result()
+                    if self.execution.steps[name].status == FAILED:
+                        failed = True
+                self.save()
+        except KeyboardInterrupt:
+            _stop_children()
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.execution.status, self.execution.end = STOPPED, _now()
+            self.execution.failure_reason = "interrupted; resume with --retry " + self.execution.execution_id
+            for record in self.execution.steps.values():
+                if record.status == EXECUTING:
+                    record.status, record.failure_reason = STOPPED, "interrupted"
+            self.save()
+            raise
+        pool.shutdown(wait=True)
+        self._finish()
+
+    def _ready(self, running: set[str]) -> list[str]:
+        ready = []
+        for name, record in self.execution.steps.items():
+            if record.status != NOT_STARTED or name in running:
+                continue
+            enabled = self._enabled(name)
+            if enabled is False:
+                record.status = SKIPPED
+                continue
+            if enabled is None:
+                continue
+            deps = self.dependencies(name)
+            if all(self.execution.steps[d].status == SUCCEEDED for d in deps):
+                ready.append(name)
+        return ready
+
+    def _finish(self) -> None:
+        failures = [r for r in self.execution.steps.values() if r.status == FAILED]
+        self.execution.end = _now()
+        if failures:
+            self.execution.status = FAILED
+            first = min(failures, key=lambda r: r.end or "")
+            self.execution.failure_reason = f"Step {first.name} failed: {first.failure_reason}"
+        else:
+            self.execution.status = SUCCEEDED
+        self.save()
+
+    def _notify(self, record: StepRecord) -> None:
+        if self.hooks.on_step:
+            self.hooks.on_step(record)
+
+    # One step ---------------------------------------------------------------------------------
+
+    def _execute(self, name: str) -> None:
+        record = self.execution.steps[name]
+        step = self.steps[name]
+        started = time.monotonic()
+        try:
+            self._attempts(name, step, record)
+            record.status = SUCCEEDED
+        except (StepFailure, ResolutionError, StateError, ValueError) as exc:
+            record.status, record.failure_reason = FAILED, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a runtime fault becomes the step's failure
+            record.status = FAILED
+            record.failure_reason = f"InternalError: {type(exc).__name__}: {exc}"
+        record.end = _now()
+        record.seconds = round(time.monotonic() - started, 3)
+        self._notify(record)
+
+    def _attempts(self, name: str, step: dict[str, Any], record: StepRecord) -> None:
+        """Run the step, retrying per its RetryPolicies on the failure kinds they name."""
+        policies = step.get("RetryPolicies", [])
+        while True:
+            record.attempts += 1
+            try:
+                self._run_step(name, step, record)
+                return
+            except OSError as exc:
+                # A fault of the runtime itself (disk, staging), not of the job's code: the kind
+                # of failure SageMaker retries as an internal error.
+                kind = JOB_INTERNAL_ERROR if step["Type"] in JOB_TYPES else SERVICE_FAULT
+                policy = next((p for p in policies if kind in p["ExceptionType"]), None)
+                if policy is None or record.attempts >= policy.get("MaxAttempts", 1):
+                    raise StepFailure(f"{kind}: {exc}") from None
+                delay = policy.get("IntervalSeconds", 1) * policy.get("BackoffRate", 2.0) ** (
+                    record.attempts - 1
+                )
+                time.sleep(min(delay, 60))
+
+    def _run_step(self, name: str, step: dict[str, Any], record: StepRecord) -> None:
+        kind = step["Type"]
+        if kind == "Condition":
+            outcome = all(evaluate_condition(c, self.scope) for c in step["Arguments"]["Conditions"])
+            record.properties = {"Outcome": str(outcome)}
+            return
+        if kind == "Fail":
+            message = resolve(step["Arguments"].get("ErrorMessage", ""), self.scope)
+            raise StepFailure(str(message))
+        arguments = resolve(step.get("Arguments", {}), self.scope)
+        extras = {k: resolve(step.get(k), self.scope) for k in QUALITY_FLAGS if k in step}
+        key = self._cache_key(kind, arguments, extras, step)
+        if key is not None:
+            config = step["CacheConfig"]
+            hit = self.runner.state.cache_lookup(
+                self.execution.pipeline, name, key, expire_after_seconds(config.get("ExpireAfter"))
+            )
+            if hit is not None:
+                record.cache_hit, record.cache_source = True, hit.execution_id
+                record.properties = hit.properties
+                return
+        executor = getattr(self, f"_step_{kind.lower()}", None)
+        if executor is None:
+            raise StepFailure(f"step type {kind} is not supported by the local runtime")
+        record.properties = executor(name, step, arguments, extras, record)
+        if key is not None:
+            self.runner.state.cache_store(
+                self.execution.pipeline, name, key, self.execution.execution_id, record.properties
+            )
+
+    def _cache_key(
+        self, kind: str, arguments: dict[str, Any], extras: dict[str, Any], step: dict[str, Any]
+    ) -> str | None:
+        config = step.get("CacheConfig") or {}
+        if not config.get("Enabled") or kind not in CACHE_KEYS:
+            return None
+        material = {k: arguments.get(k) for k in CACHE_KEYS[kind]}
+        material.update(extras)
+        material["Type"] = kind
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+    def _job_name(self, name: str) -> str:
+        return f"pipelines-{self.execution.execution_id}-{name}".lower()[:63]
+
+    def _sandbox(self, name: str) -> Path:
+        return self.folder / "steps" / name
+
+    def _job(self, outcome: jobs.JobOutcome, record: StepRecord) -> dict[str, Any]:
+        record.peak_rss_bytes, record.log = outcome.peak_rss_bytes, str(outcome.log_path)
+        if outcome.status != "Completed":
+            raise StepFailure(outcome.failure_reason or "the job failed without a reason")
+        return outcome.describe
+
+    # Executors (one per step type) -----------------------------------------------------------
+
+    def _step_processing(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
+        outcome = jobs.run_processing_job(self._job_name(name), args, self.runner.store, self._sandbox(name))
+        return self._job(outcome, record)
+
+    def _step_training(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
+        outcome = jobs.run_training_job(self._job_name(name), args, self.runner.store, self._sandbox(name))
+        return self._job(outcome, record)
+
+    def _step_transform(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
+        model = self.runner.state.model(args["ModelName"])
+        outcome = jobs.run_transform_job(
+            self._job_name(name), args, model, self.runner.store, self._sandbox(name)
+        )
+        return self._job(outcome, record)
+
+    def _step_model(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
+        model_name = args.get("ModelName") or self._job_name(name)
+        self.runner.state.create_model(model_name, args, self.execution.execution_id)
+        arn = f"arn:aws:sagemaker:{self.runner.region}:000000000000:model/{model_name}"
+        return {**args, "ModelName": model_name, "ModelArn": arn}
+
+    def _step_registermodel(
+        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
+    ) -> dict:
+        return self.runner.state.register_package(args, self.execution.execution_id)
+
+    def _step_callback(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
+        token = uuid.uuid4().hex
+        message = {
+            "token": token,
+            "pipelineExecutionArn": self.execution_arn,
+            "arguments": args,
+            "status": "Executing",
+        }
+        self.runner.state.open_callback(
+            token, self.execution.execution_id, name, step.get("SqsQueueUrl", ""), message
+        )
+        if self.hooks.on_callback:
+            self.hooks.on_callback(self.runner.state, token, message)
+        deadline = time.monotonic() + self.hooks.callback_timeout_seconds
+        while True:
+            (callback,) = [c for c in self.runner.state.callbacks(self.execution.execution_id) if c.token == token]
+            if callback.status == "succeeded":
+                declared = [o["OutputName"] for o in step.get("OutputParameters", [])]
+                return {
+                    "OutputParameters": [
+                        {"Name": n, "Value": callback.outputs.get(n, "")} for n in declared
+                    ]
+                }
+            if callback.status == "failed":
+                raise StepFailure(callback.failure_reason or "the callback reported a failure")
+            if time.monotonic() > deadline:
+                raise StepFailure(
+                    f"no answer to callback {token} within {self.hooks.callback_timeout_seconds:.0f} s"
+                )
+            time.sleep(CALLBACK_POLL_SECONDS)
+
+    def _step_qualitycheck(
+        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
+    ) -> dict:
+        """The DataQuality check as SageMaker documents its flags and baselines."""
+        if extras.get("CheckType") != "DATA_QUALITY":
+            raise StepFailure(f"QualityCheck type {extras.get('CheckType')} is not supported locally")
+        sandbox = self._sandbox(name)
+        dataset = sandbox / "dataset"
+        (source,) = args["ProcessingInputs"]
+        self.runner.store.download(source["S3Input"]["S3Uri"], dataset)
+        header = json.loads(args["Environment"]["dataset_format"]).get("csv", {}).get("header", True)
+        output_uri = args["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rstrip("/")
+
+        group = extras.get("ModelPackageGroupName")
+        supplied = (extras.get("SuppliedBaselineStatistics"), extras.get("SuppliedBaselineConstraints"))
+        if all(supplied):
+            previous: tuple[str, str] | None = (supplied[0], supplied[1])
+        else:
+            previous = self._approved_baseline(group)
+        skip, register_new = bool(extras.get("SkipCheck")), bool(extras.get("RegisterNewBaseline"))
+        if previous is None and not (skip and register_new):
+            raise StepFailure(
+                f"no drift-check baseline: model package group {group!r} has no approved package "
+                "with DriftCheckBaselines and none was supplied. For a first run set "
+                "SkipDataQualityCheck=true and RegisterNewBaseline=true."
+            )
+        results = sandbox / "results"
+        command = [sys.executable, "-m", "runtime.monitor", "--dataset", str(dataset),
+                   "--output-dir", str(results)]  # fmt: skip
+        if not header:
+            command.append("--no-header")
+        if previous is not None and not skip:
+            command += ["--baseline-statistics", str(self.runner.store.path(previous[0])),
+                        "--baseline-constraints", str(self.runner.store.path(previous[1]))]  # fmt: skip
+        result = jobs.run_command(
+            command,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            cwd=sandbox,
+            log_path=sandbox / "job.log",
+            timeout_seconds=args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"),
+        )
+        record.peak_rss_bytes, record.log = result.peak_rss_bytes, str(sandbox / "job.log")
+        if result.returncode != 0:
+            tail = [line.removeprefix("ERROR: ") for line in result.stderr_tail if line.strip()]
+            raise StepFailure(tail[-1] if tail else f"the check exited with {result.returncode}")
+        violations_file = results / "constraint_violations.json"
+        violations = (
+            json.loads(violations_file.read_text())["violations"] if violations_file.is_file() else []
+        )
+        self.runner.store.upload(results, output_uri)
+        calculated = (f"{output_uri}/statistics.json", f"{output_uri}/constraints.json")
+        used = calculated if register_new else previous
+        assert used is not None
+        properties = {
+            "CalculatedBaselineStatistics": calculated[0],
+            "CalculatedBaselineConstraints": calculated[1],
+            "BaselineUsedForDriftCheckStatistics": used[0],
+            "BaselineUsedForDriftCheckConstraints": used[1],
+            "ViolationReport": f"{output_uri}/constraint_violations.json" if violations else None,
+        }
+        if violations and extras.get("FailOnViolation", True):
+            summary = "; ".join(
+                f"{v['feature_name']}: {v['constraint_check_type']} ({v['description']})"
+                for v in violations[:5]
+            )
+            raise StepFailure(
+                f"ClientError: {len(violations)} data-quality violation(s) against the baseline: "
+                f"{summary}. Report: {properties['ViolationReport']}"
+            )
+        return properties
+
+    def _approved_baseline(self, group: str | None) -> tuple[str, str] | None:
+        if not group:
+            return None
+        for package in self.runner.state.packages(group):
+            if package["ModelApprovalStatus"] != "Approved":
+                continue
+            quality = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
+            stats, constraints = quality.get("Statistics"), quality.get("Constraints")
+            if stats and constraints:
+                return stats["S3Uri"], constraints["S3Uri"]
+        return None
+
+
+def _stop_children() -> None:
+    """Stop every job process this run started (each leads its own process group)."""
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            pid = int(stat.parent.name)
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                continue

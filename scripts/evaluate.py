@@ -1,0 +1,488 @@
+"""Evaluation job: score the test split with the serving code and write evaluation.json.
+
+Runs as a processing job on the SageMaker XGBoost image. It extracts the training
+job's ``model.tar.gz`` (refusing absolute paths, ``..`` and links), imports
+``inference.py`` from ``--serving-code-dir`` and scores ``test.csv`` with its
+``model_fn`` and ``predict_frame``, so the numbers describe the endpoint's own
+predictions. Metrics are computed with scikit-learn and written in the SageMaker
+model-quality layout::
+
+    {"binary_classification_metrics": {"auc": {"value": 0.91, "standard_deviation": 0.01},
+                                       ...},
+     "evaluation_rows": 1234}
+
+The standard deviations come from a seeded bootstrap over test rows, computed with
+vectorised resampling weights rather than one scikit-learn call per round.
+:func:`metric_json_path` gives the JsonGet path of a metric in this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import Any, NoReturn
+
+import numpy as np
+import pandas as pd
+
+PROCESSING_ROOT = "/opt/ml/processing"
+MODEL_INPUT_DIR = f"{PROCESSING_ROOT}/model"
+TEST_INPUT_DIR = f"{PROCESSING_ROOT}/test"
+SERVING_CODE_DIR = f"{PROCESSING_ROOT}/input/serving"
+EVALUATION_OUTPUT_DIR = f"{PROCESSING_ROOT}/evaluation"
+EVALUATION_OUTPUT = "evaluation"
+EVALUATION_FILE = "evaluation.json"
+MODEL_ARCHIVE = "model.tar.gz"
+TEST_FILE = "test.csv"
+SERVING_MODULE_FILE = "inference.py"
+SERVING_MODULE_NAME = "serving_inference"
+
+BINARY = "binary"
+REGRESSION = "regression"
+BINARY_REPORT_KEY = "binary_classification_metrics"
+REGRESSION_REPORT_KEY = "regression_metrics"
+REPORT_KEYS = {BINARY: BINARY_REPORT_KEY, REGRESSION: REGRESSION_REPORT_KEY}
+METRICS = {
+    BINARY: ("auc", "accuracy", "f1", "precision", "recall", "log_loss"),
+    REGRESSION: ("mse", "rmse", "mae", "r2"),
+}
+PROBLEM_TYPES = tuple(METRICS)
+VALUE_KEY = "value"
+STANDARD_DEVIATION_KEY = "standard_deviation"
+ROWS_KEY = "evaluation_rows"
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_BOOTSTRAP_ROUNDS = 50
+DEFAULT_SEED = 42
+BOOTSTRAP_CHUNK_CELLS = 4_000_000
+FAILURE_REASON_ENV = "SM_FAILURE_REASON_FILE"
+ERROR_EXIT_CODE = 2
+
+
+class EvaluationError(ValueError):
+    """A problem with the model archive, serving code or test data; names the fix."""
+
+
+def metric_json_path(problem_type: str, metric: str) -> str:
+    """Return the JsonGet path of ``metric`` in evaluation.json, e.g. ``"...auc.value"``."""
+    if metric not in METRICS.get(problem_type, ()):
+        raise ValueError(
+            f"metric {metric!r} is not reported for problem type {problem_type!r}; "
+            f"choose one of {METRICS.get(problem_type, METRICS)}."
+        )
+    return f"{REPORT_KEYS[problem_type]}.{metric}.{VALUE_KEY}"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def find_model_archive(model_dir: Path) -> Path:
+    """Return ``model_dir/model.tar.gz`` (or the directory's only ``*.tar.gz``)."""
+    path = model_dir / MODEL_ARCHIVE
+    if path.is_file():
+        return path
+    candidates = sorted(model_dir.rglob("*.tar.gz")) if model_dir.is_dir() else []
+    if len(candidates) == 1:
+        return candidates[0]
+    raise EvaluationError(
+        f"{path}: not found ({len(candidates)} other .tar.gz file(s)). Pass the training "
+        "step's model artifacts as the model input."
+    )
+
+
+def safe_extract(archive: Path, destination: Path) -> list[str]:
+    """Extract regular files and directories; refuse absolute paths, '..' and links."""
+    extracted: list[str] = []
+    root = destination.resolve()
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar.getmembers():
+                parts = PurePosixPath(member.name).parts
+                if member.name.startswith(("/", "\\")) or ".." in parts:
+                    raise EvaluationError(
+                        f"{archive.name}: member {member.name!r} would extract outside "
+                        "the target directory. Rebuild the archive with relative paths."
+                    )
+                if not (member.isfile() or member.isdir()):
+                    raise EvaluationError(
+                        f"{archive.name}: member {member.name!r} is a link or special "
+                        "file. Rebuild the archive with regular files only."
+                    )
+                target = (root / Path(*parts)) if parts else root
+                if root not in (target.resolve(), *target.resolve().parents):
+                    raise EvaluationError(
+                        f"{archive.name}: member {member.name!r} escapes the target "
+                        "directory. Rebuild the archive with relative paths."
+                    )
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is None:
+                    raise EvaluationError(f"{archive.name}: member {member.name!r} has no data.")
+                with source, target.open("wb") as sink:
+                    shutil.copyfileobj(source, sink)
+                extracted.append(member.name)
+    except tarfile.TarError as exc:
+        raise EvaluationError(
+            f"{archive.name}: not a readable tar archive ({exc}). Use the model.tar.gz "
+            "written by the training job."
+        ) from None
+    return extracted
+
+
+def load_serving_module(code_dir: Path) -> ModuleType:
+    """Import ``inference.py`` from ``code_dir`` (the serving code shipped with the model)."""
+    path = code_dir / SERVING_MODULE_FILE
+    if not path.is_file():
+        raise EvaluationError(
+            f"{path}: not found. Pass the directory holding the serving code "
+            f"({SERVING_MODULE_FILE}) as the serving code input."
+        )
+    spec = importlib.util.spec_from_file_location(SERVING_MODULE_NAME, path)
+    if spec is None or spec.loader is None:
+        raise EvaluationError(f"{path}: cannot be imported as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[SERVING_MODULE_NAME] = module  # dataclasses resolve their module here
+    spec.loader.exec_module(module)
+    for name in ("model_fn", "predict_frame"):
+        if not callable(getattr(module, name, None)):
+            raise EvaluationError(
+                f"{path}: defines no function {name}(). Ship the project's inference.py."
+            )
+    return module
+
+
+def csv_engine() -> str:
+    """Return "pyarrow" (multi-threaded) when pyarrow is importable, else "c"."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return "c"
+    return "pyarrow"
+
+
+def read_test_set(path: Path, schema: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read ``test.csv`` (header, target first); return text features and numeric labels."""
+    if not path.is_file():
+        raise EvaluationError(
+            f"{path}: not found. Pass the preprocessing step's test output as the test input."
+        )
+    frame = pd.read_csv(path, dtype=str, engine=csv_engine())
+    target = schema["target"]
+    expected = [target, *schema["feature_columns"]]
+    if list(frame.columns) != expected:
+        raise EvaluationError(
+            f"{path.name}: columns {list(frame.columns)} do not match the model's "
+            f"schema {expected}. Evaluate the model with the test split of the same "
+            "preprocessing run."
+        )
+    if frame.empty:
+        raise EvaluationError(f"{path.name}: no data rows. Re-run preprocessing.")
+    labels = pd.to_numeric(frame[target], errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+    bad = np.flatnonzero(~np.isfinite(labels))
+    if bad.size:
+        raise EvaluationError(
+            f"{path.name}: target {target!r} has non-numeric value "
+            f"{frame[target].iloc[bad[0]]!r} at line {bad[0] + 2}. Re-run preprocessing."
+        )
+    return frame[schema["feature_columns"]], labels
+
+
+def check_labels(problem_type: str, labels: np.ndarray, source: str) -> None:
+    """Binary labels must be 0/1 with both classes present (AUC needs both)."""
+    if problem_type != BINARY:
+        return
+    values = set(np.unique(labels).tolist())
+    if not values <= {0.0, 1.0}:
+        raise EvaluationError(
+            f"{source}: binary target values {sorted(values)} are not 0/1. Use the test "
+            "split written by preprocessing."
+        )
+    if len(values) < 2:
+        raise EvaluationError(
+            f"{source}: the test split holds only class {values.pop():g}; AUC needs both "
+            "classes. Add rows of the other class or raise the test fraction."
+        )
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def point_metrics(
+    problem_type: str, labels: np.ndarray, scores: np.ndarray, threshold: float
+) -> dict[str, float]:
+    """Compute the report's metrics with scikit-learn."""
+    from sklearn import metrics as skm
+
+    if problem_type == BINARY:
+        predicted = (scores >= threshold).astype(int)
+        return {
+            "auc": skm.roc_auc_score(labels, scores),
+            "accuracy": skm.accuracy_score(labels, predicted),
+            "f1": skm.f1_score(labels, predicted, zero_division=0),
+            "precision": skm.precision_score(labels, predicted, zero_division=0),
+            "recall": skm.recall_score(labels, predicted, zero_division=0),
+            "log_loss": skm.log_loss(labels, scores, labels=[0, 1]),
+        }
+    mse = skm.mean_squared_error(labels, scores)
+    return {
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "mae": skm.mean_absolute_error(labels, scores),
+        "r2": skm.r2_score(labels, scores),
+    }
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Elementwise division giving 0 where the denominator is 0 (sklearn zero_division=0)."""
+    safe = np.where(denominator == 0, 1.0, denominator)
+    return np.where(denominator == 0, 0.0, numerator / safe)
+
+
+def weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC for each row of ``weights`` (ties count one half); NaN if a class is absent."""
+    order = np.argsort(scores, kind="mergesort")
+    ordered = scores[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    w = weights[:, order]
+    positive = w * labels[order]
+    negative = w - positive
+    positive_g = np.add.reduceat(positive, starts, axis=1)
+    negative_g = np.add.reduceat(negative, starts, axis=1)
+    below = np.cumsum(negative_g, axis=1) - negative_g
+    pairs = (positive_g * (below + 0.5 * negative_g)).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pairs / (positive_g.sum(axis=1) * negative_g.sum(axis=1))
+
+
+def weighted_metrics(
+    problem_type: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    weights: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> dict[str, np.ndarray]:
+    """Compute every metric once per row of ``weights`` (shape rounds x rows), vectorised.
+
+    With integer weights this equals scikit-learn on the resampled rows; the
+    bootstrap uses it so each round costs a few matrix products.
+    """
+    total = weights.sum(axis=1)
+    if problem_type == BINARY:
+        predicted = (scores >= threshold).astype("float64")
+        tp = weights @ (labels * predicted)
+        fp = weights @ ((1 - labels) * predicted)
+        fn = weights @ (labels * (1 - predicted))
+        eps = np.finfo("float64").eps
+        clipped = np.clip(scores, eps, 1 - eps)
+        losses = -(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
+        return {
+            "auc": weighted_auc(labels, scores, weights),
+            "accuracy": 1 - (fp + fn) / total,
+            "f1": _divide(2 * tp, 2 * tp + fp + fn),
+            "precision": _divide(tp, tp + fp),
+            "recall": _divide(tp, tp + fn),
+            "log_loss": (weights @ losses) / total,
+        }
+    errors = scores - labels
+    mse = (weights @ errors**2) / total
+    mean = (weights @ labels) / total
+    spread = (weights * (labels[None, :] - mean[:, None]) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1 - (mse * total) / spread
+    return {
+        "mse": mse,
+        "rmse": np.sqrt(mse),
+        "mae": (weights @ np.abs(errors)) / total,
+        "r2": r2,
+    }
+
+
+def bootstrap_weights(rows: int, rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """Return ``rounds`` x ``rows`` resampling counts (each row of counts sums to ``rows``)."""
+    picks = rng.integers(0, rows, size=(rounds, rows))
+    flat = (np.arange(rounds)[:, None] * rows + picks).ravel()
+    return np.bincount(flat, minlength=rounds * rows).reshape(rounds, rows).astype("float64")
+
+
+def bootstrap_standard_deviations(
+    problem_type: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, float]:
+    """Standard deviation of each metric over ``rounds`` seeded bootstrap resamples."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, BOOTSTRAP_CHUNK_CELLS // max(1, len(labels)))
+    collected: dict[str, list[np.ndarray]] = {m: [] for m in METRICS[problem_type]}
+    for start in range(0, rounds, chunk):
+        weights = bootstrap_weights(len(labels), min(chunk, rounds - start), rng)
+        for name, values in weighted_metrics(
+            problem_type, labels, scores, weights, threshold
+        ).items():
+            collected[name].append(values)
+    result = {}
+    for name, parts in collected.items():
+        values = np.concatenate(parts)
+        values = values[np.isfinite(values)]
+        result[name] = float(np.std(values, ddof=1)) if values.size > 1 else float("nan")
+    return result
+
+
+def build_report(
+    problem_type: str,
+    values: dict[str, float],
+    standard_deviations: dict[str, float],
+    rows: int,
+) -> dict[str, Any]:
+    """Return evaluation.json content; non-finite numbers become null."""
+    return {
+        REPORT_KEYS[problem_type]: {
+            name: {
+                VALUE_KEY: _finite_or_none(values[name]),
+                STANDARD_DEVIATION_KEY: _finite_or_none(standard_deviations[name]),
+            }
+            for name in METRICS[problem_type]
+        },
+        ROWS_KEY: rows,
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- job
+
+
+def evaluate(
+    model_dir: Path,
+    test_dir: Path,
+    serving_code_dir: Path,
+    problem_type: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    bootstrap_rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
+    """Extract the model, score the test split with the serving code, return the report."""
+    serving = load_serving_module(serving_code_dir)
+    archive = find_model_archive(model_dir)
+    with tempfile.TemporaryDirectory() as extracted:
+        safe_extract(archive, Path(extracted))
+        try:
+            model = serving.model_fn(extracted)
+        except FileNotFoundError as exc:
+            raise EvaluationError(f"{archive.name}: {exc}") from None
+    schema = model.schema
+    if schema.get("problem_type") != problem_type:
+        raise EvaluationError(
+            f"{archive.name}: the model was trained for {schema.get('problem_type')!r} "
+            f"but --problem-type is {problem_type!r}. Use the same problem type in "
+            "both steps."
+        )
+    test_path = test_dir / TEST_FILE
+    features, labels = read_test_set(test_path, schema)
+    check_labels(problem_type, labels, test_path.name)
+    scores = np.asarray(serving.predict_frame(model, features), dtype="float64")
+    values = point_metrics(problem_type, labels, scores, threshold)
+    deviations = bootstrap_standard_deviations(
+        problem_type, labels, scores, threshold, bootstrap_rounds, seed
+    )
+    return build_report(problem_type, values, deviations, len(labels))
+
+
+def write_report(report: dict[str, Any], output_dir: Path) -> Path:
+    """Write evaluation.json via a temporary file and an atomic rename."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / EVALUATION_FILE
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def write_failure_reason(message: str) -> None:
+    """Write ``message`` to the file named by $SM_FAILURE_REASON_FILE, if set."""
+    target = os.environ.get(FAILURE_REASON_ENV)
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(message + "\n", encoding="utf-8")
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser that also records usage errors as the job's failure reason."""
+
+    def error(self, message: str) -> NoReturn:
+        write_failure_reason(f"{self.prog}: {message}")
+        super().error(message)
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _rounds(text: str) -> int:
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text} is below 2 (a deviation needs 2 rounds)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser of the job."""
+    parser = _Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=Path(MODEL_INPUT_DIR))
+    parser.add_argument("--test-dir", type=Path, default=Path(TEST_INPUT_DIR))
+    parser.add_argument("--serving-code-dir", type=Path, default=Path(SERVING_CODE_DIR))
+    parser.add_argument("--output-dir", type=Path, default=Path(EVALUATION_OUTPUT_DIR))
+    parser.add_argument("--problem-type", required=True, choices=PROBLEM_TYPES)
+    parser.add_argument("--threshold-probability", type=_probability, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--bootstrap-rounds", type=_rounds, default=DEFAULT_BOOTSTRAP_ROUNDS)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation job; return 0, or 2 after reporting a known error."""
+    args = build_parser().parse_args(argv)
+    try:
+        report = evaluate(
+            model_dir=args.model_dir,
+            test_dir=args.test_dir,
+            serving_code_dir=args.serving_code_dir,
+            problem_type=args.problem_type,
+            threshold=args.threshold_probability,
+            bootstrap_rounds=args.bootstrap_rounds,
+            seed=args.seed,
+        )
+    except EvaluationError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        write_failure_reason(str(exc))
+        return ERROR_EXIT_CODE
+    path = write_report(report, args.output_dir)
+    print(f"wrote {path} ({report[ROWS_KEY]} rows)")
+    for name, entry in report[REPORT_KEYS[args.problem_type]].items():
+        print(f"{name}: {entry[VALUE_KEY]} (sd {entry[STANDARD_DEVIATION_KEY]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Shared fixtures.
+
+Job-script fixtures (``job_*``): tiny synthetic data sets run through the real jobs
+(preprocess -> train -> model.tar.gz), once per test session and problem type.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts import preprocess, train
+
+JOB_TARGET = {"binary": "churn", "regression": "price"}
+JOB_OBJECTIVE = {"binary": "binary:logistic", "regression": "reg:squarederror"}
+
+
+def synthetic_frame(problem_type: str, rows: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Two numeric and two categorical features with gaps, and a learnable target."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.integers(0, 10, size=rows)
+    color = rng.choice(["red", "green", "blue"], size=rows)
+    plan = rng.choice(["basic", "pro"], size=rows)
+    signal = 1.5 * x1 + 0.2 * x2 + (color == "red") - (plan == "pro")
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "color": color, "plan": plan})
+    if problem_type == "binary":
+        noisy = signal + rng.normal(scale=0.5, size=rows)
+        frame[JOB_TARGET["binary"]] = np.where(noisy > np.median(noisy), "yes", "no")
+    else:
+        frame[JOB_TARGET["regression"]] = 10 + 3 * signal + rng.normal(scale=0.3, size=rows)
+    frame.loc[::17, "x1"] = np.nan
+    frame.loc[::13, "color"] = np.nan
+    return frame
+
+
+def training_argv(problem_type: str, data: Path, work: Path) -> list[str]:
+    """train.py command line of a small, fast run on preprocess outputs under ``data``."""
+    return [
+        "--train", str(data / preprocess.TRAIN),
+        "--validation", str(data / preprocess.VALIDATION),
+        "--transformer", str(data / preprocess.TRANSFORMER),
+        "--model-dir", str(work / "model"),
+        "--output-data-dir", str(work / "output-data"),
+        "--objective", JOB_OBJECTIVE[problem_type],
+        "--num_round", "40",
+        "--eta", "0.3",
+        "--max_depth", "3",
+        "--early_stopping_rounds", "10",
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def job_frame() -> Callable[..., pd.DataFrame]:
+    """Build a synthetic data set: ``job_frame(problem_type, rows=400, seed=0)``."""
+    return synthetic_frame
+
+
+@pytest.fixture
+def job_csv_dir(tmp_path: Path) -> Callable[..., Path]:
+    """Write text, bytes or a DataFrame as ``<tmp>/input/<name>``; return the input dir."""
+
+    def write(content: str | bytes | pd.DataFrame, name: str = "data.csv") -> Path:
+        folder = tmp_path / "input"
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        if isinstance(content, pd.DataFrame):
+            content.to_csv(path, index=False)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return folder
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def job_training_argv() -> Callable[[str, Path, Path], list[str]]:
+    """``job_training_argv(problem_type, data_root, work_dir)``: a fast train.py command line."""
+    return training_argv
+
+
+@pytest.fixture(scope="session")
+def job_prepared(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Run preprocess.main once per problem type; return its output root."""
+    cache: dict[str, Path] = {}
+
+    def run(problem_type: str) -> Path:
+        if problem_type not in cache:
+            root = tmp_path_factory.mktemp(f"prepared-{problem_type}")
+            synthetic_frame(problem_type).to_csv(root / "data.csv", index=False)
+            code = preprocess.main(
+                [
+                    "--input-dir",
+                    str(root / "data.csv"),
+                    "--output-root",
+                    str(root / "output"),
+                    "--target",
+                    JOB_TARGET[problem_type],
+                    "--problem-type",
+                    problem_type,
+                ]  # fmt: skip
+            )
+            assert code == 0
+            cache[problem_type] = root / "output"
+        return cache[problem_type]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def job_trained(
+    job_prepared: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """Run train.main once per problem type on the prepared splits; return the model dir."""
+    cache: dict[str, Path] = {}
+
+    def run(problem_type: str) -> Path:
+        if problem_type not in cache:
+            work = tmp_path_factory.mktemp(f"trained-{problem_type}")
+            code = train.main(training_argv(problem_type, job_prepared(problem_type), work))
+            assert code == 0
+            cache[problem_type] = work / "model"
+        return cache[problem_type]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def job_model_archive(
+    job_trained: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """Tar a trained model dir as SageMaker does; return the dir holding model.tar.gz."""
+    cache: dict[str, Path] = {}
+
+    def build(problem_type: str) -> Path:
+        if problem_type not in cache:
+            folder = tmp_path_factory.mktemp(f"archive-{problem_type}")
+            with tarfile.open(folder / "model.tar.gz", "w:gz") as tar:
+                for path in sorted(job_trained(problem_type).iterdir()):
+                    tar.add(path, arcname=path.name)
+            cache[problem_type] = folder
+        return cache[problem_type]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def job_scripts_dir() -> Path:
+    """The repository's scripts/ directory (the serving code evaluate.py imports)."""
+    return Path(preprocess.__file__).resolve().parent

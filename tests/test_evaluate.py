@@ -1,0 +1,257 @@
+"""Tests of scripts/evaluate.py: archive handling, metrics, bootstrap and the job end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Callable
+from functools import reduce
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from scripts import evaluate as ev
+from scripts import preprocess
+from scripts.evaluate import EvaluationError
+
+
+def test_metric_json_path() -> None:
+    assert ev.metric_json_path("binary", "auc") == "binary_classification_metrics.auc.value"
+    assert ev.metric_json_path("regression", "r2") == "regression_metrics.r2.value"
+    with pytest.raises(ValueError, match="'auc' is not reported for problem type 'regression'"):
+        ev.metric_json_path("regression", "auc")
+
+
+def test_problem_types_agree_with_preprocess() -> None:
+    assert ev.PROBLEM_TYPES == preprocess.PROBLEM_TYPES
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def _archive(path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for member in members:
+            if member.isfile():
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+            else:
+                tar.addfile(member)
+    return path
+
+
+def test_safe_extract_extracts_regular_files(tmp_path: Path) -> None:
+    folder = tarfile.TarInfo("sub")
+    folder.type = tarfile.DIRTYPE
+    archive = _archive(
+        tmp_path / "m.tar.gz", [tarfile.TarInfo("./a.json"), folder, tarfile.TarInfo("sub/b")]
+    )
+    assert ev.safe_extract(archive, tmp_path / "out") == ["./a.json", "sub/b"]
+    assert (tmp_path / "out" / "sub" / "b").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc/evil", "ok/../../evil"])
+def test_safe_extract_refuses_paths_outside(tmp_path: Path, name: str) -> None:
+    archive = _archive(tmp_path / "m.tar.gz", [tarfile.TarInfo(name)])
+    with pytest.raises(EvaluationError, match="outside the target directory"):
+        ev.safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "evil").exists()
+
+
+def test_safe_extract_refuses_links(tmp_path: Path) -> None:
+    link = tarfile.TarInfo("model.json")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    archive = _archive(tmp_path / "m.tar.gz", [link])
+    with pytest.raises(EvaluationError, match="is a link or special file"):
+        ev.safe_extract(archive, tmp_path / "out")
+
+
+def test_a_broken_archive_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "model.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(EvaluationError, match="not a readable tar archive"):
+        ev.safe_extract(tmp_path / "model.tar.gz", tmp_path / "out")
+
+
+def test_missing_archive_and_serving_code_are_named(tmp_path: Path) -> None:
+    with pytest.raises(EvaluationError, match=r"model\.tar\.gz: not found"):
+        ev.find_model_archive(tmp_path)
+    with pytest.raises(EvaluationError, match=r"inference\.py: not found"):
+        ev.load_serving_module(tmp_path)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _binary_data(rows: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random(rows) < 0.3).astype(float)
+    scores = np.round(np.clip(0.3 * labels + 0.7 * rng.random(rows), 0, 1), 2)  # with ties
+    return labels, scores
+
+
+def _regression_data(rows: int = 500, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.normal(size=rows)
+    return labels, labels + rng.normal(scale=0.5, size=rows)
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "regression"])
+def test_weighted_metrics_equal_sklearn(problem_type: str) -> None:
+    labels, scores = (_binary_data if problem_type == "binary" else _regression_data)()
+    counts = np.random.default_rng(1).integers(0, 4, size=len(labels)).astype(float)
+    weights = np.vstack([np.ones(len(labels)), counts])
+    vectorised = ev.weighted_metrics(problem_type, labels, scores, weights, 0.4)
+    assert set(vectorised) == set(ev.METRICS[problem_type])
+
+    unweighted = ev.point_metrics(problem_type, labels, scores, 0.4)
+    repeated = np.repeat(np.arange(len(labels)), counts.astype(int))
+    resampled = ev.point_metrics(problem_type, labels[repeated], scores[repeated], 0.4)
+    for name in ev.METRICS[problem_type]:
+        assert vectorised[name][0] == pytest.approx(unweighted[name], rel=1e-9), name
+        assert vectorised[name][1] == pytest.approx(resampled[name], rel=1e-9), name
+
+
+def test_point_metrics_are_sklearn_values() -> None:
+    labels, scores = _binary_data()
+    values = ev.point_metrics("binary", labels, scores, 0.5)
+    assert values["auc"] == skm.roc_auc_score(labels, scores)
+    assert values["recall"] == skm.recall_score(labels, scores >= 0.5)
+
+
+def test_weighted_auc_handles_ties_and_a_missing_class() -> None:
+    labels = np.array([0.0, 1.0, 0.0, 1.0])
+    scores = np.array([0.5, 0.5, 0.1, 0.9])
+    weights = np.array([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0]])
+    auc = ev.weighted_auc(labels, scores, weights)
+    assert auc[0] == pytest.approx(skm.roc_auc_score(labels, scores))
+    assert np.isnan(auc[1])
+
+
+def test_bootstrap_weights_resample_every_row_count() -> None:
+    weights = ev.bootstrap_weights(1000, 5, np.random.default_rng(0))
+    assert weights.shape == (5, 1000)
+    assert (weights.sum(axis=1) == 1000).all()
+    assert 0.55 < (weights[0] > 0).mean() < 0.71  # about 1 - 1/e of the rows are drawn
+
+
+def test_bootstrap_is_seeded_and_chunked_consistently(monkeypatch: pytest.MonkeyPatch) -> None:
+    labels, scores = _binary_data()
+    first = ev.bootstrap_standard_deviations("binary", labels, scores, rounds=20, seed=3)
+    assert first == ev.bootstrap_standard_deviations("binary", labels, scores, rounds=20, seed=3)
+    assert first != ev.bootstrap_standard_deviations("binary", labels, scores, rounds=20, seed=4)
+    assert all(0 < value < 0.1 for value in first.values())
+    monkeypatch.setattr(ev, "BOOTSTRAP_CHUNK_CELLS", 3 * len(labels))  # 3 rounds per chunk
+    assert ev.bootstrap_standard_deviations(
+        "binary", labels, scores, rounds=20, seed=3
+    ) == pytest.approx(first)
+
+
+def test_bootstrap_on_many_rows_is_fast_enough() -> None:
+    import time
+
+    labels, scores = _binary_data(rows=100_000)
+    started = time.perf_counter()
+    ev.bootstrap_standard_deviations("binary", labels, scores, rounds=50)
+    assert time.perf_counter() - started < 10
+
+
+def test_build_report_layout_and_non_finite_values() -> None:
+    values = {name: 0.5 for name in ev.METRICS["regression"]}
+    deviations = {**values, "r2": float("nan")}
+    report = ev.build_report("regression", values, deviations, 12)
+    assert report["evaluation_rows"] == 12
+    assert report["regression_metrics"]["mse"] == {"value": 0.5, "standard_deviation": 0.5}
+    assert report["regression_metrics"]["r2"]["standard_deviation"] is None
+    json.dumps(report, allow_nan=False)
+
+
+def test_check_labels() -> None:
+    ev.check_labels("binary", np.array([0.0, 1.0]), "test.csv")
+    ev.check_labels("regression", np.array([3.5]), "test.csv")
+    with pytest.raises(EvaluationError, match=r"test\.csv: the test split holds only class 1"):
+        ev.check_labels("binary", np.array([1.0, 1.0]), "test.csv")
+    with pytest.raises(EvaluationError, match=r"values \[0\.0, 2\.0\] are not 0/1"):
+        ev.check_labels("binary", np.array([0.0, 2.0]), "test.csv")
+
+
+# --------------------------------------------------------------------------- job
+
+
+def _main(
+    problem_type: str, model_dir: Path, test_dir: Path, scripts_dir: Path, output: Path
+) -> int:
+    return ev.main(
+        [
+            "--model-dir", str(model_dir),
+            "--test-dir", str(test_dir),
+            "--serving-code-dir", str(scripts_dir),
+            "--output-dir", str(output),
+            "--problem-type", problem_type,
+            "--bootstrap-rounds", "20",
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "regression"])
+def test_main_end_to_end(
+    job_model_archive: Callable[[str], Path],
+    job_prepared: Callable[[str], Path],
+    job_scripts_dir: Path,
+    tmp_path: Path,
+    problem_type: str,
+) -> None:
+    test_dir = job_prepared(problem_type) / preprocess.TEST
+    code = _main(problem_type, job_model_archive(problem_type), test_dir, job_scripts_dir, tmp_path)
+    assert code == 0
+    report = json.loads((tmp_path / ev.EVALUATION_FILE).read_text())
+    section = report[ev.REPORT_KEYS[problem_type]]
+    assert list(section) == list(ev.METRICS[problem_type])
+    assert report[ev.ROWS_KEY] == len(pd.read_csv(test_dir / preprocess.TEST_FILE))
+    for metric, entry in section.items():
+        assert set(entry) == {"value", "standard_deviation"}
+        assert entry["standard_deviation"] > 0, metric
+        resolved = reduce(lambda node, key: node[key], ev.metric_json_path(problem_type, metric)
+                          .split("."), report)  # fmt: skip
+        assert resolved == entry["value"]
+    if problem_type == "binary":
+        assert 0.8 < section["auc"]["value"] <= 1
+        assert all(0 <= section[m]["value"] <= 1 for m in ("accuracy", "f1", "precision"))
+        assert 0 < section["log_loss"]["value"] < 0.69
+    else:
+        assert section["rmse"]["value"] == pytest.approx(section["mse"]["value"] ** 0.5)
+        assert 0.5 < section["r2"]["value"] <= 1
+
+
+def test_main_rejects_a_problem_type_mismatch(
+    job_model_archive: Callable[[str], Path],
+    job_prepared: Callable[[str], Path],
+    job_scripts_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reason = tmp_path / "reason"
+    monkeypatch.setenv(ev.FAILURE_REASON_ENV, str(reason))
+    test_dir = job_prepared("binary") / preprocess.TEST
+    output = tmp_path / "evaluation"
+    code = _main("regression", job_model_archive("binary"), test_dir, job_scripts_dir, output)
+    assert code == 2
+    assert "trained for 'binary' but --problem-type is 'regression'" in capsys.readouterr().err
+    assert "trained for 'binary'" in reason.read_text()
+    assert not output.exists()
+
+
+def test_main_rejects_test_data_of_another_run(
+    job_model_archive: Callable[[str], Path],
+    job_prepared: Callable[[str], Path],
+    job_scripts_dir: Path,
+    tmp_path: Path,
+) -> None:
+    test_dir = job_prepared("regression") / preprocess.TEST
+    with pytest.raises(EvaluationError, match=r"test\.csv: columns .* do not match"):
+        ev.evaluate(job_model_archive("binary"), test_dir, job_scripts_dir, "binary")

@@ -1,0 +1,164 @@
+"""Tests of scripts/train.py: arguments, parameters, training and the job end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scripts import inference, preprocess
+from scripts import train as tr
+from scripts.train import Hyperparameters, TrainingError
+
+
+def test_unknown_arguments_are_ignored_and_paths_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "t"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "m"))
+    monkeypatch.delenv("SM_CHANNEL_VALIDATION", raising=False)
+    args, unknown = tr.build_parser().parse_known_args(
+        ["--objective", "binary:logistic", "--num_round", "7", "--unexpected", "1"]
+    )
+    assert unknown == ["--unexpected", "1"]
+    assert args.train == tmp_path / "t" and args.model_dir == tmp_path / "m"
+    assert args.validation == Path("/opt/ml/input/data/validation")
+    hp = tr.hyperparameters_from_args(args)
+    assert hp.num_round == 7 and hp.nthread == -1 and hp.eval_metric is None
+
+
+def test_objective_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        tr.build_parser().parse_known_args([])
+    assert "--objective" in capsys.readouterr().err
+
+
+def test_booster_params_use_hist_and_all_cores_by_default() -> None:
+    params = tr.booster_params(Hyperparameters("binary:logistic", reg_lambda=2.0), "auc")
+    assert params["tree_method"] == "hist"
+    assert params["lambda"] == 2.0 and params["eval_metric"] == "auc"
+    assert "nthread" not in params
+    assert tr.booster_params(Hyperparameters("binary:logistic", nthread=3), "auc")["nthread"] == 3
+
+
+def test_objective_must_fit_the_problem_type() -> None:
+    tr.check_objective("reg:squarederror", "regression")
+    with pytest.raises(TrainingError, match=r"objective='reg:squarederror' does not fit"):
+        tr.check_objective("reg:squarederror", "binary")
+
+
+def test_metric_definitions_match_the_printed_lines_only() -> None:
+    (train_def, validation_def) = tr.metric_definitions("error@0.7")
+    assert validation_def["Name"] == "validation:error@0.7"
+    line = tr.METRIC_LINE_FORMAT.format(dataset="validation", metric="error@0.7", value=0.125)
+    match = re.search(validation_def["Regex"], f"INFO {line}\n")
+    assert match is not None and float(match.group(1)) == 0.125
+    assert re.search(validation_def["Regex"], "[3]\tvalidation-error@0.7:0.2") is None
+    assert re.search(train_def["Regex"], line) is None
+
+
+def test_read_split_checks_columns_against_the_schema(tmp_path: Path) -> None:
+    schema = {"target": "y", "feature_columns": ["a", "b"]}
+    (tmp_path / "train.csv").write_text("y,b,a\n1,2,3\n")
+    with pytest.raises(TrainingError, match=r"columns \['y', 'b', 'a'\] do not match"):
+        tr.read_split(tmp_path / "train.csv", schema)
+    (tmp_path / "train.csv").write_text("y,a,b\n1,2,3\nx,4,5\n")
+    with pytest.raises(TrainingError, match="non-numeric value 'x' at line 3"):
+        tr.read_split(tmp_path / "train.csv", schema)
+
+
+def test_missing_transformer_channel_names_the_channel(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match=r"schema\.json: not found.*'transformer' channel"):
+        tr.load_schema(tmp_path)
+
+
+def test_train_booster_keeps_only_the_best_iteration() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 3))
+    labels = (features[:, 0] + rng.normal(scale=2.0, size=300) > 0).astype(float)
+    hp = Hyperparameters("binary:logistic", num_round=200, eta=0.5, early_stopping_rounds=5)
+    result = tr.train_booster(
+        hp, "binary", (features[:200], labels[:200]), (features[200:], labels[200:])
+    )
+    assert result.eval_metric == "auc"
+    assert result.best_iteration < 199  # early stopping kicked in
+    assert result.booster.num_boosted_rounds() == result.best_iteration + 1
+    assert set(result.scores) == {"train", "validation"}
+    assert 0.5 < result.scores["validation"] <= 1.0
+
+
+def test_invalid_hyperparameters_become_a_training_error() -> None:
+    data = (np.zeros((4, 1)), np.array([0.0, 1.0, 0.0, 1.0]))
+    hp = Hyperparameters("binary:logistic", eval_metric="not-a-metric", num_round=2)
+    with pytest.raises(TrainingError, match="XGBoost rejected the hyperparameters"):
+        tr.train_booster(hp, "binary", data, data)
+
+
+def test_coerce_features_is_the_same_in_every_script() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"n": ["1", "x", None, "-inf"], "c": ["a", None, "1", "b"]})
+    expected = preprocess.coerce_features(frame, ["n"], ["c"])
+    for module in (tr, inference):
+        pd.testing.assert_frame_equal(module.coerce_features(frame, ["n"], ["c"]), expected)
+
+
+def test_file_names_agree_with_preprocess_and_inference() -> None:
+    assert tr.TRANSFORMER_FILE == preprocess.TRANSFORMER_FILE == inference.TRANSFORMER_FILE
+    assert tr.SCHEMA_FILE == preprocess.SCHEMA_FILE == inference.SCHEMA_FILE
+    assert tr.MODEL_FILE == inference.MODEL_FILE
+    assert (tr.TRAIN_FILE, tr.VALIDATION_FILE) == (
+        preprocess.TRAIN_FILE,
+        preprocess.VALIDATION_FILE,
+    )
+
+
+@pytest.mark.parametrize(("problem_type", "metric"), [("binary", "auc"), ("regression", "rmse")])
+def test_main_end_to_end(
+    job_prepared: Callable[[str], Path],
+    job_training_argv: Callable[[str, Path, Path], list[str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    problem_type: str,
+    metric: str,
+) -> None:
+    argv = job_training_argv(problem_type, job_prepared(problem_type), tmp_path)
+    assert tr.main([*argv, "--sagemaker_extra", "x"]) == 0
+    out = capsys.readouterr().out
+
+    model_dir = tmp_path / "model"
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(
+        [tr.MODEL_FILE, tr.TRANSFORMER_FILE, tr.SCHEMA_FILE]
+    )
+    assert (model_dir / tr.MODEL_FILE).read_bytes().startswith(b"{")  # JSON, not UBJSON
+    metrics = json.loads((tmp_path / "output-data" / tr.METRICS_FILE).read_text())
+    assert metrics["eval_metric"] == metric
+    assert metrics["num_boosted_rounds"] == metrics["best_iteration"] + 1
+    validation = metrics["scores"]["validation"]
+    (definition,) = [d for d in tr.metric_definitions(metric) if d["Name"].startswith("valid")]
+    printed = re.search(definition["Regex"], out)
+    assert printed is not None and float(printed.group(1)) == pytest.approx(validation, abs=1e-6)
+    if problem_type == "binary":
+        assert validation > 0.8
+    else:
+        assert validation < 3.0  # target spread is about 6
+
+
+def test_main_reports_a_wrong_objective(
+    job_prepared: Callable[[str], Path],
+    job_training_argv: Callable[[str, Path, Path], list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    argv = job_training_argv("binary", job_prepared("binary"), tmp_path)
+    argv[argv.index("--objective") + 1] = "reg:squarederror"
+    assert tr.main(argv) == 2
+    assert "ERROR: hyperparameter objective='reg:squarederror'" in capsys.readouterr().err
+    assert "does not fit the binary" in (tmp_path / "output" / tr.FAILURE_FILE).read_text()
+    assert not (tmp_path / "model").exists()
