@@ -20,9 +20,9 @@ install: $(STAMP)
 
 ## lint: ruff, mypy on the builders, and the import contracts (job code stays SDK-free)
 lint: $(STAMP)
-	$(BIN)/ruff check pipelines steps scripts tests
-	$(BIN)/ruff format --check pipelines steps scripts tests
-	$(BIN)/mypy pipelines steps
+	$(BIN)/ruff check pipelines steps scripts runtime tests conftest.py
+	$(BIN)/ruff format --check pipelines steps scripts runtime tests conftest.py
+	$(BIN)/mypy pipelines steps runtime
 	$(BIN)/lint-imports
 
 ## test: lint, then every test (no AWS, no network: moto stands in for the API)

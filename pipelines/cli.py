@@ -9,9 +9,14 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from pipelines.definition import BuiltPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / "build"
@@ -30,7 +35,7 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def _build(cfg: Config):  # type: ignore[no-untyped-def]
+def _build(cfg: Config) -> BuiltPipeline:
     from pipelines.sdk import prepare_sdk
 
     prepare_sdk(cfg)
@@ -110,7 +115,9 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted: the run is recorded as Stopped; resume it with --retry", file=sys.stderr)
+        print(
+            "interrupted: the run is recorded as Stopped; resume it with --retry", file=sys.stderr
+        )
         return EXIT_INTERRUPTED
     print(summary_table(run))
     return 0 if run.execution.status == "Succeeded" else EXIT_FAILED
@@ -160,16 +167,25 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
     verbs = root.add_subparsers(dest="verb", required=True)
 
-    def verb(name: str, handler, help_text: str, default_config: Path) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    def verb(
+        name: str, handler: Callable[[Any], int], help_text: str, default_config: Path
+    ) -> argparse.ArgumentParser:
         sub = verbs.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", default=str(default_config), help="config file (YAML)")
         sub.set_defaults(handler=handler)
         return sub
 
-    sub = verb("definition", cmd_definition, "write the pipeline definition, offline", PIPELINE_CONFIG)
+    sub = verb(
+        "definition", cmd_definition, "write the pipeline definition, offline", PIPELINE_CONFIG
+    )
     sub.add_argument("--out", default=str(DEFINITION_FILE), help="where to write it")
     verb("golden", cmd_golden, "regenerate the committed golden definition", PIPELINE_CONFIG)
-    verb("validate", cmd_validate, "check a config file and show what it resolves to", PIPELINE_CONFIG)
+    verb(
+        "validate",
+        cmd_validate,
+        "check a config file and show what it resolves to",
+        PIPELINE_CONFIG,
+    )
     verb("upsert", cmd_upsert, "create or update the pipeline on SageMaker", PIPELINE_CONFIG)
     sub = verb("run-local", cmd_run_local, "run the pipeline on this machine", LOCAL_CONFIG)
     sub.add_argument("--retry", metavar="EXECUTION", help="resume a failed or stopped execution")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,9 @@ def answer_approval(
         state.answer_callback(token, failure_reason=f"Rejected by {reviewer}: {reason}")
 
 
-def _policy_hook(cfg: Config, wait_for_approval: bool):  # type: ignore[no-untyped-def]
+def _policy_hook(
+    cfg: Config, wait_for_approval: bool
+) -> Callable[[LocalState, str, dict[str, Any]], None]:
     policy = "wait" if wait_for_approval else cfg.approval.local_policy
 
     def on_callback(state: LocalState, token: str, message: dict[str, Any]) -> None:
@@ -91,16 +94,15 @@ def _policy_hook(cfg: Config, wait_for_approval: bool):  # type: ignore[no-untyp
             execution = message["pipelineExecutionArn"].rsplit("/", 1)[-1]
             print(
                 f"  waiting for approval of {arguments[approval_step.MODEL_PACKAGE_ARN]} "
-                f"({arguments[approval_step.METRIC_NAME]} = {arguments[approval_step.METRIC_VALUE]}):\n"
+                f"({arguments[approval_step.METRIC_NAME]} = "
+                f"{arguments[approval_step.METRIC_VALUE]}):\n"
                 f"    python -m pipelines approve {execution} --reason '...'\n"
                 f"    python -m pipelines reject {execution} --reason '...'",
                 flush=True,
             )
             return
         approved = policy == "auto-approve"
-        answer_approval(
-            state, token, approved, LOCAL_REVIEWER, f"{policy} (approval.local_policy)"
-        )
+        answer_approval(state, token, approved, LOCAL_REVIEWER, f"{policy} (approval.local_policy)")
 
     return on_callback
 
@@ -110,7 +112,10 @@ def _print_step(record: StepRecord) -> None:
         print(f"  {record.name:<22} started", flush=True)
     else:
         cached = " (cache hit)" if record.cache_hit else ""
-        print(f"  {record.name:<22} {record.status.lower()}{cached} in {record.seconds:.1f}s", flush=True)
+        print(
+            f"  {record.name:<22} {record.status.lower()}{cached} in {record.seconds:.1f}s",
+            flush=True,
+        )
 
 
 def run_local(
@@ -164,19 +169,27 @@ def evaluation_metrics(runner: LocalPipelineRunner, execution: Execution) -> dic
     outputs = record.properties["ProcessingOutputConfig"]["Outputs"]
     (output,) = [o for o in outputs if o["OutputName"] == job.EVALUATION_OUTPUT]
     report = json.loads(
-        runner.store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + job.EVALUATION_FILE).read_text()
+        runner.store.path(
+            output["S3Output"]["S3Uri"].rstrip("/") + "/" + job.EVALUATION_FILE
+        ).read_text()
     )
     metrics = next(v for k, v in report.items() if k in job.REPORT_KEYS.values())
     return {name: entry["value"] for name, entry in metrics.items()}
 
 
-def sample_oracle_auc(cfg: Config, runner: LocalPipelineRunner, execution: Execution) -> float | None:
+def sample_oracle_auc(
+    cfg: Config, runner: LocalPipelineRunner, execution: Execution
+) -> float | None:
     """For the built-in data: the AUC of the true probabilities on the same test rows."""
     from scripts import preprocess as job
     from steps.preprocess import STEP_NAME
 
     record = execution.steps.get(STEP_NAME)
-    if not cfg.data.input_uri.startswith(SAMPLE_SCHEME) or record is None or record.status != SUCCEEDED:
+    if (
+        not cfg.data.input_uri.startswith(SAMPLE_SCHEME)
+        or record is None
+        or record.status != SUCCEEDED
+    ):
         return None
     import pandas as pd
 
@@ -184,7 +197,9 @@ def sample_oracle_auc(cfg: Config, runner: LocalPipelineRunner, execution: Execu
 
     outputs = record.properties["ProcessingOutputConfig"]["Outputs"]
     (output,) = [o for o in outputs if o["OutputName"] == job.TEST]
-    test = pd.read_csv(runner.store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + job.TEST_FILE))
+    test = pd.read_csv(
+        runner.store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + job.TEST_FILE)
+    )
     return float(oracle_auc(test.drop(columns=[cfg.data.target]), test[cfg.data.target]))
 
 
@@ -229,7 +244,9 @@ def summary_table(run: LocalRun) -> str:
     lines.append(f"  {'step':<22} {'type':<13} {'status':<12} {'seconds':>8}  cache")
     for r in execution.steps.values():
         seconds = "" if r.seconds is None else f"{r.seconds:8.2f}"
-        cache = "hit" if r.cache_hit else ("-" if r.status in ("NotStarted", "NotExecuted") else "miss")
+        cache = (
+            "hit" if r.cache_hit else ("-" if r.status in ("NotStarted", "NotExecuted") else "miss")
+        )
         lines.append(f"  {r.name:<22} {r.type:<13} {r.status:<12} {seconds:>8}  {cache}")
     if run.metrics:
         lines.append("  metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items()))
@@ -239,5 +256,8 @@ def summary_table(run: LocalRun) -> str:
     if execution.status == FAILED:
         lines.append(f"  failure: {execution.failure_reason}")
     if run.bootstrapped_baseline:
-        lines.append("  first run in this model package group: data-quality baseline registered, drift not checked")
+        lines.append(
+            "  first run in this model package group: data-quality baseline registered, "
+            "drift not checked"
+        )
     return "\n".join(lines)

@@ -71,15 +71,16 @@ def definition_diff(old: str | None, new: str) -> str:
     """A unified diff of the canonical JSON, empty when nothing changed."""
     old_lines = [] if old is None else old.splitlines(keepends=True)
     return "".join(
-        difflib.unified_diff(
-            old_lines, new.splitlines(keepends=True), "published", "built", n=3
-        )
+        difflib.unified_diff(old_lines, new.splitlines(keepends=True), "published", "built", n=3)
     )
 
 
 def check_publishable(cfg: Config) -> None:
     """SageMaker reads data from S3 only: refuse a definition whose defaults point elsewhere."""
-    for name, uri in (("data.input_uri", cfg.data.input_uri), ("data.scoring_uri", cfg.data.scoring_uri)):
+    for name, uri in (
+        ("data.input_uri", cfg.data.input_uri),
+        ("data.scoring_uri", cfg.data.scoring_uri),
+    ):
         if uri is not None and not uri.startswith("s3://"):
             raise PublishError(
                 f"{name} is {uri!r}, but SageMaker jobs read from S3 only; upload the file and "
@@ -133,7 +134,9 @@ def _published_definition(sagemaker: Any, name: str) -> str | None:
     return canonical_json(described["PipelineDefinition"])
 
 
-def upsert(cfg: Config, built: BuiltPipeline, session: boto3.Session | None = None) -> PublishResult:
+def upsert(
+    cfg: Config, built: BuiltPipeline, session: boto3.Session | None = None
+) -> PublishResult:
     """Create or update the pipeline so that SageMaker holds exactly `built.definition`."""
     check_publishable(cfg)
     session = session or boto3.Session(region_name=cfg.aws.region)

@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from runtime import jobs
-from runtime.expressions import ResolutionError, Scope, evaluate_condition, resolve, step_dependencies
+from runtime.expressions import (
+    ResolutionError,
+    Scope,
+    evaluate_condition,
+    resolve,
+    step_dependencies,
+)
 from runtime.state import LocalState, StateError
 from runtime.store import LocalS3
 
@@ -124,7 +130,9 @@ def _write_json(path: Path, document: Any) -> None:
     os.replace(temporary, path)
 
 
-def flatten(definition: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, bool]]]:
+def flatten(
+    definition: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, bool]]]:
     """Steps by name, and for each step inside a condition branch: (condition, branch)."""
     steps: dict[str, dict[str, Any]] = {}
     branch_of: dict[str, tuple[str, bool]] = {}
@@ -222,7 +230,11 @@ class _Run:
     """One execution in progress."""
 
     def __init__(
-        self, runner: LocalPipelineRunner, execution: Execution, definition: dict[str, Any], hooks: Hooks
+        self,
+        runner: LocalPipelineRunner,
+        execution: Execution,
+        definition: dict[str, Any],
+        hooks: Hooks,
     ) -> None:
         self.runner = runner
         self.execution = execution
@@ -237,7 +249,7 @@ class _Run:
                 "PipelineExecutionId": execution.execution_id,
                 "PipelineExecutionArn": self.execution_arn,
                 "PipelineName": execution.pipeline,
-                "PipelineArn": f"arn:aws:sagemaker:{runner.region}:000000000000:pipeline/{execution.pipeline}",
+                "PipelineArn": self.execution_arn.rsplit("/execution/", 1)[0],
                 "StartDateTime": execution.start,
                 "CurrentDateTime": execution.start,
             },
@@ -274,26 +286,38 @@ class _Run:
         record = self.execution.steps[condition]
         if record.status != SUCCEEDED:
             return None if record.status in (NOT_STARTED, EXECUTING) else False
-        return (record.properties.get("Outcome") == "True") == branch and bool(self._enabled(condition))
+        return (record.properties.get("Outcome") == "True") == branch and bool(
+            self._enabled(condition)
+        )
 
     def _properties(self, name: str) -> dict[str, Any]:
         record = self.execution.steps.get(name)
         if record is None or record.status != SUCCEEDED:
-            raise ResolutionError(f"step {name} has not succeeded, its properties are not available")
+            raise ResolutionError(
+                f"step {name} has not succeeded, its properties are not available"
+            )
         return record.properties
 
     def _property_file(self, step: str, file_name: str) -> Any:
         spec = next(
-            (f for f in self.steps[step].get("PropertyFiles", []) if f["PropertyFileName"] == file_name),
+            (
+                f
+                for f in self.steps[step].get("PropertyFiles", [])
+                if f["PropertyFileName"] == file_name
+            ),
             None,
         )
         if spec is None:
             raise ResolutionError(f"step {step} declares no property file {file_name}")
         outputs = self._properties(step)["ProcessingOutputConfig"]["Outputs"]
         output = next(o for o in outputs if o["OutputName"] == spec["OutputName"])
-        path = self.runner.store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + spec["FilePath"])
+        path = self.runner.store.path(
+            output["S3Output"]["S3Uri"].rstrip("/") + "/" + spec["FilePath"]
+        )
         if not path.is_file():
-            raise ResolutionError(f"property file {file_name}: {spec['FilePath']} was not written by {step}")
+            raise ResolutionError(
+                f"property file {file_name}: {spec['FilePath']} was not written by {step}"
+            )
         return json.loads(path.read_text())
 
     # Loop -------------------------------------------------------------------------------------
@@ -328,7 +352,9 @@ class _Run:
             _stop_children()
             pool.shutdown(wait=True, cancel_futures=True)
             self.execution.status, self.execution.end = STOPPED, _now()
-            self.execution.failure_reason = "interrupted; resume with --retry " + self.execution.execution_id
+            self.execution.failure_reason = (
+                "interrupted; resume with --retry " + self.execution.execution_id
+            )
             for record in self.execution.steps.values():
                 if record.status == EXECUTING:
                     record.status, record.failure_reason = STOPPED, "interrupted"
@@ -409,7 +435,9 @@ class _Run:
     def _run_step(self, name: str, step: dict[str, Any], record: StepRecord) -> None:
         kind = step["Type"]
         if kind == "Condition":
-            outcome = all(evaluate_condition(c, self.scope) for c in step["Arguments"]["Conditions"])
+            outcome = all(
+                evaluate_condition(c, self.scope) for c in step["Arguments"]["Conditions"]
+            )
             record.properties = {"Outcome": str(outcome)}
             return
         if kind == "Fail":
@@ -461,22 +489,34 @@ class _Run:
 
     # Executors (one per step type) -----------------------------------------------------------
 
-    def _step_processing(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
-        outcome = jobs.run_processing_job(self._job_name(name), args, self.runner.store, self._sandbox(name))
+    def _step_processing(
+        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
+    ) -> dict:
+        outcome = jobs.run_processing_job(
+            self._job_name(name), args, self.runner.store, self._sandbox(name)
+        )
         return self._job(outcome, record)
 
-    def _step_training(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
-        outcome = jobs.run_training_job(self._job_name(name), args, self.runner.store, self._sandbox(name))
+    def _step_training(
+        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
+    ) -> dict:
+        outcome = jobs.run_training_job(
+            self._job_name(name), args, self.runner.store, self._sandbox(name)
+        )
         return self._job(outcome, record)
 
-    def _step_transform(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
+    def _step_transform(
+        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
+    ) -> dict:
         model = self.runner.state.model(args["ModelName"])
         outcome = jobs.run_transform_job(
             self._job_name(name), args, model, self.runner.store, self._sandbox(name)
         )
         return self._job(outcome, record)
 
-    def _step_model(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
+    def _step_model(
+        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
+    ) -> dict:
         model_name = args.get("ModelName") or self._job_name(name)
         self.runner.state.create_model(model_name, args, self.execution.execution_id)
         arn = f"arn:aws:sagemaker:{self.runner.region}:000000000000:model/{model_name}"
@@ -487,7 +527,9 @@ class _Run:
     ) -> dict:
         return self.runner.state.register_package(args, self.execution.execution_id)
 
-    def _step_callback(self, name: str, step: dict, args: dict, extras: dict, record: StepRecord) -> dict:
+    def _step_callback(
+        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
+    ) -> dict:
         token = uuid.uuid4().hex
         message = {
             "token": token,
@@ -502,7 +544,11 @@ class _Run:
             self.hooks.on_callback(self.runner.state, token, message)
         deadline = time.monotonic() + self.hooks.callback_timeout_seconds
         while True:
-            (callback,) = [c for c in self.runner.state.callbacks(self.execution.execution_id) if c.token == token]
+            (callback,) = [
+                c
+                for c in self.runner.state.callbacks(self.execution.execution_id)
+                if c.token == token
+            ]
             if callback.status == "succeeded":
                 declared = [o["OutputName"] for o in step.get("OutputParameters", [])]
                 return {
@@ -514,7 +560,8 @@ class _Run:
                 raise StepFailure(callback.failure_reason or "the callback reported a failure")
             if time.monotonic() > deadline:
                 raise StepFailure(
-                    f"no answer to callback {token} within {self.hooks.callback_timeout_seconds:.0f} s"
+                    f"no answer to callback {token} within "
+                    f"{self.hooks.callback_timeout_seconds:.0f} s"
                 )
             time.sleep(CALLBACK_POLL_SECONDS)
 
@@ -523,18 +570,25 @@ class _Run:
     ) -> dict:
         """The DataQuality check as SageMaker documents its flags and baselines."""
         if extras.get("CheckType") != "DATA_QUALITY":
-            raise StepFailure(f"QualityCheck type {extras.get('CheckType')} is not supported locally")
+            raise StepFailure(
+                f"QualityCheck type {extras.get('CheckType')} is not supported locally"
+            )
         sandbox = self._sandbox(name)
         dataset = sandbox / "dataset"
         (source,) = args["ProcessingInputs"]
         self.runner.store.download(source["S3Input"]["S3Uri"], dataset)
-        header = json.loads(args["Environment"]["dataset_format"]).get("csv", {}).get("header", True)
+        header = (
+            json.loads(args["Environment"]["dataset_format"]).get("csv", {}).get("header", True)
+        )
         output_uri = args["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rstrip("/")
 
         group = extras.get("ModelPackageGroupName")
-        supplied = (extras.get("SuppliedBaselineStatistics"), extras.get("SuppliedBaselineConstraints"))
-        if all(supplied):
-            previous: tuple[str, str] | None = (supplied[0], supplied[1])
+        supplied = (
+            extras.get("SuppliedBaselineStatistics"),
+            extras.get("SuppliedBaselineConstraints"),
+        )
+        if supplied[0] and supplied[1]:
+            previous: tuple[str, str] | None = (str(supplied[0]), str(supplied[1]))
         else:
             previous = self._approved_baseline(group)
         skip, register_new = bool(extras.get("SkipCheck")), bool(extras.get("RegisterNewBaseline"))
@@ -545,13 +599,14 @@ class _Run:
                 "SkipDataQualityCheck=true and RegisterNewBaseline=true."
             )
         results = sandbox / "results"
-        command = [sys.executable, "-m", "runtime.monitor", "--dataset", str(dataset),
-                   "--output-dir", str(results)]  # fmt: skip
+        command = [sys.executable, "-m", "runtime.monitor"]
+        command += ["--dataset", str(dataset), "--output-dir", str(results)]
         if not header:
             command.append("--no-header")
         if previous is not None and not skip:
-            command += ["--baseline-statistics", str(self.runner.store.path(previous[0])),
-                        "--baseline-constraints", str(self.runner.store.path(previous[1]))]  # fmt: skip
+            statistics, constraints = (self.runner.store.path(uri) for uri in previous)
+            command += ["--baseline-statistics", str(statistics)]
+            command += ["--baseline-constraints", str(constraints)]
         result = jobs.run_command(
             command,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
@@ -565,7 +620,9 @@ class _Run:
             raise StepFailure(tail[-1] if tail else f"the check exited with {result.returncode}")
         violations_file = results / "constraint_violations.json"
         violations = (
-            json.loads(violations_file.read_text())["violations"] if violations_file.is_file() else []
+            json.loads(violations_file.read_text())["violations"]
+            if violations_file.is_file()
+            else []
         )
         self.runner.store.upload(results, output_uri)
         calculated = (f"{output_uri}/statistics.json", f"{output_uri}/constraints.json")

@@ -266,6 +266,50 @@ def _rss_bytes(ru_maxrss: int) -> int:
     return ru_maxrss if sys.platform == "darwin" else ru_maxrss * 1024
 
 
+_LAUNCHER = """
+import os, signal, sys
+report, argv = int(sys.argv[1]), sys.argv[2:]
+stop = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+for signum in stop:
+    signal.signal(signum, signal.SIG_IGN)
+pid = os.fork()
+if pid == 0:
+    os.close(report)
+    for signum in (*stop, signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(signum, signal.SIG_DFL)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as error:
+        os.write(2, f"ERROR: cannot run {argv[0]!r}: {error.strerror}\\n".encode())
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+os.write(report, str(usage.ru_maxrss).encode())
+os.close(report)
+if os.WIFSIGNALED(status):
+    signum = os.WTERMSIG(status)
+    if signum != signal.SIGKILL:
+        signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+os._exit(os.waitstatus_to_exitcode(status))
+"""
+"""Runs the command as its child and reports the command's ``ru_maxrss`` on fd ``argv[1]``.
+
+On Linux a child's ``ru_maxrss`` starts at the RSS of the process it was forked from (exec
+keeps the high-water mark of the replaced address space), so a job started straight from this
+(large) process would report at least this process's RSS. Forked from the small launcher, the
+job reports its own peak. The launcher ignores SIGTERM/SIGINT/SIGHUP (the job, in the same
+process group, receives them with default handlers) and exits as the job did.
+"""
+
+
+def _read_report(fd: int) -> int | None:
+    chunks = []
+    while chunk := os.read(fd, 64):
+        chunks.append(chunk)
+    text = b"".join(chunks).decode("ascii", errors="replace").strip()
+    return int(text) if text.isdigit() else None
+
+
 def run_command(
     argv: list[str],
     *,
@@ -281,50 +325,63 @@ def run_command(
     kept. After ``timeout_seconds`` the group gets SIGTERM, then SIGKILL after
     :data:`KILL_GRACE_SECONDS`. When the main process exits, whatever it left running in its
     group is killed (a container ends with its PID 1). On KeyboardInterrupt the group is
-    stopped the same way and the interrupt re-raised.
+    stopped the same way and the interrupt re-raised. A command that cannot be executed ends
+    with exit code 127 and ``ERROR: cannot run ...`` on stderr.
     """
+    if not argv:
+        raise ValueError("run_command needs a command; argv is empty.")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     lock = threading.Lock()
     started = time.monotonic()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        assert process.stdout is not None and process.stderr is not None
-        readers = [
-            threading.Thread(target=_pump, args=(process.stdout, log, lock, None), daemon=True),
-            threading.Thread(target=_pump, args=(process.stderr, log, lock, tail), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
-        group = _ProcessGroup(process.pid)
-        timer = None
-        if timeout_seconds is not None:
-            timer = threading.Timer(timeout_seconds, group.on_timeout)
-            timer.daemon = True
-            timer.start()
-        try:
-            # Wait without reaping: the leader's pid (= the group id) stays reserved, so the
-            # signals below can never reach an unrelated process that reused it.
-            os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
-        except BaseException:
-            group.stop_now()
-            _finish(process, group, timer, readers)
-            raise
-        status, rusage = _finish(process, group, timer, readers)
-        process.stdout.close()
-        process.stderr.close()
+    report_read, report_write = os.pipe()
+    try:
+        with log_path.open("ab") as log:
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(report_write), *argv],
+                    env=env,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                    pass_fds=(report_write,),
+                )
+            finally:
+                os.close(report_write)
+            assert process.stdout is not None and process.stderr is not None
+            readers = [
+                threading.Thread(target=_pump, args=(process.stdout, log, lock, None), daemon=True),
+                threading.Thread(target=_pump, args=(process.stderr, log, lock, tail), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            group = _ProcessGroup(process.pid)
+            timer = None
+            if timeout_seconds is not None:
+                timer = threading.Timer(timeout_seconds, group.on_timeout)
+                timer.daemon = True
+                timer.start()
+            try:
+                # Wait without reaping: the leader's pid (= the group id) stays reserved, so the
+                # signals below can never reach an unrelated process that reused it.
+                os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+            except BaseException:
+                group.stop_now()
+                _finish(process, group, timer, readers)
+                raise
+            status, rusage = _finish(process, group, timer, readers)
+            process.stdout.close()
+            process.stderr.close()
+        reported = _read_report(report_read)
+    finally:
+        os.close(report_read)
     return CommandResult(
         returncode=os.waitstatus_to_exitcode(status),
         timed_out=group.timed_out,
-        peak_rss_bytes=_rss_bytes(rusage.ru_maxrss),
+        # Killed before the job ended, the launcher reports nothing: its own figure is the bound.
+        peak_rss_bytes=_rss_bytes(reported if reported is not None else rusage.ru_maxrss),
         seconds=time.monotonic() - started,
         stderr_tail=list(tail),
     )

@@ -110,19 +110,26 @@ class LocalState:
             raise StateError("RegisterModel: ModelPackageGroupName is required for a version")
         status = request.get("ModelApprovalStatus") or PENDING
         if status not in (PENDING, APPROVED, REJECTED):
-            raise StateError(f"ModelApprovalStatus {status!r} is not one of {PENDING}, {APPROVED}, {REJECTED}")
+            raise StateError(
+                f"ModelApprovalStatus {status!r} is not one of {PENDING}, {APPROVED}, {REJECTED}"
+            )
         now = time.time()
         with self._transaction() as db:
-            if not db.execute("SELECT 1 FROM model_package_groups WHERE name = ?", (group,)).fetchone():
+            if not db.execute(
+                "SELECT 1 FROM model_package_groups WHERE name = ?", (group,)
+            ).fetchone():
                 raise StateError(
                     f"model package group {group!r} does not exist; create it first "
                     "(the local run creates the configured group before it starts)"
                 )
             (latest,) = db.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM model_packages WHERE group_name = ?", (group,)
+                "SELECT COALESCE(MAX(version), 0) FROM model_packages WHERE group_name = ?",
+                (group,),
             ).fetchone()
             version = latest + 1
-            arn = f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:model-package/{group.lower()}/{version}"
+            arn = (
+                f"arn:aws:sagemaker:{self.region}:{ACCOUNT}:model-package/{group.lower()}/{version}"
+            )
             db.execute(
                 "INSERT INTO model_packages VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
                 (arn, group, version, status, execution_id, now, now, json.dumps(request)),
@@ -228,7 +235,9 @@ class LocalState:
                 (token, execution_id, step, queue_url, json.dumps(message), time.time()),
             )
 
-    def callbacks(self, execution_id: str | None = None, status: str | None = None) -> list[Callback]:
+    def callbacks(
+        self, execution_id: str | None = None, status: str | None = None
+    ) -> list[Callback]:
         query = (
             "SELECT token, execution_id, step, message, status, outputs, failure_reason "
             "FROM callbacks"

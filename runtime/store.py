@@ -86,9 +86,11 @@ class LocalS3:
         return staged
 
     def upload(self, source: Path, uri: str) -> list[str]:
-        """Publish a directory's files (or one file) under `uri`; each appears whole or not at all."""
+        """Publish a directory's files (or one file) under `uri`, each whole or not at all."""
         base = self.path(uri)
-        files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        files = (
+            [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        )
         published = []
         for file in files:
             relative = file.name if source.is_file() else file.relative_to(source).as_posix()

@@ -20,9 +20,7 @@ REASON = "reason"
 APPROVED = "approved"
 
 
-def build_approval_step(
-    ctx: BuildContext, register: ModelStep, measured: JsonGet
-) -> CallbackStep:
+def build_approval_step(ctx: BuildContext, register: ModelStep, measured: JsonGet) -> CallbackStep:
     return CallbackStep(
         name=STEP_NAME,
         description=(

@@ -1,4 +1,4 @@
-"""What every builder receives: the config, the session, the pipeline parameters and the code store."""
+"""What every builder receives: config, session, pipeline parameters and the code store."""
 
 from __future__ import annotations
 

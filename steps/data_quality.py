@@ -1,4 +1,4 @@
-"""DataQuality: Model Monitor baseline of the train split, and drift against the approved baseline."""
+"""DataQuality: Model Monitor baseline of the train split; drift against the approved one."""
 
 from __future__ import annotations
 

@@ -22,7 +22,9 @@ SERVING_CODE_INPUT = "serving-code"
 
 def evaluation_report() -> PropertyFile:
     """The property file the condition reads its metric from."""
-    return PropertyFile(name=REPORT_NAME, output_name=job.EVALUATION_OUTPUT, path=job.EVALUATION_FILE)
+    return PropertyFile(
+        name=REPORT_NAME, output_name=job.EVALUATION_OUTPUT, path=job.EVALUATION_FILE
+    )
 
 
 def build_evaluate_step(
@@ -44,13 +46,20 @@ def build_evaluate_step(
             processing_output(ctx, STEP_NAME, job.EVALUATION_OUTPUT, job.EVALUATION_OUTPUT_DIR)
         ],
         arguments=[
-            "--model-dir", job.MODEL_INPUT_DIR,
-            "--test-dir", job.TEST_INPUT_DIR,
-            "--serving-code-dir", job.SERVING_CODE_DIR,
-            "--output-dir", job.EVALUATION_OUTPUT_DIR,
-            "--problem-type", ctx.cfg.data.problem_type,
-            "--threshold-probability", str(ctx.cfg.evaluation.probability_threshold),
-            "--bootstrap-rounds", str(ctx.cfg.evaluation.bootstrap_rounds),
+            "--model-dir",
+            job.MODEL_INPUT_DIR,
+            "--test-dir",
+            job.TEST_INPUT_DIR,
+            "--serving-code-dir",
+            job.SERVING_CODE_DIR,
+            "--output-dir",
+            job.EVALUATION_OUTPUT_DIR,
+            "--problem-type",
+            ctx.cfg.data.problem_type,
+            "--threshold-probability",
+            str(ctx.cfg.evaluation.probability_threshold),
+            "--bootstrap-rounds",
+            str(ctx.cfg.evaluation.bootstrap_rounds),
         ],  # fmt: skip
     )
     return ProcessingStep(
@@ -65,4 +74,6 @@ def build_evaluate_step(
 
 def report_uri(evaluate: ProcessingStep) -> Join:
     """The S3 URI of evaluation.json, for the model registry's metrics."""
-    return Join(on="/", values=[output_s3_uri(evaluate, job.EVALUATION_OUTPUT), job.EVALUATION_FILE])
+    return Join(
+        on="/", values=[output_s3_uri(evaluate, job.EVALUATION_OUTPUT), job.EVALUATION_FILE]
+    )

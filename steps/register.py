@@ -30,6 +30,7 @@ def serving_model(ctx: BuildContext, train: TrainingStep) -> ModelBuilder:
             "SAGEMAKER_SUBMIT_DIRECTORY": ctx.code.sourcedir(SERVING_SCRIPT),
             "SAGEMAKER_REGION": ctx.cfg.aws.region,
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            **serving.SERVING_ENV,
         },
         sagemaker_session=ctx.session,
         # The code travels as SAGEMAKER_SUBMIT_DIRECTORY above; with the SDK's default
@@ -67,4 +68,6 @@ def build_register_step(
             ),
         ),
     )
-    return ModelStep(name=STEP_NAME, step_args=step_args, retry_policies=ctx.service_retry_policies())
+    return ModelStep(
+        name=STEP_NAME, step_args=step_args, retry_policies=ctx.service_retry_policies()
+    )

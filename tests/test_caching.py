@@ -36,9 +36,10 @@ def changed_steps(base: str, edited: str) -> set[str]:
     before, after = flatten_steps(json.loads(base)), flatten_steps(json.loads(edited))
     changed = {name for name in before if before[name] != after[name]}
     # A condition step embeds its branches: judge it by its own conditions only.
-    if before["CheckMetric"]["Arguments"]["Conditions"] == after["CheckMetric"]["Arguments"][
-        "Conditions"
-    ]:
+    if (
+        before["CheckMetric"]["Arguments"]["Conditions"]
+        == after["CheckMetric"]["Arguments"]["Conditions"]
+    ):
         changed.discard("CheckMetric")
     return changed
 
@@ -53,7 +54,11 @@ def changed_steps(base: str, edited: str) -> set[str]:
     ],
 )
 def test_editing_a_script_changes_only_the_steps_that_run_it(
-    script: str, expected: set[str], tmp_path: Path, base_config: Config, built  # type: ignore[no-untyped-def]
+    script: str,
+    expected: set[str],
+    tmp_path: Path,
+    base_config: Config,
+    built,  # type: ignore[no-untyped-def]
 ) -> None:
     from pipelines.definition import build
 

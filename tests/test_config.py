@@ -58,7 +58,9 @@ def test_environment_overrides_account_values(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
-    text = MINIMAL + """\
+    text = (
+        MINIMAL
+        + """\
 jobs:
   train:
     instance_type: m5.large
@@ -70,6 +72,7 @@ cache:
   expire_after: thirty days
 colour: blue
 """
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text), env={})
     message = str(caught.value)
@@ -92,7 +95,9 @@ colour: blue
         ("registry: {approval_status: Maybe}", "registry.approval_status"),
     ],
 )
-def test_invalid_values_name_the_field_and_the_fix(tmp_path: Path, extra: str, expected: str) -> None:
+def test_invalid_values_name_the_field_and_the_fix(
+    tmp_path: Path, extra: str, expected: str
+) -> None:
     with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, MINIMAL + extra + "\n"), env={})
 
@@ -112,7 +117,9 @@ def test_invalid_data_section(tmp_path: Path, old: str, new: str, expected: str)
 
 def test_missing_required_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data.target: required"):
-        load_config(write(tmp_path, "data: {input_uri: 's3://b/k', problem_type: binary}\n"), env={})
+        load_config(
+            write(tmp_path, "data: {input_uri: 's3://b/k', problem_type: binary}\n"), env={}
+        )
 
 
 def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:

@@ -96,7 +96,9 @@ def test_registry_holds_a_pending_then_approved_package(
     assert runner_for(cfg, workspace).store.path(baselines["Statistics"]["S3Uri"]).is_file()
 
 
-def test_predictions_exist_for_every_test_row(first: LocalRun, cfg: Config, workspace: Path) -> None:
+def test_predictions_exist_for_every_test_row(
+    first: LocalRun, cfg: Config, workspace: Path
+) -> None:
     store = runner_for(cfg, workspace).store
     preprocess = first.execution.steps["Preprocess"].properties["ProcessingOutputConfig"]["Outputs"]
     scoring_uri = next(o for o in preprocess if o["OutputName"] == "scoring")["S3Output"]["S3Uri"]
@@ -167,7 +169,9 @@ def test_rejection_ends_the_run_with_the_reviewers_reason(tmp_path: Path) -> Non
     assert run.execution.status == "Failed"
     approval = run.execution.steps["Approval"]
     assert approval.status == "Failed"
-    assert approval.failure_reason == "Rejected by local-policy: auto-reject (approval.local_policy)"
+    assert (
+        approval.failure_reason == "Rejected by local-policy: auto-reject (approval.local_policy)"
+    )
     assert statuses(run)["BatchScore"] == "NotStarted"
     arn = run.execution.steps["Register"].properties["ModelPackageArn"]
     assert runner_for(cfg, tmp_path / "ws").state.package(arn)["ModelApprovalStatus"] == "Rejected"

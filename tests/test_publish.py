@@ -41,14 +41,19 @@ def test_create_then_no_change_then_update(aws, base_config: Config, built, tmp_
 
     config = tmp_path / "c.yaml"
     config.write_text(
-        "extends: " + str(Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml") + "\n"
+        "extends: "
+        + str(Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml")
+        + "\n"
         "evaluation: {threshold: 0.8}\n"
     )
     changed_cfg = load_config(config, env={})
     changed = build(changed_cfg)
     result = upsert(changed_cfg, changed, aws)
     assert result.action == "updated"
-    assert '-      "DefaultValue": 0.7,' in result.diff and '+      "DefaultValue": 0.8,' in result.diff
+    assert (
+        '-      "DefaultValue": 0.7,' in result.diff
+        and '+      "DefaultValue": 0.8,' in result.diff
+    )
     assert result.changes == ["~ parameter MetricThreshold"]
     described = sagemaker.describe_pipeline(PipelineName=base_config.pipeline.name)
     assert json.loads(described["PipelineDefinition"]) == json.loads(changed.definition)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 import tarfile
 import textwrap
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -137,7 +139,9 @@ def test_peak_rss_is_the_childs_own(tmp_path: Path):
     assert big.returncode == 0 and not big.timed_out
     assert big.peak_rss_bytes >= 150 * MB
     assert (tmp_path / "big.log").read_text().strip() == str(200 * MB)
-    # A small child after the big one reports its own peak, not the largest child's so far.
+    # A small child reports its own peak: not the largest child's so far (RUSAGE_CHILDREN), and
+    # not the RSS of this (now large) process it was started from.
+    ballast = b"y" * (200 * MB)
     small = run_command(
         [sys.executable, "-c", "import sys; print('ERROR: tiny', file=sys.stderr)"],
         env=dict(os.environ),
@@ -145,8 +149,51 @@ def test_peak_rss_is_the_childs_own(tmp_path: Path):
         log_path=tmp_path / "small.log",
         timeout_seconds=60,
     )
-    assert 0 < small.peak_rss_bytes < 100 * MB
+    assert 0 < small.peak_rss_bytes < 100 * MB < len(ballast)
     assert small.stderr_tail == ["ERROR: tiny"]
+    missing = run_command(
+        ["no-such-program-xyz"],
+        env=dict(os.environ),
+        cwd=tmp_path,
+        log_path=tmp_path / "missing.log",
+        timeout_seconds=None,
+    )
+    assert missing.returncode == 127
+    assert missing.stderr_tail == [
+        "ERROR: cannot run 'no-such-program-xyz': No such file or directory"
+    ]
+
+
+def test_keyboard_interrupt_stops_the_job_and_is_re_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(jobs, "KILL_GRACE_SECONDS", 0.5)
+    pid_file = tmp_path / "pid.txt"
+    script = (
+        "import os, pathlib, time; "
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(120)"
+    )
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_command(
+            [sys.executable, "-c", script],
+            env=dict(os.environ),
+            cwd=tmp_path,
+            log_path=tmp_path / "job.log",
+            timeout_seconds=None,
+        )
+    assert time.monotonic() - started < 15
+    assert _gone(int(pid_file.read_text()))
 
 
 # --------------------------------------------------------------------------- processing
@@ -191,10 +238,14 @@ def test_processing_job_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     request = _processing_request(
         f"{BUCKET}/code/job.py",
         [
-            "--input", "/opt/ml/processing/input/raw",
-            "--extra", "/opt/ml/processing/input/extra",
-            "--output", "/opt/ml/processing/output/result",
-            "--label", "plain-value",
+            "--input",
+            "/opt/ml/processing/input/raw",
+            "--extra",
+            "/opt/ml/processing/input/extra",
+            "--output",
+            "/opt/ml/processing/output/result",
+            "--label",
+            "plain-value",
         ],  # fmt: skip
         Environment={"MY_SETTING": "42", "MY_DIR": "/opt/ml/processing/input/raw"},
         StoppingCondition={"MaxRuntimeInSeconds": 120},
@@ -280,9 +331,7 @@ FAILING_SCRIPTS = {
 
 
 @pytest.mark.parametrize("case", sorted(FAILING_SCRIPTS))
-def test_failing_processing_job_reports_its_reason_and_uploads_nothing(
-    tmp_path: Path, case: str
-):
+def test_failing_processing_job_reports_its_reason_and_uploads_nothing(tmp_path: Path, case: str):
     script, reason = FAILING_SCRIPTS[case]
     # Every script first writes into its output dir: a failed job must not publish it.
     preamble = "import sys\nfrom pathlib import Path\nPath(sys.argv[1], 'part.csv').write_text('x')"
