@@ -219,6 +219,7 @@ def write_summary(runner: LocalPipelineRunner, run: LocalRun) -> Path:
                 "name": r.name,
                 "type": r.type,
                 "status": r.status,
+                "cacheable": r.cacheable,
                 "cache_hit": r.cache_hit,
                 "start": r.start,
                 "end": r.end,
@@ -244,9 +245,7 @@ def summary_table(run: LocalRun) -> str:
     lines.append(f"  {'step':<22} {'type':<13} {'status':<12} {'seconds':>8}  cache")
     for r in execution.steps.values():
         seconds = "" if r.seconds is None else f"{r.seconds:8.2f}"
-        cache = (
-            "hit" if r.cache_hit else ("-" if r.status in ("NotStarted", "NotExecuted") else "miss")
-        )
+        cache = "hit" if r.cache_hit else ("miss" if r.cacheable else "-")
         lines.append(f"  {r.name:<22} {r.type:<13} {r.status:<12} {seconds:>8}  {cache}")
     if run.metrics:
         lines.append("  metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items()))

@@ -83,6 +83,7 @@ class StepRecord:
     name: str
     type: str
     status: str = NOT_STARTED
+    cacheable: bool = False
     cache_hit: bool = False
     cache_source: str | None = None
     start: str | None = None
@@ -447,6 +448,7 @@ class _Run:
         extras = {k: resolve(step.get(k), self.scope) for k in QUALITY_FLAGS if k in step}
         key = self._cache_key(kind, arguments, extras, step)
         if key is not None:
+            record.cacheable = True
             config = step["CacheConfig"]
             hit = self.runner.state.cache_lookup(
                 self.execution.pipeline, name, key, expire_after_seconds(config.get("ExpireAfter"))

@@ -238,3 +238,47 @@ def test_real_datasets_run_through_a_minimal_config(
         header=None,
     )
     assert scored.shape[1] == len(columns)  # the features, then the prediction
+
+
+def test_independent_steps_run_concurrently(first: LocalRun) -> None:
+    steps = first.execution.steps
+    quality, train = steps["DataQuality"], steps["Train"]
+    assert quality.start and train.start and quality.end and train.end
+    assert quality.start < train.end and train.start < quality.end, "DataQuality waited for Train"
+
+
+def test_script_error_is_the_step_failure_reason(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,outcome\n1,x,0\n2,y,1\n", encoding="utf-8")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"data: {{input_uri: '{data.as_uri()}', target: label, problem_type: binary}}\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(config, env={})
+    run = run_local(cfg, build(cfg), workspace=tmp_path / "ws", quiet=True)
+    assert run.execution.status == "Failed"
+    reason = run.execution.steps["Preprocess"].failure_reason or ""
+    assert "target column 'label' not found" in reason and "Traceback" not in reason
+    assert run.execution.failure_reason == f"Step Preprocess failed: {reason}"
+    assert statuses(run)["Train"] == "NotStarted"
+    assert runner_for(cfg, tmp_path / "ws").state.packages() == []
+
+
+def test_retry_resumes_from_the_failed_step(tmp_path: Path) -> None:
+    waiting = small_config(tmp_path, policy="wait")
+    workspace = tmp_path / "ws"
+    built_small = build(waiting)
+    failed = run_local(waiting, built_small, workspace=workspace, quiet=True, approval_timeout=0.5)
+    assert failed.execution.status == "Failed"
+    assert "no answer to callback" in (failed.execution.steps["Approval"].failure_reason or "")
+
+    approving = small_config(tmp_path, policy="auto-approve")
+    retried = run_local(
+        approving, built_small, workspace=workspace, quiet=True, retry=failed.execution.execution_id
+    )
+    assert retried.execution.execution_id == failed.execution.execution_id
+    assert retried.execution.status == "Succeeded", retried.execution.failure_reason
+    for name in ("Preprocess", "Train", "Evaluate", "Register"):
+        assert retried.execution.steps[name].start == failed.execution.steps[name].start, name
+    assert retried.execution.steps["BatchScore"].status == "Succeeded"
