@@ -17,6 +17,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from pipelines.definition import BuiltPipeline, canonical_json
+from runtime.engine import flatten
 from steps.config import Config
 
 SHA256_METADATA = "sha256"
@@ -37,19 +38,6 @@ class PublishResult:
     group_created: bool = False
 
 
-def flatten_steps(definition: dict[str, Any]) -> dict[str, Any]:
-    """Every step by name, including those inside condition branches."""
-    steps: dict[str, Any] = {}
-    pending = list(definition.get("Steps", []))
-    while pending:
-        step = pending.pop(0)
-        args = step.get("Arguments", {})
-        if step.get("Type") == "Condition":
-            pending += args.get("IfSteps", []) + args.get("ElseSteps", [])
-        steps[step["Name"]] = step
-    return steps
-
-
 def summarize_changes(old: str | None, new: str) -> list[str]:
     """One line per added, removed or changed step and parameter."""
     if old is None:
@@ -57,7 +45,7 @@ def summarize_changes(old: str | None, new: str) -> list[str]:
     before, after = json.loads(old), json.loads(new)
     lines = []
     for kind, get in (
-        ("step", flatten_steps),
+        ("step", lambda d: flatten(d)[0]),
         ("parameter", lambda d: {p["Name"]: p for p in d.get("Parameters", [])}),
     ):
         a, b = get(before), get(after)

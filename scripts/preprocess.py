@@ -74,6 +74,7 @@ PROBLEM_TYPES = (BINARY, REGRESSION)
 DEFAULT_VALIDATION_FRACTION = 0.15
 DEFAULT_TEST_FRACTION = 0.15
 DEFAULT_SEED = 42
+DEFAULT_DATA_VERSION = "manual"
 NUMERIC_SHARE_FOR_ERROR = 0.9
 CSV_SUFFIX = ".csv"
 FAILURE_REASON_ENV = "SM_FAILURE_REASON_FILE"
@@ -711,6 +712,7 @@ def run(
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = DEFAULT_SEED,
+    data_version: str = DEFAULT_DATA_VERSION,
 ) -> dict[str, Any]:
     """Validate, split, fit and write everything; return the schema written."""
     frame = read_dataset(input_path, columns)
@@ -725,6 +727,7 @@ def run(
     schema = build_schema(
         target, problem_type, types, encoded.class_mapping, splits, encoded.dropped_rows
     )
+    schema["data_version"] = data_version
     write_outputs(output_root, splits, transformer, schema)
     return schema
 
@@ -782,6 +785,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--test-fraction", type=_fraction, default=DEFAULT_TEST_FRACTION)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--data-version",
+        default=DEFAULT_DATA_VERSION,
+        help="which data the input URI held (recorded in schema.json; part of the cache key)",
+    )
     return parser
 
 
@@ -803,6 +811,7 @@ def main(argv: list[str] | None = None) -> int:
             validation_fraction=args.validation_fraction,
             test_fraction=args.test_fraction,
             seed=args.seed,
+            data_version=args.data_version,
         )
     except DataError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

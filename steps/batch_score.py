@@ -44,6 +44,8 @@ def build_batch_score_step(
         output_path=ctx.output_uri(STEP_NAME, PREDICTIONS_OUTPUT),
         base_transform_job_name=f"{ctx.cfg.pipeline.name}-batch-score",
         sagemaker_session=ctx.session,
+        output_kms_key=ctx.cfg.security.output_kms_key_id,
+        volume_kms_key=ctx.cfg.security.volume_kms_key_id,
     )
     scoring_input = ctx.cfg.data.scoring_uri or output_s3_uri(preprocess, data.SCORING)
     step_args = transformer.transform(

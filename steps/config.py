@@ -192,6 +192,50 @@ class CacheSection(Section):
     expire_after: IsoDuration
 
 
+SCHEDULE_EXPRESSION = (
+    r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)"
+    r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\)"
+    r"|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$"
+)
+DATA_VERSION_PARAMETER = "DataVersion"
+
+
+class ScheduleSection(Section):
+    enabled: bool
+    expression: Annotated[str, Field(pattern=SCHEDULE_EXPRESSION)]
+    timezone: NonEmpty
+    role_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")]
+    parameters: dict[str, str | int | float | bool]
+
+    @model_validator(mode="after")
+    def _no_pinned_data_version(self) -> ScheduleSection:
+        if DATA_VERSION_PARAMETER in self.parameters:
+            raise ValueError(
+                f"schedule.parameters must not set {DATA_VERSION_PARAMETER}: each scheduled run "
+                "passes its scheduled time there so Preprocess re-reads the input instead of "
+                "reusing a cached run of the same URI; remove it"
+            )
+        return self
+
+
+class SecuritySection(Section):
+    enable_network_isolation: bool
+    encrypt_inter_container_traffic: bool
+    subnets: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")]]
+    security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$")]]
+    volume_kms_key_id: NonEmpty | None
+    output_kms_key_id: NonEmpty | None
+
+    @model_validator(mode="after")
+    def _vpc_complete(self) -> SecuritySection:
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise ValueError(
+                "security.subnets and security.security_group_ids go together: a VPC config "
+                "needs both (or neither)"
+            )
+        return self
+
+
 class RetryRule(Section):
     exception_types: list[NonEmpty]
     max_attempts: Annotated[int, Field(ge=1, le=20)]
@@ -220,6 +264,8 @@ class Config(Section):
     approval: ApprovalSection
     transform: TransformSection
     cache: CacheSection
+    schedule: ScheduleSection
+    security: SecuritySection
     retry: RetrySection
 
     @model_validator(mode="after")

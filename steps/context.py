@@ -23,8 +23,9 @@ from sagemaker.mlops.workflow.retry import (
 )
 from sagemaker.mlops.workflow.steps import CacheConfig
 
+from scripts.preprocess import DEFAULT_DATA_VERSION
 from steps.code import CodeStore
-from steps.config import Config, JobSection
+from steps.config import DATA_VERSION_PARAMETER, Config, JobSection
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Parameters:
     """The pipeline parameters: everything a run may change without a new definition."""
 
     input_data_uri: ParameterString
+    data_version: ParameterString
     preprocess_instance_type: ParameterString
     data_quality_instance_type: ParameterString
     train_instance_type: ParameterString
@@ -48,6 +50,7 @@ class Parameters:
         jobs = cfg.jobs
         return cls(
             input_data_uri=ParameterString("InputDataUri", cfg.data.input_uri),
+            data_version=ParameterString(DATA_VERSION_PARAMETER, DEFAULT_DATA_VERSION),
             preprocess_instance_type=ParameterString(
                 "PreprocessInstanceType", jobs.preprocess.instance_type
             ),

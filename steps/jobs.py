@@ -13,6 +13,7 @@ from sagemaker.core.shapes import (
 )
 
 from steps.context import BuildContext
+from steps.security import processing_network
 
 SKLEARN = "sklearn"
 XGBOOST = "xgboost"
@@ -51,6 +52,9 @@ def script_processor(
         max_runtime_in_seconds=job.max_runtime_seconds,
         base_job_name=f"{ctx.cfg.pipeline.name}-{job_key.replace('_', '-')}",
         sagemaker_session=ctx.session,
+        network_config=processing_network(ctx.cfg.security),
+        volume_kms_key=ctx.cfg.security.volume_kms_key_id,
+        output_kms_key=ctx.cfg.security.output_kms_key_id,
     )
 
 

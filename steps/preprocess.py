@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sagemaker.core.helper.pipeline_variable import PipelineVariable
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
 from scripts import preprocess as job
@@ -13,9 +14,9 @@ SCRIPT = "preprocess.py"
 DATA_INPUT = "data"
 
 
-def job_arguments(ctx: BuildContext) -> list[str]:
+def job_arguments(ctx: BuildContext) -> list[str | PipelineVariable]:
     data = ctx.cfg.data
-    args = [
+    args: list[str | PipelineVariable] = [
         "--input-dir", job.INPUT_DIR,
         "--output-root", job.OUTPUT_ROOT,
         "--target", data.target,
@@ -23,6 +24,7 @@ def job_arguments(ctx: BuildContext) -> list[str]:
         "--validation-fraction", str(data.validation_fraction),
         "--test-fraction", str(data.test_fraction),
         "--seed", str(data.split_seed),
+        "--data-version", ctx.params.data_version,
     ]  # fmt: skip
     if data.columns:
         args += ["--columns", ",".join(data.columns)]

@@ -13,6 +13,7 @@ from sagemaker.serve.model_builder import ModelBuilder
 from scripts import inference as serving
 from steps.context import BuildContext
 from steps.jobs import XGBOOST, image_uri
+from steps.security import job_networking
 
 STEP_NAME = "Register"
 SERVING_SCRIPT = "inference.py"
@@ -33,6 +34,7 @@ def serving_model(ctx: BuildContext, train: TrainingStep) -> ModelBuilder:
             **serving.SERVING_ENV,
         },
         sagemaker_session=ctx.session,
+        network=job_networking(ctx.cfg.security),
         # The code travels as SAGEMAKER_SUBMIT_DIRECTORY above; with the SDK's default
         # dependency detection it would also upload code while the definition is built.
         dependencies=None,

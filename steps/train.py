@@ -11,6 +11,7 @@ from scripts import preprocess as data
 from scripts import train as job
 from steps.context import BuildContext
 from steps.jobs import XGBOOST, image_uri, output_s3_uri
+from steps.security import job_networking
 
 STEP_NAME = "Train"
 SCRIPT = "train.py"
@@ -47,11 +48,15 @@ def build_train_step(ctx: BuildContext, preprocess: ProcessingStep) -> TrainingS
             instance_type=ctx.params.train_instance_type,
             instance_count=ctx.params.train_instance_count,
             volume_size_in_gb=spec.volume_size_gb,
+            volume_kms_key_id=ctx.cfg.security.volume_kms_key_id,
         ),
+        networking=job_networking(ctx.cfg.security),
         stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_runtime_seconds),
         hyperparameters=hyperparameters(ctx),
         output_data_config=OutputDataConfig(
-            s3_output_path=ctx.output_uri(STEP_NAME, MODEL_OUTPUT), compression_type="GZIP"
+            s3_output_path=ctx.output_uri(STEP_NAME, MODEL_OUTPUT),
+            compression_type="GZIP",
+            kms_key_id=ctx.cfg.security.output_kms_key_id,
         ),
         sagemaker_session=ctx.session,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.publish import flatten_steps
+from runtime.engine import flatten
 from steps.code import SCRIPTS_DIR
 from steps.config import Config
 
@@ -33,7 +33,7 @@ def test_two_builds_in_separate_processes_are_byte_identical(tmp_path: Path) -> 
 
 
 def changed_steps(base: str, edited: str) -> set[str]:
-    before, after = flatten_steps(json.loads(base)), flatten_steps(json.loads(edited))
+    before, after = flatten(json.loads(base))[0], flatten(json.loads(edited))[0]
     changed = {name for name in before if before[name] != after[name]}
     # A condition step embeds its branches: judge it by its own conditions only.
     if (

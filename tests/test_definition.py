@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.publish import flatten_steps
+from runtime.engine import flatten
 from scripts import evaluate as evaluate_job
 from steps.config import Config
 
@@ -47,12 +47,12 @@ def references(node: Any) -> list[str]:
 
 
 def test_every_step_present_with_its_type(definition: dict) -> None:
-    steps = flatten_steps(definition)
+    steps = flatten(definition)[0]
     assert {name: step["Type"] for name, step in steps.items()} == EXPECTED_TYPES
 
 
 def test_condition_branches_hold_the_gated_steps(definition: dict) -> None:
-    condition = flatten_steps(definition)["CheckMetric"]["Arguments"]
+    condition = flatten(definition)[0]["CheckMetric"]["Arguments"]
     assert [s["Name"] for s in condition["IfSteps"]] == [
         "Register", "Approval", "CreateModel", "BatchScore"
     ]  # fmt: skip
@@ -60,7 +60,7 @@ def test_condition_branches_hold_the_gated_steps(definition: dict) -> None:
 
 
 def test_property_references_resolve_to_existing_steps_and_outputs(definition: dict) -> None:
-    steps = flatten_steps(definition)
+    steps = flatten(definition)[0]
     parameters = {p["Name"] for p in definition["Parameters"]}
     for name, step in steps.items():
         for ref in references(step):
@@ -84,7 +84,7 @@ def test_property_references_resolve_to_existing_steps_and_outputs(definition: d
 
 
 def test_edges_follow_the_graph(definition: dict) -> None:
-    steps = flatten_steps(definition)
+    steps = flatten(definition)[0]
 
     def upstream(name: str) -> set[str]:
         found = {m.group(1) for r in references(steps[name]) if (m := STEP_REFERENCE.match(r))}
@@ -100,13 +100,13 @@ def test_edges_follow_the_graph(definition: dict) -> None:
 
 
 def test_condition_reads_a_key_that_evaluate_writes(definition: dict, base_config: Config) -> None:
-    condition = flatten_steps(definition)["CheckMetric"]["Arguments"]["Conditions"][0]
+    condition = flatten(definition)[0]["CheckMetric"]["Arguments"]["Conditions"][0]
     json_get = condition["LeftValue"]["Std:JsonGet"]
     assert json_get["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
     problem = base_config.data.problem_type
     assert json_get["Path"] == evaluate_job.metric_json_path(problem, base_config.gate.metric)
     assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
-    report = flatten_steps(definition)["Evaluate"]["PropertyFiles"][0]
+    report = flatten(definition)[0]["Evaluate"]["PropertyFiles"][0]
     assert report == {
         "FilePath": evaluate_job.EVALUATION_FILE,
         "OutputName": evaluate_job.EVALUATION_OUTPUT,
@@ -119,6 +119,7 @@ def test_parameters_round_trip_the_config(definition: dict, base_config: Config)
     jobs = base_config.jobs
     assert defaults == {
         "InputDataUri": base_config.data.input_uri,
+        "DataVersion": "manual",
         "PreprocessInstanceType": jobs.preprocess.instance_type,
         "DataQualityInstanceType": jobs.data_quality.instance_type,
         "TrainInstanceType": jobs.train.instance_type,
@@ -135,7 +136,7 @@ def test_parameters_round_trip_the_config(definition: dict, base_config: Config)
 
 
 def test_job_steps_retry_and_cacheable_steps_cache(definition: dict, base_config: Config) -> None:
-    steps = flatten_steps(definition)
+    steps = flatten(definition)[0]
     for name in JOB_STEPS:
         kinds = {p["ExceptionType"][0].split(".")[0] for p in steps[name]["RetryPolicies"]}
         assert kinds == {"Step", "SageMaker"}, name
@@ -147,7 +148,7 @@ def test_job_steps_retry_and_cacheable_steps_cache(definition: dict, base_config
 
 
 def test_training_code_is_content_addressed_not_timestamped(definition: dict) -> None:
-    train = flatten_steps(definition)["Train"]["Arguments"]
+    train = flatten(definition)[0]["Train"]["Arguments"]
     submit = train["HyperParameters"]["sagemaker_submit_directory"]
     assert re.fullmatch(r"s3://[^/]+/.+/code/[0-9a-f]{64}/sourcedir\.tar\.gz", submit)
     assert [c["ChannelName"] for c in train["InputDataConfig"]] == [
@@ -179,10 +180,58 @@ def test_objective_and_gate_follow_the_problem_type(problem_type: str, tmp_path:
         f"data: {{input_uri: 's3://b/k.csv', target: y, problem_type: {problem_type}}}\n"
     )
     document = json.loads(build(load_config(config, env={})).definition)
-    steps = flatten_steps(document)
+    steps = flatten(document)[0]
     objective = steps["Train"]["Arguments"]["HyperParameters"]["objective"]
     path = steps["CheckMetric"]["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]["Path"]
     if problem_type == "binary":
         assert (objective, path) == ("binary:logistic", "binary_classification_metrics.auc.value")
     else:
         assert (objective, path) == ("reg:squarederror", "regression_metrics.r2.value")
+
+
+SECURE = """\
+extends: {pipeline}
+security:
+  enable_network_isolation: true
+  encrypt_inter_container_traffic: true
+  subnets: [subnet-0abc]
+  security_group_ids: [sg-0def]
+  volume_kms_key_id: arn:aws:kms:us-east-1:123456789012:key/volume
+  output_kms_key_id: arn:aws:kms:us-east-1:123456789012:key/output
+"""
+
+
+def test_security_settings_reach_every_job_step(tmp_path: Path) -> None:
+    from pipelines.definition import build
+    from steps.config import PIPELINE_CONFIG, load_config
+
+    config = tmp_path / "secure.yaml"
+    config.write_text(SECURE.format(pipeline=PIPELINE_CONFIG))
+    steps = flatten(json.loads(build(load_config(config, env={})).definition))[0]
+    vpc = {"SecurityGroupIds": ["sg-0def"], "Subnets": ["subnet-0abc"]}
+    volume = "arn:aws:kms:us-east-1:123456789012:key/volume"
+    output = "arn:aws:kms:us-east-1:123456789012:key/output"
+    for name in ("Preprocess", "DataQuality", "Evaluate"):
+        args = steps[name]["Arguments"]
+        assert args["NetworkConfig"] == {
+            "EnableInterContainerTrafficEncryption": True,
+            "EnableNetworkIsolation": True,
+            "VpcConfig": vpc,
+        }, name
+        assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == volume, name
+        assert args["ProcessingOutputConfig"]["KmsKeyId"] == output, name
+    train = steps["Train"]["Arguments"]
+    assert train["VpcConfig"] == vpc
+    assert train["EnableNetworkIsolation"] and train["EnableInterContainerTrafficEncryption"]
+    assert train["ResourceConfig"]["VolumeKmsKeyId"] == volume
+    assert train["OutputDataConfig"]["KmsKeyId"] == output
+    transform = steps["BatchScore"]["Arguments"]
+    assert transform["TransformOutput"]["KmsKeyId"] == output
+    assert transform["TransformResources"]["VolumeKmsKeyId"] == volume
+    model = steps["CreateModel"]["Arguments"]
+    assert model["VpcConfig"] == vpc and model["EnableNetworkIsolation"] is True
+
+
+def test_definition_holds_no_credentials(built) -> None:  # type: ignore[no-untyped-def]
+    for marker in ("AKIA", "ASIA", "aws_secret_access_key", "SecretAccessKey", "SessionToken"):
+        assert marker not in built.definition
