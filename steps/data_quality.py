@@ -29,6 +29,7 @@ class _QualityCheckStep(QualityCheckStep):
             request["NetworkConfig"] = network._to_request_dict()
         return request
 
+
 RESULTS_OUTPUT = "results"
 
 
