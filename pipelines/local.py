@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.approval import Decision
 from pipelines.definition import BuiltPipeline
 from runtime.engine import FAILED, SUCCEEDED, Execution, Hooks, LocalPipelineRunner, StepRecord
-from runtime.state import APPROVED, REJECTED, LocalState
+from runtime.state import LocalState
 from steps import approval as approval_step
 from steps.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKSPACE = ROOT / "build" / "local"
+WORKSPACE_ENV = "PIPELINE_LOCAL_WORKSPACE"  # where local runs keep their store and state
 LAST_RUN = "last-run.json"
 SAMPLE_SCHEME = "sample://"
 LOCAL_REVIEWER = "local-policy"
@@ -39,8 +40,14 @@ class LocalRun:
     bootstrapped_baseline: bool
 
 
-def runner_for(cfg: Config, workspace: Path = WORKSPACE) -> LocalPipelineRunner:
-    return LocalPipelineRunner(workspace, cfg.aws.region, max_parallel=os.cpu_count() or 2)
+def default_workspace() -> Path:
+    return Path(os.environ.get(WORKSPACE_ENV) or ROOT / "build" / "local")
+
+
+def runner_for(cfg: Config, workspace: Path | None = None) -> LocalPipelineRunner:
+    return LocalPipelineRunner(
+        workspace or default_workspace(), cfg.aws.region, max_parallel=os.cpu_count() or 2
+    )
 
 
 def input_uri(cfg: Config, runner: LocalPipelineRunner) -> str:
@@ -68,19 +75,12 @@ def answer_approval(
     """Answer the Approval callback and set the package's approval status to match."""
     (callback,) = [c for c in state.callbacks(status="pending") if c.token == token]
     arn = callback.message["arguments"][approval_step.MODEL_PACKAGE_ARN]
+    decision = Decision(approved=approved, reviewer=reviewer, reason=reason)
+    state.set_approval(arn, decision.package_status, decision.approval_description)
     if approved:
-        state.set_approval(arn, APPROVED, f"{reviewer}: {reason}")
-        state.answer_callback(
-            token,
-            outputs={
-                approval_step.DECISION: approval_step.APPROVED,
-                approval_step.REVIEWER: reviewer,
-                approval_step.REASON: reason,
-            },
-        )
+        state.answer_callback(token, outputs=decision.output_parameters)
     else:
-        state.set_approval(arn, REJECTED, f"{reviewer}: {reason}")
-        state.answer_callback(token, failure_reason=f"Rejected by {reviewer}: {reason}")
+        state.answer_callback(token, failure_reason=decision.failure_reason)
 
 
 def _policy_hook(
@@ -126,7 +126,7 @@ def run_local(
     wait_for_approval: bool = False,
     approval_timeout: float | None = None,
     parameters: dict[str, Any] | None = None,
-    workspace: Path = WORKSPACE,
+    workspace: Path | None = None,
     quiet: bool = False,
 ) -> LocalRun:
     runner = runner_for(cfg, workspace)

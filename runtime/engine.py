@@ -481,7 +481,8 @@ class _Run:
         return f"pipelines-{self.execution.execution_id}-{name}".lower()[:63]
 
     def _sandbox(self, name: str) -> Path:
-        return self.folder / "steps" / name
+        """A fresh directory per attempt: an interrupted attempt's leftovers are never reused."""
+        return self.folder / "steps" / name / f"attempt-{uuid.uuid4().hex[:8]}"
 
     def _job(self, outcome: jobs.JobOutcome, record: StepRecord) -> dict[str, Any]:
         record.peak_rss_bytes, record.log = outcome.peak_rss_bytes, str(outcome.log_path)

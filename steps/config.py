@@ -7,10 +7,14 @@ file raises one ConfigError that lists every bad field with its path and what is
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import botocore.session
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -48,7 +52,31 @@ ProblemType = Literal["binary", "regression"]
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
-InstanceType = Annotated[str, Field(pattern=r"^(ml\.[a-z0-9]+\.[a-z0-9]+|local)$")]
+
+
+@lru_cache(maxsize=None)
+def offered_instance_types(shape: str) -> frozenset[str]:
+    """The instance types SageMaker's API accepts for a job kind (from botocore's model)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for(shape).enum)
+
+
+def _offered(shape: str, job: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in offered_instance_types(shape):
+            family = value.rsplit(".", 1)[0]
+            near = sorted(t for t in offered_instance_types(shape) if t.startswith(family))[:6]
+            hint = f"; e.g. {', '.join(near)}" if near else "; e.g. ml.m5.xlarge"
+            raise ValueError(f"{value!r} is not an instance type SageMaker offers for {job}{hint}")
+        return value
+
+    return AfterValidator(check)
+
+
+ProcessingInstance = Annotated[str, _offered("ProcessingInstanceType", "processing jobs")]
+TrainingInstance = Annotated[str, _offered("TrainingInstanceType", "training jobs")]
+TransformInstance = Annotated[str, _offered("TransformInstanceType", "batch transform")]
+EndpointInstance = Annotated[str, _offered("ProductionVariantInstanceType", "endpoints")]
 
 
 def _nonzero_duration(value: str) -> str:
@@ -117,25 +145,60 @@ class SampleDataSection(Section):
     seed: int
 
 
+@lru_cache(maxsize=None)
+def offered_framework_versions(framework: str, scope: str) -> frozenset[str]:
+    """Image versions the installed SDK can name for a framework (its image_uri_config files).
+
+    Read as data, without importing the SDK (whose import needs a region).
+    """
+    spec = importlib.util.find_spec("sagemaker")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    folder = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config"
+    document = json.loads((folder / f"{framework}.json").read_text(encoding="utf-8"))
+    return frozenset(document.get(scope, {}).get("versions", {}))
+
+
+def _framework_version(framework: str, scopes: tuple[str, ...]) -> AfterValidator:
+    def check(value: str) -> str:
+        offered = frozenset.intersection(*(offered_framework_versions(framework, s) for s in scopes))
+        if offered and value not in offered:
+            raise ValueError(
+                f"{value!r} is not a {framework} image version SageMaker offers for "
+                f"{' and '.join(scopes)}; choose one of {sorted(offered)}"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
 class ImagesSection(Section):
-    sklearn_version: NonEmpty
-    xgboost_version: NonEmpty
+    sklearn_version: Annotated[str, _framework_version("sklearn", ("training",))]
+    xgboost_version: Annotated[str, _framework_version("xgboost", ("training", "inference"))]
     python_version: Literal["py3"]
 
 
 class JobSection(Section):
-    instance_type: InstanceType
+    instance_type: ProcessingInstance
     instance_count: Annotated[int, Field(ge=1, le=100)]
     volume_size_gb: Annotated[int, Field(ge=1, le=16384)]
     max_runtime_seconds: Annotated[int, Field(ge=60, le=2419200)]
 
 
+class TrainingJobSection(JobSection):
+    instance_type: TrainingInstance  # type: ignore[assignment]
+
+
+class TransformJobSection(JobSection):
+    instance_type: TransformInstance  # type: ignore[assignment]
+
+
 class JobsSection(Section):
     preprocess: JobSection
     data_quality: JobSection
-    train: JobSection
+    train: TrainingJobSection
     evaluate: JobSection
-    transform: JobSection
+    transform: TransformJobSection
 
 
 class Hyperparameters(Section):
@@ -171,8 +234,8 @@ class DataQualitySection(Section):
 class RegistrySection(Section):
     model_package_group: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")]
     approval_status: ApprovalStatus
-    inference_instance_types: list[InstanceType]
-    transform_instance_types: list[InstanceType]
+    inference_instance_types: list[EndpointInstance]
+    transform_instance_types: list[TransformInstance]
 
 
 class ApprovalSection(Section):
@@ -198,6 +261,7 @@ SCHEDULE_EXPRESSION = (
     r"|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$"
 )
 DATA_VERSION_PARAMETER = "DataVersion"
+INPUT_DATA_PARAMETER = "InputDataUri"
 
 
 class ScheduleSection(Section):
@@ -214,6 +278,12 @@ class ScheduleSection(Section):
                 f"schedule.parameters must not set {DATA_VERSION_PARAMETER}: each scheduled run "
                 "passes its scheduled time there so Preprocess re-reads the input instead of "
                 "reusing a cached run of the same URI; remove it"
+            )
+        uri = self.parameters.get(INPUT_DATA_PARAMETER)
+        if uri is not None and not str(uri).startswith("s3://"):
+            raise ValueError(
+                f"schedule.parameters.{INPUT_DATA_PARAMETER} is {uri!r}, but scheduled runs "
+                "execute on SageMaker, which reads from S3 only; give an s3:// URI or remove it"
             )
         return self
 
@@ -237,7 +307,15 @@ class SecuritySection(Section):
 
 
 class RetryRule(Section):
-    exception_types: list[NonEmpty]
+    exception_types: list[
+        Literal[
+            "SageMaker.JOB_INTERNAL_ERROR",
+            "SageMaker.CAPACITY_ERROR",
+            "SageMaker.RESOURCE_LIMIT",
+            "Step.SERVICE_FAULT",
+            "Step.THROTTLING",
+        ]
+    ]
     max_attempts: Annotated[int, Field(ge=1, le=20)]
     interval_seconds: Annotated[int, Field(ge=1)]
     backoff_rate: Annotated[float, Field(ge=1.0)]
@@ -246,6 +324,14 @@ class RetryRule(Section):
 class RetrySection(Section):
     job: RetryRule
     service: RetryRule
+
+    @model_validator(mode="after")
+    def _kinds_fit_their_rule(self) -> RetrySection:
+        if any(not t.startswith("SageMaker.") for t in self.job.exception_types):
+            raise ValueError("retry.job.exception_types takes SageMaker.* types only")
+        if any(not t.startswith("Step.") for t in self.service.exception_types):
+            raise ValueError("retry.service.exception_types takes Step.* types only")
+        return self
 
 
 class Config(Section):

@@ -25,7 +25,7 @@ from sagemaker.mlops.workflow.steps import CacheConfig
 
 from scripts.preprocess import DEFAULT_DATA_VERSION
 from steps.code import CodeStore
-from steps.config import DATA_VERSION_PARAMETER, Config, JobSection
+from steps.config import DATA_VERSION_PARAMETER, INPUT_DATA_PARAMETER, Config, JobSection
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Parameters:
     def from_config(cls, cfg: Config) -> Parameters:
         jobs = cfg.jobs
         return cls(
-            input_data_uri=ParameterString("InputDataUri", cfg.data.input_uri),
+            input_data_uri=ParameterString(INPUT_DATA_PARAMETER, cfg.data.input_uri),
             data_version=ParameterString(DATA_VERSION_PARAMETER, DEFAULT_DATA_VERSION),
             preprocess_instance_type=ParameterString(
                 "PreprocessInstanceType", jobs.preprocess.instance_type

@@ -127,3 +127,23 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.yaml", env={})
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path, "data: [unclosed\n"), env={})
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("jobs: {train: {instance_type: ml.m5.huge}}", "jobs.train.instance_type: 'ml.m5.huge' is not"),
+        ("jobs: {transform: {instance_type: ml.p9.xlarge}}", "not an instance type SageMaker offers"),
+        ("registry: {inference_instance_types: [ml.x.y]}", "registry.inference_instance_types.0"),
+        ("images: {xgboost_version: '9.9-9'}", "images.xgboost_version: '9.9-9' is not a xgboost"),
+        ("images: {sklearn_version: '0.1'}", "images.sklearn_version"),
+        ("schedule: {expression: 'every monday'}", "schedule.expression"),
+        ("schedule: {parameters: {DataVersion: v1}}", "must not set DataVersion"),
+        ("retry: {job: {exception_types: [Step.THROTTLING]}}", "SageMaker.\\* types only"),
+        ("security: {subnets: [subnet-0abc]}", "go together"),
+        ("cache: {expire_after: P}", "empty ISO 8601 duration"),
+    ],
+)
+def test_values_sagemaker_would_refuse(tmp_path: Path, extra: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, MINIMAL + extra + "\n"), env={})
