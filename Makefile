@@ -49,6 +49,18 @@ upsert: $(STAMP)
 run-local: $(STAMP)
 	$(BIN)/python -m pipelines run-local --config $(LOCAL_CONFIG)
 
+## schedule: create or update the retraining schedule (EventBridge Scheduler) from `schedule:`
+schedule: $(STAMP)
+	$(BIN)/python -m pipelines schedule --config $(CONFIG)
+
+## unschedule: remove the retraining schedule
+unschedule: $(STAMP)
+	$(BIN)/python -m pipelines unschedule --config $(CONFIG)
+
+## infra-lint: cfn-lint on infra/template.yaml (bucket, roles, queues, model package group)
+infra-lint: $(STAMP)
+	$(BIN)/cfn-lint --include-checks I -- infra/template.yaml
+
 ## clean: remove build outputs (keeps .venv)
 clean:
 	rm -rf build
@@ -57,4 +69,4 @@ clean:
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 14
 
-.PHONY: install lint test validate definition golden upsert run-local clean help
+.PHONY: install lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint

@@ -250,9 +250,7 @@ def evidence(clients: Clients, message: CallbackMessage) -> list[str]:
     report = _read_json(clients.s3, report_uri)
     assert report is not None  # missing_ok is False
     lines += [f"  evaluation   {report_uri}", *format_report(report)]
-    statistics_uri = ((metrics.get("ModelDataQuality") or {}).get("Statistics") or {}).get(
-        "S3Uri"
-    )
+    statistics_uri = ((metrics.get("ModelDataQuality") or {}).get("Statistics") or {}).get("S3Uri")
     if statistics_uri:
         violations_uri = f"{statistics_uri.rsplit('/', 1)[0]}/{VIOLATIONS_FILE}"
         violations = _read_json(clients.s3, violations_uri, missing_ok=True)
@@ -273,8 +271,7 @@ def answer_callback(callbacks: Any, token: str, decision: Decision) -> None:
         callbacks.send_pipeline_execution_step_success(
             CallbackToken=token,
             OutputParameters=[
-                {"Name": name, "Value": value}
-                for name, value in decision.output_parameters.items()
+                {"Name": name, "Value": value} for name, value in decision.output_parameters.items()
             ],
             ClientRequestToken=request_token(token, decision),
         )

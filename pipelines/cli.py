@@ -123,10 +123,38 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     return 0 if run.execution.status == "Succeeded" else EXIT_FAILED
 
 
+def _answer_on_aws(args: argparse.Namespace, approved: bool) -> int:
+    from pipelines.approval import ApprovalError, Decision, answer_on_aws
+
+    cfg = load_config(args.config or PIPELINE_CONFIG)
+    decision = Decision(approved=approved, reviewer=args.reviewer, reason=args.reason)
+    try:
+        result = answer_on_aws(cfg, args.execution, decision, dry_run=args.dry_run)
+    except ApprovalError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print("\n".join(result.evidence))
+    if result.answered:
+        print(
+            f"{decision.verb} the Approval step of {result.execution_arn}; model package "
+            f"{decision.package_status}; {result.messages_deleted} message(s) deleted"
+        )
+    else:
+        print("dry run: nothing answered, the message stays on the queue")
+    if result.left_on_queue:
+        print(
+            f"left on the queue: {result.left_on_queue} message(s) of other executions or "
+            f"unparseable ({result.unparseable})"
+        )
+    return 0
+
+
 def _answer(args: argparse.Namespace, approved: bool) -> int:
+    if args.aws:
+        return _answer_on_aws(args, approved)
     from pipelines.local import answer_approval, runner_for
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config or LOCAL_CONFIG)
     state = runner_for(cfg).state
     pending = state.callbacks(execution_id=args.execution, status="pending")
     if not pending:
@@ -144,6 +172,41 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_reject(args: argparse.Namespace) -> int:
     return _answer(args, approved=False)
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from pipelines.schedule import ScheduleError, put_schedule
+
+    cfg = load_config(args.config)
+    try:
+        result = put_schedule(cfg)
+    except ScheduleError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(
+        f"schedule {result.name}: {result.action}, {result.state}, {cfg.schedule.expression} "
+        f"({cfg.schedule.timezone}) starts pipeline {cfg.pipeline.name}"
+    )
+    return 0
+
+
+def cmd_unschedule(args: argparse.Namespace) -> int:
+    from pipelines.schedule import remove_schedule, schedule_name
+
+    cfg = load_config(args.config)
+    removed = remove_schedule(cfg)
+    print(f"schedule {schedule_name(cfg)}: {'removed' if removed else 'none to remove'}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from pipelines.schedule import delete_pipeline, schedule_name
+
+    cfg = load_config(args.config)
+    result = delete_pipeline(cfg)
+    print(f"schedule {schedule_name(cfg)}: {'removed' if result.schedule_removed else 'none'}")
+    print(f"pipeline {cfg.pipeline.name}: {'deleted' if result.pipeline_deleted else 'not found'}")
+    return 0
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
@@ -196,23 +259,55 @@ def parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--approval-timeout", type=float, help="seconds to wait for an answer")
     for name, handler, text in (
-        ("approve", cmd_approve, "approve the pending model of a local execution"),
-        ("reject", cmd_reject, "reject the pending model of a local execution"),
+        ("approve", cmd_approve, "approve the pending model of an execution (local, or --aws)"),
+        ("reject", cmd_reject, "reject the pending model of an execution (local, or --aws)"),
     ):
         sub = verb(name, handler, text, LOCAL_CONFIG)
-        sub.add_argument("execution", help="the execution id run-local printed")
+        # The default config depends on --aws: configs/local.yaml, or configs/pipeline.yaml.
+        sub.set_defaults(config=None)
+        sub.add_argument(
+            "execution", help="the execution id run-local printed (with --aws: its ARN or id)"
+        )
         sub.add_argument("--reason", default="reviewed locally", help="why (kept with the package)")
         sub.add_argument("--reviewer", default=os.environ.get("USER", "reviewer"))
+        sub.add_argument(
+            "--aws",
+            action="store_true",
+            help="answer a SageMaker execution from the approval SQS queue (approval.queue_url)",
+        )
+        sub.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="with --aws: show the package, metrics and data quality; answer nothing",
+        )
+    verb(
+        "schedule",
+        cmd_schedule,
+        "create or update the retraining schedule (EventBridge Scheduler) from `schedule:`",
+        PIPELINE_CONFIG,
+    )
+    verb("unschedule", cmd_unschedule, "remove the retraining schedule", PIPELINE_CONFIG)
+    verb(
+        "delete",
+        cmd_delete,
+        "remove the retraining schedule, then the pipeline (nothing left orphaned)",
+        PIPELINE_CONFIG,
+    )
     sub = verb("registry", cmd_registry, "list the local Model Registry", LOCAL_CONFIG)
     sub.add_argument("--group", help="model package group (default: the configured one)")
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     args = parser().parse_args(argv)
     try:
         code: int = args.handler(args)
     except ConfigError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (ClientError, BotoCoreError) as exc:  # credentials, permissions, throttling
+        print(f"ERROR: AWS call failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return code

@@ -48,7 +48,8 @@ def _not_found(exc: ClientError) -> bool:
     if error["Code"] in NOT_FOUND:
         return True
     message = str(error.get("Message", "")).lower()
-    return error["Code"] == "ValidationException" and ("not find" in message or "not exist" in message)
+    missing = "not find" in message or "not exist" in message
+    return error["Code"] == "ValidationException" and missing
 
 
 class ScheduleError(ValueError):

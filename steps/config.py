@@ -30,6 +30,7 @@ ENV_OVERRIDES = {
     "PIPELINE_ROLE_ARN": ("aws", "role_arn"),
     "PIPELINE_BUCKET": ("aws", "bucket"),
     "PIPELINE_APPROVAL_QUEUE_URL": ("approval", "queue_url"),
+    "PIPELINE_SCHEDULER_ROLE_ARN": ("schedule", "role_arn"),
 }
 
 # Direction and range of each metric evaluate.py writes: (higher is better, low, high).

@@ -306,3 +306,40 @@ class _Raw:
 
     def read(self, *_: object) -> bytes:
         return self._body
+
+
+def test_retry_policy_retries_a_runtime_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import jobs
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        SMALL.format(local=ROOT / "configs" / "local.yaml").replace(
+            "num_round: 400", "num_round: 20"
+        )
+        + "retry: {job: {interval_seconds: 1, max_attempts: 2}}\n"
+    )
+    cfg = load_config(config, env={})
+    real = jobs.run_processing_job
+    failures = []
+
+    def flaky(name, request, store, sandbox, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(name)
+            raise OSError("disk hiccup while staging inputs")
+        return real(name, request, store, sandbox, *args, **kwargs)
+
+    monkeypatch.setattr(jobs, "run_processing_job", flaky)
+    run = run_local(cfg, build(cfg), workspace=tmp_path / "ws", quiet=True)
+    assert run.execution.status == "Succeeded", run.execution.failure_reason
+    assert failures and run.execution.steps["Preprocess"].attempts == 2
+
+    failures.clear()
+    monkeypatch.setattr(
+        jobs, "run_processing_job", lambda *a, **k: (_ for _ in ()).throw(OSError("disk gone"))
+    )
+    run = run_local(cfg, build(cfg), workspace=tmp_path / "ws2", quiet=True)
+    preprocess = run.execution.steps["Preprocess"]
+    assert preprocess.status == "Failed" and preprocess.attempts == 2
+    assert preprocess.failure_reason == "SageMaker.JOB_INTERNAL_ERROR: disk gone"
