@@ -27,8 +27,8 @@ from typing import Any
 from runtime.engine import flatten, parameter_values
 from runtime.expressions import ResolutionError, Scope, resolve
 from runtime.jobs import (
-    FAILURE_REASON_FILE_ENV,
     FAILURE_FILE,
+    FAILURE_REASON_FILE_ENV,
     INPUT_DATA_DIR,
     MODEL_ARCHIVE,
     MODEL_DIR,
@@ -37,8 +37,11 @@ from runtime.jobs import (
     container_path,
     map_container_value,
 )
+
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT_REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]")
+OUTPUT_REFERENCE = re.compile(
+    r"^Steps\.([A-Za-z0-9_-]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]"
+)
 MODEL_REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.ModelArtifacts\.S3ModelArtifacts$")
 SAGEMAKER_HP_PREFIX = "sagemaker_"
 LOG_TAIL_LINES = 20
@@ -147,11 +150,15 @@ class _Bare:
             with tarfile.open(fileobj=io.BytesIO(self.code[uri])) as tar:
                 tar.extractall(target, filter="data")
             return
-        matches = {u: p for u, p in self.code.items() if u == uri or u.startswith(uri.rstrip("/") + "/")}
+        matches = {
+            u: p for u, p in self.code.items() if u == uri or u.startswith(uri.rstrip("/") + "/")
+        }
         if not matches:
             raise BareRunError(f"{where}: no code object at {uri!r} in the built definition")
         for found, payload in matches.items():
-            relative = PurePosixPath(found).name if found == uri else found[len(uri.rstrip("/")) + 1 :]
+            relative = (
+                PurePosixPath(found).name if found == uri else found[len(uri.rstrip("/")) + 1 :]
+            )
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(payload)
@@ -172,7 +179,10 @@ class _Bare:
             self.outputs[(name, output["OutputName"])] = local
         app = args["AppSpecification"]
         _, *entry = app["ContainerEntrypoint"]  # the image's python3 -> this interpreter
-        command = [*entry, *(str(a) for a in resolve(app.get("ContainerArguments", []), self.scope))]
+        command = [
+            *entry,
+            *(str(a) for a in resolve(app.get("ContainerArguments", []), self.scope)),
+        ]
         argv = [self.python, *(map_container_value(sandbox, a) for a in command)]
         env = {**self.env, **(args.get("Environment") or {})}
         _run(argv, cwd=sandbox, env=env, what=name)
@@ -184,7 +194,9 @@ class _Bare:
         (source,) = args["ProcessingInputs"]
         dataset = sandbox / "dataset"
         self.stage(source["S3Input"]["S3Uri"], dataset, name)
-        header = json.loads(args["Environment"]["dataset_format"]).get("csv", {}).get("header", True)
+        header = (
+            json.loads(args["Environment"]["dataset_format"]).get("csv", {}).get("header", True)
+        )
         argv = [self.python, "-m", "runtime.monitor", "--dataset", str(dataset)]
         argv += ["--output-dir", str(sandbox / "results")]
         if not header:
@@ -195,7 +207,9 @@ class _Bare:
         """Script mode: code in /opt/ml/code, channels, ``--key value`` hyperparameters, SM_*."""
         args = self.step(name)["Arguments"]
         sandbox = self.sandbox(name)
-        hyperparameters = {k: str(v) for k, v in resolve(args["HyperParameters"], self.scope).items()}
+        hyperparameters = {
+            k: str(v) for k, v in resolve(args["HyperParameters"], self.scope).items()
+        }
         code_dir = container_path(sandbox, "/opt/ml/code")
         self.stage_code(hyperparameters["sagemaker_submit_directory"], code_dir, name)
         env = {**self.env, **(args.get("Environment") or {})}
@@ -214,8 +228,8 @@ class _Bare:
         archive.parent.mkdir()
         model_dir = container_path(sandbox, MODEL_DIR)
         with tarfile.open(archive, "w:gz") as tar:
-            for path in sorted(model_dir.rglob("*")):
-                tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
+            for member in sorted(model_dir.rglob("*")):
+                tar.add(member, arcname=member.relative_to(model_dir).as_posix(), recursive=False)
         self.models[name] = archive
 
     def transform(self, name: str, model_step: str) -> None:

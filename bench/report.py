@@ -93,11 +93,17 @@ def table(results: Mapping[str, Any]) -> str:
     lines.append(header)
     for rows, entry in scale.items():
         median_steps = entry["median"]["steps"]
-        line = f"{int(rows):>9} {len(entry['runs']):>4} {_fmt(entry['median']['wall_seconds'], 1):>8}"
-        line += "".join(f" {_fmt(median_steps.get(n, {}).get('seconds'), 1):>10}" for n in JOB_STEPS)
+        line = (
+            f"{int(rows):>9} {len(entry['runs']):>4} {_fmt(entry['median']['wall_seconds'], 1):>8}"
+        )
+        line += "".join(
+            f" {_fmt(median_steps.get(n, {}).get('seconds'), 1):>10}" for n in JOB_STEPS
+        )
         transform_rss = median_steps.get("BatchScore", {}).get("peak_rss_bytes")
         line += f" {_mib(transform_rss):>9} {_fmt(entry['median']['auc'], 4):>6}"
-        line += f" {_fmt(entry['median']['oracle_auc'], 4):>6} {_fmt(entry['median']['auc_gap'], 4):>6}"
+        line += (
+            f" {_fmt(entry['median']['oracle_auc'], 4):>6} {_fmt(entry['median']['auc_gap'], 4):>6}"
+        )
         lines.append(line)
     return "\n".join(lines)
 
@@ -124,8 +130,12 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
         width = 2.5 if name == "total" else 1.5
         times.plot(rows, _floats(values), marker="o", label=name, linewidth=width)
         if name != "total":
-            rss = [scale[str(r)]["median"]["steps"].get(name, {}).get("peak_rss_bytes") for r in rows]
-            memory.plot(rows, _floats([v / MIB if v else None for v in rss]), marker="o", label=name)
+            rss = [
+                scale[str(r)]["median"]["steps"].get(name, {}).get("peak_rss_bytes") for r in rows
+            ]
+            memory.plot(
+                rows, _floats([v / MIB if v else None for v in rss]), marker="o", label=name
+            )
     for axis, title, unit in (
         (times, "wall time per step (median)", "seconds"),
         (memory, "peak RSS per step (median)", "MiB"),

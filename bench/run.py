@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,8 +40,6 @@ from bench import report
 from bench.bare import BareRunError, run_bare
 
 if TYPE_CHECKING:
-    from pipelines.definition import BuiltPipeline
-    from pipelines.local import LocalRun
     from steps.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,10 +66,10 @@ PHASES_SCRIPT = """
 import time
 started = time.perf_counter()
 import json, logging
-import boto3
 from steps.config import PIPELINE_CONFIG, load_config
 cfg = load_config(PIPELINE_CONFIG)
 config = time.perf_counter()
+import boto3
 from pipelines.sdk import prepare_sdk
 prepare_sdk(cfg)
 logging.disable(logging.INFO)
@@ -110,14 +109,15 @@ def log(message: str) -> None:
 
 @dataclass(frozen=True)
 class Setup:
+    """The local config, its definition and the code objects it names (for the bare jobs)."""
+
     cfg: Config
-    built: BuiltPipeline
     definition: dict[str, Any]
     code: dict[str, bytes]
 
 
 def setup() -> Setup:
-    """The local config and its definition, built once as `make run-local` builds it."""
+    """Build the definition of configs/local.yaml as `make run-local` builds it."""
     from pipelines.sdk import prepare_sdk
     from steps.config import LOCAL_CONFIG, load_config
 
@@ -128,13 +128,7 @@ def setup() -> Setup:
 
     logging.disable(logging.NOTSET)
     built = build(cfg)
-    return Setup(
-        cfg, built, json.loads(built.definition), {a.s3_uri: a.payload for a in built.code}
-    )
-
-
-def sized(cfg: Config, rows: int) -> Config:
-    return cfg.model_copy(update={"sample_data": cfg.sample_data.model_copy(update={"rows": rows})})
+    return Setup(cfg, json.loads(built.definition), {a.s3_uri: a.payload for a in built.code})
 
 
 def dataset(cfg: Config, rows: int, data_dir: Path) -> tuple[Path, float]:
@@ -164,67 +158,49 @@ def fresh_workspace(root: Path, label: str, csv: Path) -> Path:
 # --------------------------------------------------------------------------- pipeline runs
 
 
-def _seconds_between(start: str, end: str | None) -> float | None:
-    if end is None:
-        return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
 def pipeline_run(
-    env: Setup, cfg: Config, workspace: Path, csv: Path, data_uri: str | None = None
+    rows: int, workspace: Path, csv: Path, data_uri: str | None = None
 ) -> dict[str, Any]:
-    """One `run_local` in ``workspace``: wall seconds, per-step records, metrics."""
-    from pipelines.local import run_local
-
+    """One `run_local` in a fresh process (bench/worker.py): wall seconds, steps, metrics."""
     staged = workspace / "data" / csv.name
     inode = staged.stat().st_ino
-    load = os.getloadavg()[0]
-    started = time.perf_counter()
-    run: LocalRun = run_local(
-        cfg,
-        env.built,
-        workspace=workspace,
-        quiet=True,
-        parameters={"InputDataUri": data_uri} if data_uri else None,
-    )
-    wall = time.perf_counter() - started
-    execution = run.execution
-    if execution.status != "Succeeded":
-        raise BenchError(f"local run {execution.execution_id} in {workspace}: "
-                         f"{execution.status}: {execution.failure_reason}")
-    expected = data_uri or staged.resolve().as_uri()
-    if execution.parameters["InputDataUri"] != expected or staged.stat().st_ino != inode:
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.worker",
+        "--rows",
+        str(rows),
+        "--workspace",
+        str(workspace),
+    ]
+    if data_uri:
+        argv += ["--data-uri", data_uri]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    try:
+        run = json.loads(lines[-1])
+    except (IndexError, ValueError):
         raise BenchError(
-            f"run_local read {execution.parameters['InputDataUri']!r}, not the staged "
-            f"{expected!r} (or regenerated it): bench/run.py fresh_workspace no longer matches "
-            "pipelines.local.input_uri; update it so runs do not time data generation."
+            f"bench.worker exited with {done.returncode} without a result:\n{done.stderr[-3000:]}"
+        ) from None
+    if run["status"] != "Succeeded":
+        raise BenchError(
+            f"local run {run['execution_id']} in {workspace}: {run['status']}: "
+            f"{run['failure_reason']}"
         )
-    auc = run.metrics.get("auc")
-    return {
-        "execution_id": execution.execution_id,
-        "wall_seconds": wall,
-        "execution_seconds": _seconds_between(execution.start, execution.end),
-        "load_average_before": load,
-        "bootstrapped_baseline": run.bootstrapped_baseline,
-        "steps": {
-            name: {
-                "type": r.type,
-                "status": r.status,
-                "seconds": r.seconds,
-                "peak_rss_bytes": r.peak_rss_bytes,
-                "cacheable": r.cacheable,
-                "cache_hit": r.cache_hit,
-            }
-            for name, r in execution.steps.items()
-        },
-        "auc": auc,
-        "oracle_auc": run.oracle_auc,
-        "auc_gap": None if auc is None or run.oracle_auc is None else run.oracle_auc - auc,
-    }
+    expected = data_uri or staged.resolve().as_uri()
+    if run["input_data_uri"] != expected or staged.stat().st_ino != inode:
+        raise BenchError(
+            f"run_local read {run['input_data_uri']!r}, not the staged {expected!r} (or "
+            "regenerated it): bench/run.py fresh_workspace no longer matches "
+            "pipelines.local.input_uri; update it so that no run times data generation."
+        )
+    return run
 
 
 def non_cacheable(run: dict[str, Any]) -> dict[str, Any]:
-    """What an unchanged re-run still executes: steps without a cache hit, and the rest."""
+    """Where an unchanged re-run spends its time: the steps it executes again (no cache hit),
+    the engine around them, and run_local's own work after the engine (the oracle report)."""
     executed = {
         name: step["seconds"]
         for name, step in run["steps"].items()
@@ -234,11 +210,19 @@ def non_cacheable(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "steps": executed,
         "steps_seconds": sum(executed.values()),
-        "orchestration_seconds": run["wall_seconds"] - step_total,
+        "engine_other_seconds": run["execution_seconds"] - step_total,
+        "outside_engine_seconds": run["wall_seconds"] - run["execution_seconds"],
     }
 
 
 # --------------------------------------------------------------------------- the measurements
+
+
+def bare_run(env: Setup, csv: Path, workspace: Path, label: str) -> dict[str, Any]:
+    log(f"{label}: jobs bare")
+    result = run_bare(env.definition, env.code, csv, workspace / "bare")
+    shutil.rmtree(workspace / "bare")
+    return {"seconds": result.seconds, "steps": result.steps}
 
 
 def measure_reference(
@@ -249,30 +233,23 @@ def measure_reference(
     Bare goes first in even repeats and last in odd ones, so drift on the machine does not
     favour one side.
     """
-    cfg = sized(env.cfg, rows)
     repeats_out = []
     for index in range(repeats):
         workspace = fresh_workspace(work, f"{rows}-r{index}", csv)
         record: dict[str, Any] = {"bare_first": index % 2 == 0}
-
-        def bare() -> None:
-            log(f"{rows} rows, repeat {index + 1}/{repeats}: jobs bare")
-            result = run_bare(env.definition, env.code, csv, workspace / "bare")
-            record["bare"] = {"seconds": result.seconds, "steps": result.steps}
-            shutil.rmtree(workspace / "bare")
-
+        label = f"{rows} rows, repeat {index + 1}/{repeats}"
         if record["bare_first"]:
-            bare()
-        log(f"{rows} rows, repeat {index + 1}/{repeats}: first run (fresh workspace)")
-        record["first"] = pipeline_run(env, cfg, workspace, csv)
+            record["bare"] = bare_run(env, csv, workspace, label)
+        log(f"{label}: first run (fresh workspace)")
+        record["first"] = pipeline_run(rows, workspace, csv)
         if not record["bare_first"]:
-            bare()
+            record["bare"] = bare_run(env, csv, workspace, label)
         steady_csv = workspace / "data" / f"steady-{csv.name}"
         os.link(csv, steady_csv)
-        log(f"{rows} rows, repeat {index + 1}/{repeats}: steady-state run, then its re-run")
+        log(f"{label}: steady-state run, then its re-run")
         uri = steady_csv.resolve().as_uri()
-        record["steady"] = pipeline_run(env, cfg, workspace, csv, data_uri=uri)
-        record["rerun"] = pipeline_run(env, cfg, workspace, csv, data_uri=uri)
+        record["steady"] = pipeline_run(rows, workspace, csv, data_uri=uri)
+        record["rerun"] = pipeline_run(rows, workspace, csv, data_uri=uri)
         record["overhead_ratio"] = record["first"]["wall_seconds"] / record["bare"]["seconds"]
         record["cached_ratio"] = record["rerun"]["wall_seconds"] / record["steady"]["wall_seconds"]
         record["rerun_non_cacheable"] = non_cacheable(record["rerun"])
@@ -294,7 +271,7 @@ def measure_reference(
 def summarise_reference(rows: int, repeats: list[dict[str, Any]]) -> dict[str, Any]:
     median = report.median
     steps = sorted({n for r in repeats for n in r["bare"]["steps"]})
-    per_step = {
+    per_step: dict[str, dict[str, Any]] = {
         name: {
             "pipeline_seconds": [r["first"]["steps"][name]["seconds"] for r in repeats],
             "bare_seconds": [r["bare"]["steps"][name] for r in repeats],
@@ -302,8 +279,8 @@ def summarise_reference(rows: int, repeats: list[dict[str, Any]]) -> dict[str, A
         for name in steps
     }
     for entry in per_step.values():
-        entry["pipeline_median"] = median(entry["pipeline_seconds"])
-        entry["bare_median"] = median(entry["bare_seconds"])
+        entry["pipeline_median"] = median(entry["pipeline_seconds"]) or 0.0
+        entry["bare_median"] = median(entry["bare_seconds"]) or 0.0
         entry["difference_median"] = entry["pipeline_median"] - entry["bare_median"]
     reruns = [r["rerun_non_cacheable"] for r in repeats]
     rerun_steps = sorted({n for r in reruns for n in r["steps"]})
@@ -314,9 +291,15 @@ def summarise_reference(rows: int, repeats: list[dict[str, Any]]) -> dict[str, A
             "ratio_median": median([r["overhead_ratio"] for r in repeats]),
             "pipeline_seconds": [r["first"]["wall_seconds"] for r in repeats],
             "pipeline_execution_seconds": [r["first"]["execution_seconds"] for r in repeats],
+            "pipeline_outside_engine_seconds": [
+                r["first"]["wall_seconds"] - r["first"]["execution_seconds"] for r in repeats
+            ],
+            "engine_only_ratio_median": median(
+                [r["first"]["execution_seconds"] / r["bare"]["seconds"] for r in repeats]
+            ),
             "bare_seconds": [r["bare"]["seconds"] for r in repeats],
-            "ratio_of_medians": median([r["first"]["wall_seconds"] for r in repeats])
-            / median([r["bare"]["seconds"] for r in repeats]),
+            "ratio_of_medians": statistics.median([r["first"]["wall_seconds"] for r in repeats])
+            / statistics.median([r["bare"]["seconds"] for r in repeats]),
             "per_step": per_step,
         },
         "cached": {
@@ -334,10 +317,25 @@ def summarise_reference(rows: int, repeats: list[dict[str, Any]]) -> dict[str, A
             "rerun_non_cacheable_steps_median": {
                 n: median([r["steps"].get(n) for r in reruns]) for n in rerun_steps
             },
-            "rerun_orchestration_seconds": [r["orchestration_seconds"] for r in reruns],
+            "rerun_engine_other_seconds": [r["engine_other_seconds"] for r in reruns],
+            "rerun_outside_engine_seconds": [r["outside_engine_seconds"] for r in reruns],
             "ratio_without_transform_median": median(
                 [
-                    (r["rerun"]["wall_seconds"] - r["rerun_non_cacheable"]["steps"].get("BatchScore", 0.0))
+                    (
+                        r["rerun"]["wall_seconds"]
+                        - r["rerun_non_cacheable"]["steps"].get("BatchScore", 0)
+                    )
+                    / r["steady"]["wall_seconds"]
+                    for r in repeats
+                ]
+            ),
+            "ratio_without_transform_and_report_median": median(
+                [
+                    (
+                        r["rerun"]["wall_seconds"]
+                        - r["rerun_non_cacheable"]["steps"].get("BatchScore", 0)
+                        - r["rerun_non_cacheable"]["outside_engine_seconds"]
+                    )
                     / r["steady"]["wall_seconds"]
                     for r in repeats
                 ]
@@ -348,15 +346,14 @@ def summarise_reference(rows: int, repeats: list[dict[str, Any]]) -> dict[str, A
 
 
 def measure_size(
-    env: Setup, rows: int, csv: Path, repeats: int, work: Path, keep: bool
+    rows: int, csv: Path, repeats: int, work: Path, keep: bool
 ) -> list[dict[str, Any]]:
     """Fresh-workspace first runs of the whole pipeline at ``rows``."""
-    cfg = sized(env.cfg, rows)
     runs = []
     for index in range(repeats):
         workspace = fresh_workspace(work, f"{rows}-r{index}", csv)
         log(f"{rows} rows, repeat {index + 1}/{repeats}: first run (fresh workspace)")
-        run = pipeline_run(env, cfg, workspace, csv)
+        run = pipeline_run(rows, workspace, csv)
         log(f"  {run['wall_seconds']:.1f} s")
         runs.append(run)
         if not keep:
@@ -508,7 +505,9 @@ def headline(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--sizes",
         help=f"comma-separated row counts (default {','.join(map(str, DEFAULT_SIZES))}); "
@@ -559,7 +558,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work)
     log(f"building the definition; sizes {args.sizes}, repeats {args.repeats}")
     env = setup()
-    data = {}
+    data: dict[str, dict[str, Any]] = {}
     for rows in args.sizes:
         path, seconds = dataset(env.cfg, rows, out / "data")
         data[str(rows)] = {"path": str(path), "bytes": path.stat().st_size, "seconds": seconds}
@@ -582,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 count = args.large_repeats if rows > LARGE_ROWS else args.repeats
                 runs = measure_size(
-                    env, rows, Path(data[str(rows)]["path"]), count, work, args.keep_workspaces
+                    rows, Path(data[str(rows)]["path"]), count, work, args.keep_workspaces
                 )
             by_rows[str(rows)] = {"runs": runs, "median": summarise_size(runs)}
     except (BenchError, BareRunError) as exc:

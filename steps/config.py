@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -55,7 +55,7 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def offered_instance_types(shape: str) -> frozenset[str]:
     """The instance types SageMaker's API accepts for a job kind (from botocore's model)."""
     model = botocore.session.get_session().get_service_model("sagemaker")
@@ -146,7 +146,7 @@ class SampleDataSection(Section):
     seed: int
 
 
-@lru_cache(maxsize=None)
+@cache
 def offered_framework_versions(framework: str, scope: str) -> frozenset[str]:
     """Image versions the installed SDK can name for a framework (its image_uri_config files).
 
@@ -162,7 +162,9 @@ def offered_framework_versions(framework: str, scope: str) -> frozenset[str]:
 
 def _framework_version(framework: str, scopes: tuple[str, ...]) -> AfterValidator:
     def check(value: str) -> str:
-        offered = frozenset.intersection(*(offered_framework_versions(framework, s) for s in scopes))
+        offered = frozenset.intersection(
+            *(offered_framework_versions(framework, scope) for scope in scopes)
+        )
         if offered and value not in offered:
             raise ValueError(
                 f"{value!r} is not a {framework} image version SageMaker offers for "
