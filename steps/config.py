@@ -189,11 +189,11 @@ class JobSection(Section):
 
 
 class TrainingJobSection(JobSection):
-    instance_type: TrainingInstance  # type: ignore[assignment]
+    instance_type: TrainingInstance
 
 
 class TransformJobSection(JobSection):
-    instance_type: TransformInstance  # type: ignore[assignment]
+    instance_type: TransformInstance
 
 
 class JobsSection(Section):
