@@ -61,6 +61,11 @@ unschedule: $(STAMP)
 infra-lint: $(STAMP)
 	$(BIN)/cfn-lint --include-checks I -- infra/template.yaml
 
+## bench: measure overhead, caching, build time, scale, AUC (build/bench/results.json, .png)
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 ## clean: remove build outputs (keeps .venv)
 clean:
 	rm -rf build
@@ -69,4 +74,4 @@ clean:
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 14
 
-.PHONY: install lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint
+.PHONY: install lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench

@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipelines.errors import UsageError
 from runtime.monitor import VIOLATIONS_FILE
 from runtime.state import APPROVED as PACKAGE_APPROVED
 from runtime.state import REJECTED as PACKAGE_REJECTED
@@ -41,7 +42,7 @@ MAX_RECEIVES = 100  # receive calls per scan: at most 1000 messages looked at
 VIOLATIONS_SHOWN = 10
 
 
-class ApprovalError(ValueError):
+class ApprovalError(UsageError):
     """The answer cannot be given; the message names the execution, the queue and the fix."""
 
 
@@ -366,7 +367,8 @@ def answer_on_aws(
         if len(tokens) > 1:
             raise ApprovalError(
                 f"execution {execution} has {len(tokens)} different pending callbacks on "
-                f"{queue_url}; answer them in the console"
+                f"{queue_url}; answer each with `aws sagemaker "
+                "send-pipeline-execution-step-success|failure --callback-token ...`"
             )
         stopping = any(r.message is not None and r.message.status != EXECUTING for r in mine)
         if stopping and decision.approved and not dry_run:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.errors import UsageError
 from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -74,16 +75,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_upsert(args: argparse.Namespace) -> int:
-    from pipelines.publish import PublishError, upsert
-
     cfg = load_config(args.config)
     built = _build(cfg)
+    from pipelines.publish import upsert
+
     write_atomically(DEFINITION_FILE, built.definition)
-    try:
-        result = upsert(cfg, built)
-    except PublishError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    result = upsert(cfg, built)
     for uri in result.uploaded:
         print(f"uploaded {uri}")
     if result.group_created:
@@ -101,7 +98,7 @@ def cmd_upsert(args: argparse.Namespace) -> int:
 def cmd_run_local(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     built = _build(cfg)
-    from pipelines.local import LocalRunError, run_local, summary_table
+    from pipelines.local import run_local, summary_table
 
     try:
         run = run_local(
@@ -111,9 +108,6 @@ def cmd_run_local(args: argparse.Namespace) -> int:
             wait_for_approval=args.wait_for_approval,
             approval_timeout=args.approval_timeout,
         )
-    except (LocalRunError, ValueError) as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(
             "interrupted: the run is recorded as Stopped; resume it with --retry", file=sys.stderr
@@ -124,15 +118,11 @@ def cmd_run_local(args: argparse.Namespace) -> int:
 
 
 def _answer_on_aws(args: argparse.Namespace, approved: bool) -> int:
-    from pipelines.approval import ApprovalError, Decision, answer_on_aws
+    from pipelines.approval import Decision, answer_on_aws
 
     cfg = load_config(args.config or PIPELINE_CONFIG)
     decision = Decision(approved=approved, reviewer=args.reviewer, reason=args.reason)
-    try:
-        result = answer_on_aws(cfg, args.execution, decision, dry_run=args.dry_run)
-    except ApprovalError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    result = answer_on_aws(cfg, args.execution, decision, dry_run=args.dry_run)
     print("\n".join(result.evidence))
     if result.answered:
         print(
@@ -175,14 +165,10 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from pipelines.schedule import ScheduleError, put_schedule
+    from pipelines.schedule import put_schedule
 
     cfg = load_config(args.config)
-    try:
-        result = put_schedule(cfg)
-    except ScheduleError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    result = put_schedule(cfg)
     print(
         f"schedule {result.name}: {result.action}, {result.state}, {cfg.schedule.expression} "
         f"({cfg.schedule.timezone}) starts pipeline {cfg.pipeline.name}"
@@ -304,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except ConfigError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (ClientError, BotoCoreError) as exc:  # credentials, permissions, throttling

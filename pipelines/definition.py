@@ -75,16 +75,16 @@ def build(
 
     `scripts_dir` is where the job code is read from (tests point it at an edited copy).
     """
-    if session is None:
-        session = PipelineSession(
-            boto_session=boto3.Session(region_name=cfg.aws.region),
-            default_bucket=cfg.aws.bucket,
-        )
     # The SDK narrates every build at INFO ("Model has been created", "Popping out ..."): what it
     # leaves out of the definition shows in the golden snapshot instead.
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
+        if session is None:
+            session = PipelineSession(
+                boto_session=boto3.Session(region_name=cfg.aws.region),
+                default_bucket=cfg.aws.bucket,
+            )
         pipeline, code = create_pipeline(cfg, session, scripts_dir)
         definition = canonical_json(pipeline.definition())
     finally:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipelines.approval import Decision
 from pipelines.definition import BuiltPipeline
+from pipelines.errors import UsageError
 from runtime.engine import FAILED, SUCCEEDED, Execution, Hooks, LocalPipelineRunner, StepRecord
 from runtime.state import LocalState
 from steps import approval as approval_step
@@ -28,7 +29,7 @@ SAMPLE_SCHEME = "sample://"
 LOCAL_REVIEWER = "local-policy"
 
 
-class LocalRunError(ValueError):
+class LocalRunError(UsageError):
     """A local run that cannot start as configured; the message names the input and the fix."""
 
 
@@ -130,6 +131,12 @@ def run_local(
     quiet: bool = False,
 ) -> LocalRun:
     runner = runner_for(cfg, workspace)
+    if retry and not (runner.execution_dir(retry) / "execution.json").is_file():
+        known = sorted(p.name for p in (runner.workspace / "executions").glob("*"))
+        raise LocalRunError(
+            f"--retry {retry}: no such local execution under {runner.workspace}; "
+            f"known executions: {known or 'none'}"
+        )
     for artifact in built.code:  # what upsert uploads, placed where the definition names it
         target = runner.store.path(artifact.s3_uri)
         if not target.is_file() or target.read_bytes() != artifact.payload:

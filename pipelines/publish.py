@@ -17,6 +17,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from pipelines.definition import BuiltPipeline, canonical_json
+from pipelines.errors import UsageError
 from runtime.engine import flatten
 from steps.config import Config
 
@@ -25,7 +26,7 @@ SHA256_METADATA = "sha256"
 RETRYING = BotoConfig(retries={"mode": "standard", "max_attempts": 8})
 
 
-class PublishError(RuntimeError):
+class PublishError(UsageError):
     """The pipeline cannot be published as configured; the message says what to change."""
 
 

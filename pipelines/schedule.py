@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from pipelines.errors import UsageError
 from pipelines.publish import RETRYING
 from steps.config import DATA_VERSION_PARAMETER, Config
 
@@ -52,7 +53,7 @@ def _not_found(exc: ClientError) -> bool:
     return error["Code"] == "ValidationException" and missing
 
 
-class ScheduleError(ValueError):
+class ScheduleError(UsageError):
     """The schedule cannot be set as configured; the message names the field and the fix."""
 
 

@@ -282,3 +282,11 @@ def test_retry_resumes_from_the_failed_step(tmp_path: Path) -> None:
     for name in ("Preprocess", "Train", "Evaluate", "Register"):
         assert retried.execution.steps[name].start == failed.execution.steps[name].start, name
     assert retried.execution.steps["BatchScore"].status == "Succeeded"
+
+
+def test_retry_of_an_unknown_execution_is_a_usage_error(tmp_path: Path) -> None:
+    from pipelines.local import LocalRunError
+
+    cfg = small_config(tmp_path)
+    with pytest.raises(LocalRunError, match="--retry nope: no such local execution"):
+        run_local(cfg, build(cfg), workspace=tmp_path / "ws", quiet=True, retry="nope")
