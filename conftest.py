@@ -11,7 +11,9 @@ import os
 import socket
 from collections.abc import Iterator
 
+import boto3
 import pytest
+from moto import mock_aws
 
 # No test may find real credentials: moto's fake ones are set per test where needed.
 for _variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
@@ -67,3 +69,12 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     yield
+
+
+@pytest.fixture
+def aws(aws_credentials: None, base_config: Config) -> Iterator[boto3.Session]:
+    """A moto account with the configured artifact bucket: SageMaker, S3, SQS, Scheduler."""
+    with mock_aws():
+        session = boto3.Session(region_name=base_config.aws.region)
+        session.client("s3").create_bucket(Bucket=base_config.aws.bucket)
+        yield session

@@ -5,21 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from pipelines.definition import build
 from pipelines.publish import PublishError, upsert
 from steps.config import Config, load_config
-
-
-@pytest.fixture
-def aws(aws_credentials: None, base_config: Config):  # type: ignore[no-untyped-def]
-    with mock_aws():
-        session = boto3.Session(region_name=base_config.aws.region)
-        session.client("s3").create_bucket(Bucket=base_config.aws.bucket)
-        yield session
 
 
 def test_create_then_no_change_then_update(aws, base_config: Config, built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

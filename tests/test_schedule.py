@@ -8,7 +8,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from pipelines import cli
 from pipelines.publish import upsert
@@ -31,14 +30,6 @@ def config(tmp_path: Path, text: str) -> Config:
     path = tmp_path / "c.yaml"
     path.write_text(f"extends: {PIPELINE_YAML}\n{text}")
     return load_config(path, env={})
-
-
-@pytest.fixture
-def aws(aws_credentials: None, base_config: Config):  # type: ignore[no-untyped-def]
-    with mock_aws():
-        session = boto3.Session(region_name=base_config.aws.region)
-        session.client("s3").create_bucket(Bucket=base_config.aws.bucket)
-        yield session
 
 
 @pytest.fixture
