@@ -88,7 +88,7 @@ def table(results: Mapping[str, Any]) -> str:
     scale = results["details"]["scale"]["by_rows"]
     lines.append("")
     header = f"{'rows':>9} {'runs':>4} {'total s':>8}"
-    header += "".join(f" {name[:10]:>10}" for name in JOB_STEPS)
+    header += "".join(f" {name[:10]:>10}" for name in JOB_STEPS) + f" {'rounds':>6}"
     header += f" {'xform MiB':>9} {'auc':>6} {'oracle':>6} {'gap':>6}"
     lines.append(header)
     for rows, entry in scale.items():
@@ -99,6 +99,8 @@ def table(results: Mapping[str, Any]) -> str:
         line += "".join(
             f" {_fmt(median_steps.get(n, {}).get('seconds'), 1):>10}" for n in JOB_STEPS
         )
+        rounds = entry["median"]["train_rounds"]
+        line += f" {'-' if rounds is None else int(rounds):>6}"
         transform_rss = median_steps.get("BatchScore", {}).get("peak_rss_bytes")
         line += f" {_mib(transform_rss):>9} {_fmt(entry['median']['auc'], 4):>6}"
         line += (
@@ -158,8 +160,9 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
     colours = ["tab:green" if s <= 1 else "tab:red" for s in shares]
     heads.barh(names, shares, color=colours)
     heads.axvline(1.0, color="black", linestyle="--", linewidth=1)
-    for index, label in enumerate(labels):
-        heads.text(0.02, index, label, va="center", fontsize=8, color="white", weight="bold")
+    for index, (share, label) in enumerate(zip(shares, labels, strict=True)):
+        heads.text(max(share, 0) + 0.05, index, label, va="center", fontsize=8)
+    heads.set_xlim(0, max([*shares, 1.0]) * 1.45)
     heads.set_xlabel("value / target limit (<= 1 meets the target)")
     heads.set_title("headlines")
     heads.invert_yaxis()

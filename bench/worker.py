@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -20,12 +21,22 @@ from pathlib import Path
 from typing import Any
 
 EXIT_FAILED = 1
+TRAIN_STEP = "Train"
+BEST_ITERATION = re.compile(r"^best_iteration: (\d+)$", re.MULTILINE)
+"""What scripts/train.py prints; with early stopping it tells how many rounds the job ran."""
 
 
 def _seconds_between(start: str, end: str | None) -> float | None:
     if end is None:
         return None
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def _best_iteration(log: str | None) -> int | None:
+    if not log or not Path(log).is_file():
+        return None
+    found = BEST_ITERATION.findall(Path(log).read_text(errors="replace"))
+    return int(found[-1]) if found else None
 
 
 def measure(rows: int, workspace: Path, data_uri: str | None) -> dict[str, Any]:
@@ -74,6 +85,9 @@ def measure(rows: int, workspace: Path, data_uri: str | None) -> dict[str, Any]:
             }
             for name, r in execution.steps.items()
         },
+        "train_best_iteration": _best_iteration(
+            execution.steps[TRAIN_STEP].log if TRAIN_STEP in execution.steps else None
+        ),
         "auc": auc,
         "oracle_auc": run.oracle_auc,
         "auc_gap": None if auc is None or run.oracle_auc is None else run.oracle_auc - auc,

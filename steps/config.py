@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import botocore.model
 import botocore.session
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -56,10 +57,14 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
 @cache
+def _sagemaker_service_model() -> botocore.model.ServiceModel:
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+@cache
 def offered_instance_types(shape: str) -> frozenset[str]:
     """The instance types SageMaker's API accepts for a job kind (from botocore's model)."""
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return frozenset(model.shape_for(shape).enum)
+    return frozenset(_sagemaker_service_model().shape_for(shape).enum)
 
 
 def _offered(shape: str, job: str) -> AfterValidator:

@@ -124,7 +124,8 @@ class BuildContext:
         rule = self.cfg.retry.service
         return [
             StepRetryPolicy(
-                exception_types=[StepExceptionTypeEnum(t) for t in rule.exception_types],
+                # The SDK's enums return their first member unless the value is passed by keyword.
+                exception_types=[StepExceptionTypeEnum(value=t) for t in rule.exception_types],
                 max_attempts=rule.max_attempts,
                 interval_seconds=rule.interval_seconds,
                 backoff_rate=rule.backoff_rate,
@@ -137,7 +138,9 @@ class BuildContext:
         return [
             *self.service_retry_policies(),
             SageMakerJobStepRetryPolicy(
-                exception_types=[SageMakerJobExceptionTypeEnum(t) for t in rule.exception_types],
+                exception_types=[
+                    SageMakerJobExceptionTypeEnum(value=t) for t in rule.exception_types
+                ],
                 max_attempts=rule.max_attempts,
                 interval_seconds=rule.interval_seconds,
                 backoff_rate=rule.backoff_rate,

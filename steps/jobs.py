@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from sagemaker.core import image_uris
 from sagemaker.core.helper.pipeline_variable import PipelineVariable
 from sagemaker.core.processing import ScriptProcessor
@@ -23,11 +25,17 @@ def image_uri(ctx: BuildContext, framework: str, scope: str) -> str:
     """The framework image for the configured region and version (resolved offline by the SDK)."""
     images = ctx.cfg.images
     version = images.sklearn_version if framework == SKLEARN else images.xgboost_version
+    return _retrieve(framework, ctx.cfg.aws.region, version, images.python_version, scope)
+
+
+@cache
+def _retrieve(framework: str, region: str, version: str, py_version: str, scope: str) -> str:
+    """One lookup per image: the SDK re-reads its endpoint data on every call."""
     uri: str = image_uris.retrieve(
         framework,
-        region=ctx.cfg.aws.region,
+        region=region,
         version=version,
-        py_version=images.python_version,
+        py_version=py_version,
         image_scope=scope,
         instance_type="ml.m5.xlarge",
     )

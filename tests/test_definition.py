@@ -135,6 +135,22 @@ def test_parameters_round_trip_the_config(definition: dict, base_config: Config)
     assert used == {f"Parameters.{name}" for name in defaults}, "a parameter is declared but unused"
 
 
+def test_retry_policies_carry_the_configured_exception_types(
+    definition: dict, base_config: Config
+) -> None:
+    steps = flatten(definition)[0]
+    service, job = base_config.retry.service, base_config.retry.job
+    for name in JOB_STEPS:
+        by_kind = {p["ExceptionType"][0].split(".")[0]: p for p in steps[name]["RetryPolicies"]}
+        assert by_kind["Step"]["ExceptionType"] == service.exception_types, name
+        assert by_kind["SageMaker"]["ExceptionType"] == job.exception_types, name
+        assert by_kind["SageMaker"]["MaxAttempts"] == job.max_attempts, name
+        assert by_kind["SageMaker"]["IntervalSeconds"] == job.interval_seconds, name
+    for name in ("Register", "CreateModel"):
+        (policy,) = steps[name]["RetryPolicies"]
+        assert policy["ExceptionType"] == service.exception_types, name
+
+
 def test_job_steps_retry_and_cacheable_steps_cache(definition: dict, base_config: Config) -> None:
     steps = flatten(definition)[0]
     for name in JOB_STEPS:
