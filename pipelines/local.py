@@ -17,7 +17,15 @@ from typing import Any
 from pipelines.approval import Decision
 from pipelines.definition import BuiltPipeline
 from pipelines.errors import UsageError
-from runtime.engine import FAILED, SUCCEEDED, Execution, Hooks, LocalPipelineRunner, StepRecord
+from runtime.engine import (
+    FAILED,
+    SUCCEEDED,
+    Execution,
+    Hooks,
+    LocalPipelineRunner,
+    StepRecord,
+    processing_output_file,
+)
 from runtime.state import LocalState
 from steps import approval as approval_step
 from steps.config import Config
@@ -173,11 +181,9 @@ def evaluation_metrics(runner: LocalPipelineRunner, execution: Execution) -> dic
     record = execution.steps.get(STEP_NAME)
     if record is None or record.status != SUCCEEDED:
         return {}
-    outputs = record.properties["ProcessingOutputConfig"]["Outputs"]
-    (output,) = [o for o in outputs if o["OutputName"] == job.EVALUATION_OUTPUT]
     report = json.loads(
-        runner.store.path(
-            output["S3Output"]["S3Uri"].rstrip("/") + "/" + job.EVALUATION_FILE
+        processing_output_file(
+            runner.store, record.properties, job.EVALUATION_OUTPUT, job.EVALUATION_FILE
         ).read_text()
     )
     metrics = next(v for k, v in report.items() if k in job.REPORT_KEYS.values())
@@ -202,10 +208,8 @@ def sample_oracle_auc(
 
     from pipelines.sample_data import oracle_auc
 
-    outputs = record.properties["ProcessingOutputConfig"]["Outputs"]
-    (output,) = [o for o in outputs if o["OutputName"] == job.TEST]
     test = pd.read_csv(
-        runner.store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + job.TEST_FILE)
+        processing_output_file(runner.store, record.properties, job.TEST, job.TEST_FILE)
     )
     return float(oracle_auc(test.drop(columns=[cfg.data.target]), test[cfg.data.target]))
 

@@ -173,6 +173,15 @@ def parameter_values(definition: dict[str, Any], overrides: dict[str, Any]) -> d
     return values
 
 
+def processing_output_file(
+    store: LocalS3, properties: dict[str, Any], output_name: str, file_name: str
+) -> Path:
+    """The local file `file_name` inside a processing step's output `output_name`."""
+    outputs = properties["ProcessingOutputConfig"]["Outputs"]
+    (output,) = [o for o in outputs if o["OutputName"] == output_name]
+    return store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + file_name)
+
+
 class LocalPipelineRunner:
     """Executes pipeline definitions in a workspace: artifact store, state, executions."""
 
@@ -310,10 +319,8 @@ class _Run:
         )
         if spec is None:
             raise ResolutionError(f"step {step} declares no property file {file_name}")
-        outputs = self._properties(step)["ProcessingOutputConfig"]["Outputs"]
-        output = next(o for o in outputs if o["OutputName"] == spec["OutputName"])
-        path = self.runner.store.path(
-            output["S3Output"]["S3Uri"].rstrip("/") + "/" + spec["FilePath"]
+        path = processing_output_file(
+            self.runner.store, self._properties(step), spec["OutputName"], spec["FilePath"]
         )
         if not path.is_file():
             raise ResolutionError(
