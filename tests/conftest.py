@@ -7,17 +7,32 @@ Job-script fixtures (``job_*``): tiny synthetic data sets run through the real j
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from offline_guard import install
 
 from scripts import preprocess, train
 
 JOB_TARGET = {"binary": "churn", "regression": "price"}
 JOB_OBJECTIVE = {"binary": "binary:logistic", "regression": "reg:squarederror"}
+
+
+@pytest.fixture
+def no_network() -> Iterator[None]:
+    """Fail the test if anything tried to connect or resolve a name, in any thread
+    (tests/offline_guard.py)."""
+    guard = install()
+    guard.attempts.clear()
+    guard.armed = True
+    try:
+        yield
+    finally:
+        guard.armed = False
+    assert guard.attempts == [], "network access attempted:\n" + "\n".join(guard.attempts)
 
 
 def synthetic_frame(problem_type: str, rows: int = 400, seed: int = 0) -> pd.DataFrame:
