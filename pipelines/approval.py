@@ -30,6 +30,7 @@ from runtime.state import REJECTED as PACKAGE_REJECTED
 from scripts import evaluate as report_layout
 from steps import approval_message
 from steps.config import Config
+from steps.sqs import parse_queue_url
 
 # SageMaker's limits (API reference): FailureReason 256, ApprovalDescription 1024 characters.
 FAILURE_REASON_MAX = 256
@@ -144,8 +145,11 @@ class Clients:
 
         session = aws.session(cfg)
         sagemaker = aws.client(session, "sagemaker")
+        # The queue's own region and, for a VPC or local endpoint, its host: a client of another
+        # region's (or the public) endpoint would not find it.
+        queue = parse_queue_url(cfg.approval.queue_url)
         return cls(
-            sqs=aws.client(session, "sqs"),
+            sqs=aws.client(session, "sqs", region=queue.region, endpoint=queue.endpoint),
             s3=aws.client(session, "s3"),
             registry=sagemaker,
             callbacks=sagemaker,

@@ -79,9 +79,14 @@ def _unreachable_fails_fast(
         raise caught_exception
 
 
-def client(made: boto3.Session, service: str) -> Any:
-    """A client of `service` from `made`, retrying per RETRYING, failing fast when unreachable."""
-    created = made.client(service, config=RETRYING)
+def client(
+    made: boto3.Session, service: str, region: str | None = None, endpoint: str | None = None
+) -> Any:
+    """A client of `service` from `made`, retrying per RETRYING, failing fast when unreachable.
+
+    `region`/`endpoint` only where a resource names its own (an SQS queue URL).
+    """
+    created = made.client(service, config=RETRYING, region_name=region, endpoint_url=endpoint)
     event = f"needs-retry.{created.meta.service_model.service_id.hyphenize()}"
     created.meta.events.register(event, _unreachable_fails_fast)
     return created
