@@ -13,13 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
-from moto.server import ThreadedMotoServer
 from offline_guard import GUARD, bare_command, bare_env, can_unshare_network, install
 
 from pipelines import aws
@@ -43,13 +41,6 @@ sys.exit(code)
 """
 NO_SDK = "SDK modules imported: 0"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE00", "AWS_SECRET_ACCESS_KEY": "x" * 40}
-SMALL = """\
-extends: {local}
-sample_data: {{rows: 3000, seed: 11}}
-training:
-  hyperparameters: {{num_round: 30, early_stopping_rounds: 10}}
-evaluation: {{bootstrap_rounds: 5}}
-"""
 IMDS = "169.254.169.254"
 
 
@@ -158,17 +149,6 @@ def test_aws_verbs_offline_name_the_endpoint_they_cannot_reach(
     assert len(attempts) <= aws.CONNECT_ATTEMPTS, attempts
 
 
-@pytest.fixture
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
-
-
 def test_aws_verbs_in_a_bare_shell_use_the_config_region(moto_server: str, tmp_path: Path) -> None:
     """Against moto's HTTP server: no AWS_REGION anywhere, only aws.region of the config."""
     cfg = load_config(PIPELINE_CONFIG, env={})
@@ -246,10 +226,11 @@ def test_golden_is_regenerated_offline(tmp_path: Path) -> None:
     assert out.read_text() == GOLDEN.read_text()
 
 
-def test_run_local_is_approved_from_a_second_bare_terminal(tmp_path: Path) -> None:
+def test_run_local_is_approved_from_a_second_bare_terminal(
+    tmp_path: Path, small_run_config: Path
+) -> None:
     """README's flow: `run-local --wait-for-approval`, then `approve` in another shell."""
-    config = tmp_path / "small.yaml"
-    config.write_text(SMALL.format(local=LOCAL_CONFIG))
+    config = small_run_config
     shell = Shell(tmp_path)
     running = subprocess.Popen(
         shell.command("run-local", "--config", str(config), "--wait-for-approval"),

@@ -17,15 +17,8 @@ import pytest
 
 from pipelines.local import run_local
 from runtime import jobs
-from steps.config import LOCAL_CONFIG, load_config
+from steps.config import load_config
 
-SMALL = """\
-extends: {local}
-sample_data: {{rows: 3000, seed: 11}}
-training:
-  hyperparameters: {{num_round: 30, early_stopping_rounds: 10}}
-evaluation: {{bootstrap_rounds: 5}}
-"""
 SENTINELS = {
     "AWS_ACCESS_KEY_ID": "AKIASENTINEL00000000",
     "AWS_SECRET_ACCESS_KEY": "sentinel-secret-access-key",
@@ -57,11 +50,9 @@ def step_of(seen: dict[str, Any]) -> str:
 
 
 def test_jobs_get_an_allowlisted_environment_and_a_home_of_their_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build, small_run_config: Path
 ) -> None:
-    config = tmp_path / "small.yaml"
-    config.write_text(SMALL.format(local=LOCAL_CONFIG))
-    cfg = load_config(config, env={})
+    cfg = load_config(small_run_config, env={})
     built = build(cfg)
     for name, value in {**SENTINELS, **KEPT}.items():
         monkeypatch.setenv(name, value)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from offline_guard import bare_env
 
 from steps.config import PIPELINE_CONFIG, ConfigError, load_config
@@ -106,36 +104,26 @@ def test_fifo_queue_is_recognised() -> None:
     assert not parse_queue_url(f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/fifo").fifo
 
 
-@pytest.fixture
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def test_approve_aws_reads_a_local_endpoint_queue_where_its_url_points(
     moto_server: str, tmp_path: Path
 ) -> None:
     """A FIFO queue on a local endpoint (moto's server): no AWS_ENDPOINT_URL, the URL is enough."""
+    endpoint = f"http://{moto_server}"
     sqs = boto3.client(
-        "sqs", region_name="us-east-1", endpoint_url=moto_server,
+        "sqs", region_name="us-east-1", endpoint_url=endpoint,
         aws_access_key_id="testing", aws_secret_access_key="testing",
     )  # fmt: skip
     url = sqs.create_queue(
         QueueName="approvals.fifo",
         Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
     )["QueueUrl"]
-    assert url.startswith(moto_server) and url.endswith(".fifo")
+    assert url.startswith(endpoint) and url.endswith(".fifo")
     sqs.send_message(QueueUrl=url, MessageBody="not an approval", MessageGroupId="g")
     log = tmp_path / "attempts.log"
     env = bare_env(
         tmp_path / "home",
         guard=log,
-        allow=moto_server.removeprefix("http://"),
+        allow=moto_server,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         PIPELINE_APPROVAL_QUEUE_URL=url,
