@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
@@ -22,28 +21,8 @@ os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
-from pipelines.sdk import prepare_sdk  # noqa: E402
+from pipelines.document import BuiltPipeline  # noqa: E402
 from steps.config import PIPELINE_CONFIG, Config, load_config  # noqa: E402
-
-# The SDK needs its region before it is first imported, by any test module.
-prepare_sdk(load_config(PIPELINE_CONFIG, env={}))
-
-
-class NetworkBlocked(RuntimeError):
-    pass
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail loudly if anything opens a network connection (Unix sockets excepted)."""
-    real_connect = socket.socket.connect
-
-    def guarded(self: socket.socket, address: object) -> object:
-        if self.family == socket.AF_UNIX:
-            return real_connect(self, address)
-        raise NetworkBlocked(f"network access attempted: {address!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +31,21 @@ def base_config() -> Config:
 
 
 @pytest.fixture(scope="session")
-def built(base_config: Config):  # type: ignore[no-untyped-def]
-    from pipelines.definition import build
+def build(base_config: Config) -> Callable[..., BuiltPipeline]:
+    """The definition builder, the SDK prepared as the CLI prepares it (pipelines/sdk.py).
 
+    Nothing prepares the SDK for the whole suite: a test that builds asks for this fixture.
+    """
+    from pipelines.sdk import prepare_sdk
+
+    prepare_sdk(base_config)
+    from pipelines.definition import build as build_definition
+
+    return build_definition
+
+
+@pytest.fixture(scope="session")
+def built(base_config: Config, build: Callable[..., BuiltPipeline]) -> BuiltPipeline:
     return build(base_config)
 
 

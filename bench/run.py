@@ -69,18 +69,14 @@ import json, logging
 from steps.config import PIPELINE_CONFIG, load_config
 cfg = load_config(PIPELINE_CONFIG)
 config = time.perf_counter()
-import boto3
-from pipelines.sdk import prepare_sdk
+from pipelines.sdk import pipeline_session, prepare_sdk
 prepare_sdk(cfg)
 logging.disable(logging.INFO)
-from sagemaker.core.workflow.pipeline_context import PipelineSession
 import pipelines.definition as definition
 logging.disable(logging.NOTSET)
 imported = time.perf_counter()
 logging.disable(logging.WARNING)
-session = PipelineSession(
-    boto_session=boto3.Session(region_name=cfg.aws.region), default_bucket=cfg.aws.bucket
-)
+session = pipeline_session(cfg)
 sessioned = time.perf_counter()
 pipeline, code = definition.create_pipeline(cfg, session)
 created = time.perf_counter()

@@ -28,8 +28,9 @@ from runtime.monitor import VIOLATIONS_FILE
 from runtime.state import APPROVED as PACKAGE_APPROVED
 from runtime.state import REJECTED as PACKAGE_REJECTED
 from scripts import evaluate as report_layout
-from steps import approval as approval_step
+from steps import approval_message
 from steps.config import Config
+from steps.sqs import parse_queue_url
 
 # SageMaker's limits (API reference): FailureReason 256, ApprovalDescription 1024 characters.
 FAILURE_REASON_MAX = 256
@@ -58,9 +59,9 @@ class Decision:
     def output_parameters(self) -> dict[str, str]:
         """The CallbackStep outputs an approval sets (steps/approval.py names them)."""
         return {
-            approval_step.DECISION: approval_step.APPROVED,
-            approval_step.REVIEWER: self.reviewer,
-            approval_step.REASON: self.reason,
+            approval_message.DECISION: approval_message.APPROVED,
+            approval_message.REVIEWER: self.reviewer,
+            approval_message.REASON: self.reason,
         }
 
     @property
@@ -96,7 +97,7 @@ class CallbackMessage:
 
     @property
     def model_package_arn(self) -> str:
-        return str(self.arguments[approval_step.MODEL_PACKAGE_ARN])
+        return str(self.arguments[approval_message.MODEL_PACKAGE_ARN])
 
     def is_for(self, execution: str) -> bool:
         """`execution` is the execution's ARN or its id (the ARN's last part)."""
@@ -117,8 +118,8 @@ class CallbackMessage:
             raise ApprovalError("no callback token")
         if not isinstance(arn, str) or "/execution/" not in arn:
             raise ApprovalError("no pipelineExecutionArn")
-        if not isinstance(arguments, dict) or approval_step.MODEL_PACKAGE_ARN not in arguments:
-            raise ApprovalError(f"no {approval_step.MODEL_PACKAGE_ARN} in its arguments")
+        if not isinstance(arguments, dict) or approval_message.MODEL_PACKAGE_ARN not in arguments:
+            raise ApprovalError(f"no {approval_message.MODEL_PACKAGE_ARN} in its arguments")
         return cls(token=token, execution_arn=arn, arguments=arguments, status=str(status))
 
 
@@ -140,15 +141,16 @@ class Clients:
 
     @classmethod
     def for_config(cls, cfg: Config) -> Clients:
-        import boto3
+        from pipelines import aws
 
-        from pipelines.publish import RETRYING
-
-        session = boto3.Session(region_name=cfg.aws.region)
-        sagemaker = session.client("sagemaker", config=RETRYING)
+        session = aws.session(cfg)
+        sagemaker = aws.client(session, "sagemaker")
+        # The queue's own region and, for a VPC or local endpoint, its host: a client of another
+        # region's (or the public) endpoint would not find it.
+        queue = parse_queue_url(cfg.approval.queue_url)
         return cls(
-            sqs=session.client("sqs", config=RETRYING),
-            s3=session.client("s3", config=RETRYING),
+            sqs=aws.client(session, "sqs", region=queue.region, endpoint=queue.endpoint),
+            s3=aws.client(session, "s3"),
             registry=sagemaker,
             callbacks=sagemaker,
         )
@@ -237,9 +239,9 @@ def evidence(clients: Clients, message: CallbackMessage) -> list[str]:
         f"execution      {message.execution_arn}",
         f"model package  {arn}",
         f"  status       {package.get('ModelApprovalStatus')}",
-        f"  gate         {args.get(approval_step.METRIC_NAME)} = "
-        f"{args.get(approval_step.METRIC_VALUE)} (threshold "
-        f"{args.get(approval_step.METRIC_THRESHOLD)})",
+        f"  gate         {args.get(approval_message.METRIC_NAME)} = "
+        f"{args.get(approval_message.METRIC_VALUE)} (threshold "
+        f"{args.get(approval_message.METRIC_THRESHOLD)})",
     ]
     metrics = package.get("ModelMetrics") or {}
     report_uri = ((metrics.get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri")

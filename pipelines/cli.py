@@ -17,7 +17,7 @@ from pipelines.errors import UsageError
 from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from pipelines.definition import BuiltPipeline
+    from pipelines.document import BuiltPipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / "build"
@@ -36,10 +36,11 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def _build(cfg: Config) -> BuiltPipeline:
+def _build(cfg: Config, *, offline: bool = True) -> BuiltPipeline:
+    """Build the definition; the only path that imports the SDK (see pipelines/sdk.py)."""
     from pipelines.sdk import prepare_sdk
 
-    prepare_sdk(cfg)
+    prepare_sdk(cfg, offline=offline)
     logging.disable(logging.INFO)  # the SDK logs its config search at import
     from pipelines.definition import build
 
@@ -75,12 +76,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_upsert(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    built = _build(cfg)
-    from pipelines.publish import upsert
+    from pipelines import aws
+    from pipelines.publish import check_publishable, upsert
 
+    cfg = load_config(args.config)
+    check_publishable(cfg)
+    session = aws.session(cfg)  # no credentials: say so before building
+    built = _build(cfg, offline=False)
     write_atomically(DEFINITION_FILE, built.definition)
-    result = upsert(cfg, built)
+    result = upsert(cfg, built, session)
     for uri in result.uploaded:
         print(f"uploaded {uri}")
     if result.group_created:
@@ -287,13 +291,18 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from pipelines.aws import AwsUnavailable, explain
+
     args = parser().parse_args(argv)
     try:
         code: int = args.handler(args)
     except (ConfigError, UsageError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (ClientError, BotoCoreError) as exc:  # credentials, permissions, throttling
-        print(f"ERROR: AWS call failed: {exc}", file=sys.stderr)
+    except AwsUnavailable as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ClientError, BotoCoreError) as exc:  # credentials, network, permissions, throttling
+        print(f"ERROR: {explain(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return code

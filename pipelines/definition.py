@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 from sagemaker.core.workflow.pipeline_context import PipelineSession
 from sagemaker.mlops.workflow.pipeline import Pipeline
 
+from pipelines.document import BuiltPipeline, canonical_json
+from pipelines.sdk import pipeline_session
 from steps.approval import build_approval_step
 from steps.batch_score import build_batch_score_step, build_create_model_step
 from steps.check_metric import build_check_metric_step, metric_value
-from steps.code import SCRIPTS_DIR, CodeArtifact, CodeStore
+from steps.code import SCRIPTS_DIR, CodeStore
 from steps.config import Config
 from steps.context import BuildContext, Parameters
 from steps.data_quality import build_data_quality_step
@@ -22,15 +21,6 @@ from steps.evaluate import build_evaluate_step, evaluation_report, report_uri
 from steps.preprocess import build_preprocess_step
 from steps.register import build_register_step
 from steps.train import build_train_step
-
-
-@dataclass(frozen=True)
-class BuiltPipeline:
-    """The pipeline object, its canonical definition and the code objects it names."""
-
-    pipeline: Pipeline
-    definition: str
-    code: list[CodeArtifact]
 
 
 def create_pipeline(
@@ -63,11 +53,6 @@ def create_pipeline(
     return pipeline, ctx.code
 
 
-def canonical_json(document: str) -> str:
-    """Stable, reviewable form of a definition: sorted keys, two-space indent, final newline."""
-    return json.dumps(json.loads(document), indent=2, sort_keys=True) + "\n"
-
-
 def build(
     cfg: Config, session: PipelineSession | None = None, scripts_dir: Path = SCRIPTS_DIR
 ) -> BuiltPipeline:
@@ -81,10 +66,7 @@ def build(
     logging.disable(logging.WARNING)
     try:
         if session is None:
-            session = PipelineSession(
-                boto_session=boto3.Session(region_name=cfg.aws.region),
-                default_bucket=cfg.aws.bucket,
-            )
+            session = pipeline_session(cfg)
         pipeline, code = create_pipeline(cfg, session, scripts_dir)
         definition = canonical_json(pipeline.definition())
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.approval import Decision
-from pipelines.definition import BuiltPipeline
+from pipelines.document import BuiltPipeline
 from pipelines.errors import UsageError
 from runtime.engine import (
     FAILED,
@@ -27,7 +27,7 @@ from runtime.engine import (
     processing_output_file,
 )
 from runtime.state import LocalState
-from steps import approval as approval_step
+from steps import approval_message
 from steps.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ def answer_approval(
 ) -> None:
     """Answer the Approval callback and set the package's approval status to match."""
     (callback,) = [c for c in state.callbacks(status="pending") if c.token == token]
-    arn = callback.message["arguments"][approval_step.MODEL_PACKAGE_ARN]
+    arn = callback.message["arguments"][approval_message.MODEL_PACKAGE_ARN]
     decision = Decision(approved=approved, reviewer=reviewer, reason=reason)
     state.set_approval(arn, decision.package_status, decision.approval_description)
     if approved:
@@ -102,9 +102,9 @@ def _policy_hook(
         if policy == "wait":
             execution = message["pipelineExecutionArn"].rsplit("/", 1)[-1]
             print(
-                f"  waiting for approval of {arguments[approval_step.MODEL_PACKAGE_ARN]} "
-                f"({arguments[approval_step.METRIC_NAME]} = "
-                f"{arguments[approval_step.METRIC_VALUE]}):\n"
+                f"  waiting for approval of {arguments[approval_message.MODEL_PACKAGE_ARN]} "
+                f"({arguments[approval_message.METRIC_NAME]} = "
+                f"{arguments[approval_message.METRIC_VALUE]}):\n"
                 f"    python -m pipelines approve {execution} --reason '...'\n"
                 f"    python -m pipelines reject {execution} --reason '...'",
                 flush=True,

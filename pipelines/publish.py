@@ -13,17 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from pipelines.definition import BuiltPipeline, canonical_json
+from pipelines import aws
+from pipelines.document import BuiltPipeline, canonical_json
 from pipelines.errors import UsageError
 from runtime.engine import flatten
 from steps.config import Config
 
 SHA256_METADATA = "sha256"
-# Standard retry mode: exponential backoff with jitter on throttling and transient faults.
-RETRYING = BotoConfig(retries={"mode": "standard", "max_attempts": 8})
 
 
 class PublishError(UsageError):
@@ -128,9 +126,9 @@ def upsert(
 ) -> PublishResult:
     """Create or update the pipeline so that SageMaker holds exactly `built.definition`."""
     check_publishable(cfg)
-    session = session or boto3.Session(region_name=cfg.aws.region)
-    s3 = session.client("s3", config=RETRYING)
-    sagemaker = session.client("sagemaker", config=RETRYING)
+    session = session or aws.session(cfg)
+    s3 = aws.client(session, "s3")
+    sagemaker = aws.client(session, "sagemaker")
 
     uploaded = _upload_code(s3, built)
     group_created = _ensure_group(sagemaker, cfg)

@@ -23,8 +23,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from pipelines import aws
 from pipelines.errors import UsageError
-from pipelines.publish import RETRYING
 from steps.config import DATA_VERSION_PARAMETER, Config
 
 SCHEDULE_SUFFIX = "-retraining"
@@ -172,8 +172,8 @@ def _same(existing: dict[str, Any], request: dict[str, Any]) -> bool:
 
 def put_schedule(cfg: Config, session: boto3.Session | None = None) -> ScheduleResult:
     """Create or update the schedule so that it matches `cfg.schedule`: one schedule, always."""
-    session = session or boto3.Session(region_name=cfg.aws.region)
-    published = _published(session.client("sagemaker", config=RETRYING), cfg)
+    session = session or aws.session(cfg)
+    published = _published(aws.client(session, "sagemaker"), cfg)
     if published is None:
         raise ScheduleError(
             f"pipeline {cfg.pipeline.name} is not published in {cfg.aws.region}; run "
@@ -181,7 +181,7 @@ def put_schedule(cfg: Config, session: boto3.Session | None = None) -> ScheduleR
         )
     pipeline_arn, parameters = published
     check_parameters(cfg, parameters)
-    scheduler = session.client("scheduler", config=RETRYING)
+    scheduler = aws.client(session, "scheduler")
     request = schedule_request(cfg, pipeline_arn)
     existing = _existing(scheduler, request["Name"])
     if existing is None:
@@ -197,8 +197,8 @@ def put_schedule(cfg: Config, session: boto3.Session | None = None) -> ScheduleR
 
 def remove_schedule(cfg: Config, session: boto3.Session | None = None) -> bool:
     """Delete the schedule; False if there was none."""
-    session = session or boto3.Session(region_name=cfg.aws.region)
-    scheduler = session.client("scheduler", config=RETRYING)
+    session = session or aws.session(cfg)
+    scheduler = aws.client(session, "scheduler")
     try:
         scheduler.delete_schedule(Name=schedule_name(cfg))
     except ClientError as exc:
@@ -210,9 +210,9 @@ def remove_schedule(cfg: Config, session: boto3.Session | None = None) -> bool:
 
 def delete_pipeline(cfg: Config, session: boto3.Session | None = None) -> DeleteResult:
     """Remove the schedule, then the pipeline: never a schedule without its pipeline."""
-    session = session or boto3.Session(region_name=cfg.aws.region)
+    session = session or aws.session(cfg)
     removed = remove_schedule(cfg, session)
-    sagemaker = session.client("sagemaker", config=RETRYING)
+    sagemaker = aws.client(session, "sagemaker")
     try:
         sagemaker.delete_pipeline(PipelineName=cfg.pipeline.name)
     except ClientError as exc:

@@ -1,20 +1,83 @@
-"""What the SageMaker SDK needs before it is imported, taken from the config, not the machine."""
+"""What the SageMaker SDK needs before it is imported, taken from the config, not the machine.
+
+Only the verbs that build the definition import the SDK (definition, golden, run-local, upsert);
+every other verb runs without it. Building is offline, and these settings keep it so:
+
+* Region: the SDK creates boto3 clients at import time (sagemaker/ai_registry/air_hub.py) and
+  sessions of its own while building (ProcessingStep/TransformStep construct a
+  LocalSagemakerClient, whose LocalSession makes a fresh `boto3.Session()`,
+  sagemaker/core/local/local_session.py): all of them read the region from the environment,
+  so `aws.region` is put there.
+* Credentials: those fresh sessions run botocore's credential chain, whose last link probes the
+  instance-metadata address (dozens of probes per build, seconds each where that address drops
+  packets). An offline verb needs no credentials at all, so its process gets none to discover:
+  no credential variables, no profile files, instance metadata disabled. A build therefore
+  cannot sign a request, whatever it tries.
+* Telemetry: the SDK's builders report usage from a background thread (an STS call and an HTTPS
+  GET to an AWS-hosted bucket that bypasses AWS_ENDPOINT_URL) unless the session's SDK defaults
+  set `SageMaker.PythonSDK.Modules.TelemetryOptOut` (read by `_telemetry_emitter` in
+  sagemaker/core/telemetry/telemetry_logging.py through `resolve_value_from_config(...,
+  config_path=TELEMETRY_OPT_OUT_PATH, sagemaker_session=...)`). The pipeline session carries
+  that setting, and only it: SDK defaults files on the machine (~/.config/sagemaker/config.yaml)
+  cannot change the definition.
+* Role: the SDK's client-side IAM simulation is skipped; SageMaker checks the role when the
+  pipeline is created and when each job starts.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
+from typing import TYPE_CHECKING, Any
 
 from steps.config import Config
 
+if TYPE_CHECKING:
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
 
-def prepare_sdk(cfg: Config) -> None:
-    """Set the region (the SDK creates clients at import time) and skip its IAM role probe.
+SDK_DEFAULTS: dict[str, Any] = {
+    "SchemaVersion": "1.0",
+    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+}
+# What botocore's credential chain reads from the environment (botocore/credentials.py).
+CREDENTIAL_VARIABLES = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+)  # fmt: skip
+NO_CREDENTIAL_SOURCES = {
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
 
-    The definition is built offline: SageMaker itself checks the role when the pipeline is
-    created and when each job starts, so the SDK's client-side IAM simulation adds nothing here.
+
+def prepare_sdk(cfg: Config, *, offline: bool = True) -> None:
+    """Set up this process for the SDK, before it is first imported.
+
+    `offline` (every verb but upsert): remove every source of AWS credentials from the process.
+    Upsert keeps them: it publishes from the same process, after checking they exist.
     """
     os.environ["AWS_DEFAULT_REGION"] = cfg.aws.region
     os.environ["AWS_REGION"] = cfg.aws.region
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    if offline:
+        for variable in CREDENTIAL_VARIABLES:
+            os.environ.pop(variable, None)
+        os.environ.update(NO_CREDENTIAL_SOURCES)
     warnings.filterwarnings("ignore", message="Running within a PipelineSession")
+
+
+def pipeline_session(cfg: Config) -> PipelineSession:
+    """The session every builder uses: the config's region and bucket, telemetry off."""
+    import boto3
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    return PipelineSession(
+        boto_session=boto3.Session(region_name=cfg.aws.region),
+        default_bucket=cfg.aws.bucket,
+        sagemaker_config=copy.deepcopy(SDK_DEFAULTS),
+    )

@@ -1,9 +1,10 @@
 """Runs a SageMaker pipeline definition on this machine, step by step as the service would.
 
 The engine reads the same JSON document that is published. Job steps run as host processes
-under the SageMaker container contracts (runtime.jobs); the steps SageMaker's own local mode
-refuses have local executors here: QualityCheck (runtime.monitor), RegisterModel and CreateModel
-(runtime.state), Callback (a local queue answered through runtime.state). Steps whose inputs are
+under the SageMaker container contracts (runtime.jobs), QualityCheck included (its processing
+job runs runtime.monitor in place of the analyzer image); the steps SageMaker's own local mode
+refuses have local executors here: RegisterModel and CreateModel (runtime.state), Callback (a
+local queue answered through runtime.state). Steps whose inputs are
 ready run concurrently; cacheable steps are looked up by their resolved cache-key attributes.
 """
 
@@ -14,7 +15,6 @@ import json
 import os
 import re
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -33,6 +33,7 @@ from runtime.expressions import (
     resolve,
     step_dependencies,
 )
+from runtime.monitor import VIOLATIONS_FILE
 from runtime.state import LocalState, StateError
 from runtime.store import LocalS3
 
@@ -52,12 +53,44 @@ CACHE_KEYS = {
 QUALITY_FLAGS = ("CheckType", "SkipCheck", "RegisterNewBaseline", "FailOnViolation",
                  "SuppliedBaselineStatistics", "SuppliedBaselineConstraints",
                  "ModelPackageGroupName")  # fmt: skip
+# The Model Monitor analyzer image, locally: runtime.monitor run as that image's entrypoint, with
+# the image's contract variables (dataset_source, output_path, dataset_format) as its arguments
+# and the drift-check baseline staged where Model Monitor's own jobs put it.
+ANALYZER_ENTRYPOINT = ["python3", "-m", "runtime.monitor"]
+ANALYZER_IMAGE_ENVIRONMENT = {"PYTHONPATH": str(jobs.PROJECT_ROOT)}
+BASELINE_DIR = "/opt/ml/processing/baseline"
 DURATION = re.compile(
     r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$"
 )
 CALLBACK_POLL_SECONDS = 0.2
 JOB_TYPES = ("Processing", "Training", "Transform", "QualityCheck")
 JOB_INTERNAL_ERROR, SERVICE_FAULT = "SageMaker.JOB_INTERNAL_ERROR", "Step.SERVICE_FAULT"
+
+
+def analyzer_request(request: dict[str, Any], baseline: tuple[str, str] | None) -> dict[str, Any]:
+    """A QualityCheck's CreateProcessingJob request, its entrypoint the local analyzer.
+
+    `baseline`: the statistics and constraints objects to check against (None: baseline only).
+    """
+    environment = request["Environment"]
+    header = json.loads(environment["dataset_format"]).get("csv", {}).get("header", True)
+    arguments = ["--dataset", environment["dataset_source"]]
+    arguments += ["--output-dir", environment["output_path"]]
+    if not header:
+        arguments.append("--no-header")
+    inputs = list(request["ProcessingInputs"])
+    for kind, uri in zip(("statistics", "constraints"), baseline or (), strict=False):
+        local = f"{BASELINE_DIR}/{kind}"
+        inputs.append(
+            {
+                "InputName": f"baseline_{kind}",
+                "S3Input": {"S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix"},
+            }
+        )
+        arguments += [f"--baseline-{kind}", f"{local}/{uri.rsplit('/', 1)[-1]}"]
+    app = {**request["AppSpecification"], "ContainerEntrypoint": ANALYZER_ENTRYPOINT}
+    app["ContainerArguments"] = arguments
+    return {**request, "AppSpecification": app, "ProcessingInputs": inputs}
 
 
 class StepFailure(RuntimeError):
@@ -583,15 +616,7 @@ class _Run:
             raise StepFailure(
                 f"QualityCheck type {extras.get('CheckType')} is not supported locally"
             )
-        sandbox = self._sandbox(name)
-        dataset = sandbox / "dataset"
-        (source,) = args["ProcessingInputs"]
-        self.runner.store.download(source["S3Input"]["S3Uri"], dataset)
-        header = (
-            json.loads(args["Environment"]["dataset_format"]).get("csv", {}).get("header", True)
-        )
         output_uri = args["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rstrip("/")
-
         group = extras.get("ModelPackageGroupName")
         supplied = (
             extras.get("SuppliedBaselineStatistics"),
@@ -608,33 +633,20 @@ class _Run:
                 "with DriftCheckBaselines and none was supplied. For a first run set "
                 "SkipDataQualityCheck=true and RegisterNewBaseline=true."
             )
-        results = sandbox / "results"
-        command = [sys.executable, "-m", "runtime.monitor"]
-        command += ["--dataset", str(dataset), "--output-dir", str(results)]
-        if not header:
-            command.append("--no-header")
-        if previous is not None and not skip:
-            statistics, constraints = (self.runner.store.path(uri) for uri in previous)
-            command += ["--baseline-statistics", str(statistics)]
-            command += ["--baseline-constraints", str(constraints)]
-        result = jobs.run_command(
-            command,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-            cwd=sandbox,
-            log_path=sandbox / "job.log",
-            timeout_seconds=args.get("StoppingCondition", {}).get("MaxRuntimeInSeconds"),
+        outcome = jobs.run_processing_job(
+            self._job_name(name),
+            analyzer_request(args, None if skip else previous),
+            self.runner.store,
+            self._sandbox(name),
+            image_environment=ANALYZER_IMAGE_ENVIRONMENT,
         )
-        record.peak_rss_bytes, record.log = result.peak_rss_bytes, str(sandbox / "job.log")
-        if result.returncode != 0:
-            tail = [line.removeprefix("ERROR: ") for line in result.stderr_tail if line.strip()]
-            raise StepFailure(tail[-1] if tail else f"the check exited with {result.returncode}")
-        violations_file = results / "constraint_violations.json"
+        self._job(outcome, record)
+        violations_file = self.runner.store.path(f"{output_uri}/{VIOLATIONS_FILE}")
         violations = (
             json.loads(violations_file.read_text())["violations"]
             if violations_file.is_file()
             else []
         )
-        self.runner.store.upload(results, output_uri)
         calculated = (f"{output_uri}/statistics.json", f"{output_uri}/constraints.json")
         used = calculated if register_new else previous
         assert used is not None
@@ -643,7 +655,7 @@ class _Run:
             "CalculatedBaselineConstraints": calculated[1],
             "BaselineUsedForDriftCheckStatistics": used[0],
             "BaselineUsedForDriftCheckConstraints": used[1],
-            "ViolationReport": f"{output_uri}/constraint_violations.json" if violations else None,
+            "ViolationReport": f"{output_uri}/{VIOLATIONS_FILE}" if violations else None,
         }
         if violations and extras.get("FailOnViolation", True):
             summary = "; ".join(

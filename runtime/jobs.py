@@ -105,16 +105,21 @@ ERROR_PREFIX = "ERROR:"
 ACCOUNT_ID = "000000000000"
 DEFAULT_REGION = "us-east-1"
 REGION_ENV = "AWS_REGION"
-CREDENTIAL_VARIABLES = frozenset(
+RUNTIME_VARIABLES = frozenset(
     {
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-        "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE",
-        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "PATH", "LD_LIBRARY_PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+        "PYTHONUTF8", "PYTHONIOENCODING", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+        "NUMEXPR_MAX_THREADS", "VECLIB_MAXIMUM_THREADS",
     }
 )  # fmt: skip
-"""Host variables a job never sees: a local job must not reach AWS with the caller's identity."""
+RUNTIME_PREFIXES = ("LC_",)
+"""The host variables a job keeps: what running Python needs (programs and libraries, locale,
+time zone, temporary directory, thread counts). A container starts from its image's environment
+plus the job's contract variables, never the caller's: no credentials, tokens, profiles, config
+files or HOME reach a job (an allowlist, so a variable nobody thought of stays out too)."""
+JOB_HOME = "home"
+"""``HOME`` of a job: ``<sandbox>/home``, empty, so ``~/.aws`` and other dotfiles are not found."""
 PYTHON_COMMAND = re.compile(r"python(3(\.\d+)?)?")
 """Entrypoint commands replaced by the host Python (``python``, ``python3``, ``python3.11``)."""
 
@@ -474,13 +479,22 @@ def _field(mapping: Any, key: str, where: str) -> Any:
     return value
 
 
-def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARIABLES}
+def _base_env(sandbox: Path) -> dict[str, str]:
+    """The runtime's share of the host environment, and a HOME inside the sandbox."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key in RUNTIME_VARIABLES or key.startswith(RUNTIME_PREFIXES)
+    }
+    home = Path(sandbox, JOB_HOME)
+    home.mkdir(parents=True, exist_ok=True)
+    env["HOME"] = str(home)
+    return env
 
 
 def _job_env(sandbox: Path, *layers: Mapping[str, Any] | None) -> dict[str, str]:
-    """Host environment without AWS credentials, plus each layer (``/opt/ml/`` values mapped)."""
-    env = _base_env()
+    """:func:`_base_env` plus each layer in order (``/opt/ml/`` values mapped to the sandbox)."""
+    env = _base_env(sandbox)
     for layer in layers:
         for key, value in (layer or {}).items():
             env[str(key)] = map_container_value(sandbox, str(value))
@@ -700,7 +714,12 @@ def _python_argv(command: Sequence[str], python: str) -> list[str]:
 
 
 def _stage_processing(
-    request: Mapping[str, Any], store: LocalS3, sandbox: Path, python: str, log_path: Path
+    request: Mapping[str, Any],
+    store: LocalS3,
+    sandbox: Path,
+    python: str,
+    log_path: Path,
+    image_environment: Mapping[str, str] | None,
 ) -> tuple[list[str], dict[str, str], list[_Upload]]:
     app = _field(request, "AppSpecification", "CreateProcessingJob")
     entrypoint = app.get("ContainerEntrypoint")
@@ -747,7 +766,7 @@ def _stage_processing(
         uploads.append(_Upload(target, uri))
     command = [*entrypoint, *(app.get("ContainerArguments") or [])]
     argv = [map_container_value(sandbox, str(part)) for part in _python_argv(command, python)]
-    env = _job_env(sandbox, request.get("Environment"))
+    env = _job_env(sandbox, image_environment, request.get("Environment"))
     return argv, env, uploads
 
 
@@ -757,20 +776,25 @@ def run_processing_job(
     store: LocalS3,
     sandbox: Path,
     python: str = sys.executable,
+    image_environment: Mapping[str, str] | None = None,
 ) -> JobOutcome:
     """Run a CreateProcessingJob request (values resolved to plain JSON) in ``sandbox``.
 
     Inputs are staged from ``store``, the entrypoint (``python3``/``python`` replaced by
     ``python``) runs with its arguments, and on success every output dir is uploaded to its
-    ``S3Uri``. The FailureReason comes from ``/opt/ml/output/message`` or
-    ``/opt/ml/output/failure``, else the job's last ``ERROR:`` line, else its last stderr line.
+    ``S3Uri``. ``image_environment`` is what the image itself would set (under the request's
+    Environment), for a local stand-in of an image. The FailureReason comes from
+    ``/opt/ml/output/message`` or ``/opt/ml/output/failure``, else the job's last ``ERROR:``
+    line, else its last stderr line.
     """
     log_path = _prepare_sandbox(sandbox)
     started = _now()
     result = None
     timeout = _timeout(request)
     try:
-        argv, env, uploads = _stage_processing(request, store, sandbox, python, log_path)
+        argv, env, uploads = _stage_processing(
+            request, store, sandbox, python, log_path, image_environment
+        )
     except JobSetupError as error:
         reason: str | None = str(error)
         _note(log_path, f"ERROR: {reason}")

@@ -6,18 +6,17 @@ from sagemaker.core.workflow.functions import JsonGet
 from sagemaker.mlops.workflow.callback_step import CallbackOutput, CallbackStep
 from sagemaker.mlops.workflow.model_step import ModelStep
 
+from steps.approval_message import (
+    DECISION,
+    METRIC_NAME,
+    METRIC_THRESHOLD,
+    METRIC_VALUE,
+    MODEL_PACKAGE_ARN,
+    REASON,
+    REVIEWER,
+    STEP_NAME,
+)
 from steps.context import BuildContext
-
-STEP_NAME = "Approval"
-# What the callback message carries (inputs) and what the reviewer's answer sets (outputs).
-MODEL_PACKAGE_ARN = "model_package_arn"
-METRIC_NAME = "metric_name"
-METRIC_VALUE = "metric_value"
-METRIC_THRESHOLD = "metric_threshold"
-DECISION = "decision"
-REVIEWER = "reviewer"
-REASON = "reason"
-APPROVED = "approved"
 
 
 def build_approval_step(ctx: BuildContext, register: ModelStep, measured: JsonGet) -> CallbackStep:

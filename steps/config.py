@@ -20,6 +20,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from scripts.evaluate import METRICS
+from steps.sqs import check_queue_url
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
@@ -247,7 +248,7 @@ class RegistrySection(Section):
 
 
 class ApprovalSection(Section):
-    queue_url: Annotated[str, Field(pattern=r"^https://sqs\.[a-z0-9-]+\.amazonaws\.com/\d{12}/.+$")]
+    queue_url: Annotated[str, AfterValidator(check_queue_url)]
     local_policy: Literal["auto-approve", "auto-reject", "wait"]
     timeout_seconds: Annotated[int, Field(ge=1)]
 

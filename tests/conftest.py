@@ -7,17 +7,64 @@ Job-script fixtures (``job_*``): tiny synthetic data sets run through the real j
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from moto.server import ThreadedMotoServer
+from offline_guard import install
 
 from scripts import preprocess, train
 
 JOB_TARGET = {"binary": "churn", "regression": "price"}
 JOB_OBJECTIVE = {"binary": "binary:logistic", "regression": "reg:squarederror"}
+
+
+@pytest.fixture
+def no_network() -> Iterator[None]:
+    """Fail the test if anything tried to connect or resolve a name, in any thread
+    (tests/offline_guard.py)."""
+    guard = install()
+    guard.attempts.clear()
+    guard.armed = True
+    try:
+        yield
+    finally:
+        guard.armed = False
+    assert guard.attempts == [], "network access attempted:\n" + "\n".join(guard.attempts)
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    """moto's HTTP server on a free local port: "127.0.0.1:<port>"."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"{host}:{port}"
+    finally:
+        server.stop()
+
+
+SMALL_RUN = """\
+extends: {local}
+sample_data: {{rows: 3000, seed: 11}}
+training:
+  hyperparameters: {{num_round: 30, early_stopping_rounds: 10}}
+evaluation: {{bootstrap_rounds: 5}}
+"""
+
+
+@pytest.fixture
+def small_run_config(tmp_path: Path) -> Path:
+    """A config file for a quick local run of the whole graph on 3000 built-in rows."""
+    from steps.config import LOCAL_CONFIG
+
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL_RUN.format(local=LOCAL_CONFIG), encoding="utf-8")
+    return path
 
 
 def synthetic_frame(problem_type: str, rows: int = 400, seed: int = 0) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from pipelines.approval import (
     answer_on_aws,
     request_token,
 )
-from steps import approval as approval_step
+from steps import approval_message
 from steps.config import Config
 
 PIPELINE_YAML = Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml"
@@ -69,10 +69,10 @@ def callback_body(execution: str, token: str, package: str, status: str = "Execu
             "token": token,
             "pipelineExecutionArn": execution,
             "arguments": {
-                approval_step.MODEL_PACKAGE_ARN: package,
-                approval_step.METRIC_NAME: "auc",
-                approval_step.METRIC_VALUE: 0.912,
-                approval_step.METRIC_THRESHOLD: 0.7,
+                approval_message.MODEL_PACKAGE_ARN: package,
+                approval_message.METRIC_NAME: "auc",
+                approval_message.METRIC_VALUE: 0.912,
+                approval_message.METRIC_THRESHOLD: 0.7,
             },
             "status": status,
         }
@@ -171,9 +171,9 @@ def test_approve_answers_the_step_sets_the_package_and_deletes_only_its_message(
         {
             "CallbackToken": TOKEN,
             "OutputParameters": [
-                {"Name": approval_step.DECISION, "Value": approval_step.APPROVED},
-                {"Name": approval_step.REVIEWER, "Value": "alice"},
-                {"Name": approval_step.REASON, "Value": "metrics and drift look fine"},
+                {"Name": approval_message.DECISION, "Value": approval_message.APPROVED},
+                {"Name": approval_message.REVIEWER, "Value": "alice"},
+                {"Name": approval_message.REASON, "Value": "metrics and drift look fine"},
             ],
             "ClientRequestToken": request_token(TOKEN, decision),
         },

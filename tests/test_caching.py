@@ -58,9 +58,9 @@ def test_editing_a_script_changes_only_the_steps_that_run_it(
     expected: set[str],
     tmp_path: Path,
     base_config: Config,
-    built,  # type: ignore[no-untyped-def]
+    built,
+    build,  # type: ignore[no-untyped-def]
 ) -> None:
-    from pipelines.definition import build
 
     scripts = tmp_path / "scripts"
     shutil.copytree(SCRIPTS_DIR, scripts)

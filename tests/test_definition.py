@@ -173,9 +173,9 @@ def test_training_code_is_content_addressed_not_timestamped(definition: dict) ->
     assert not re.search(r"\d{14}", json.dumps(train)), "a timestamp would defeat step caching"
 
 
-def test_build_needs_no_network_and_no_credentials(no_network: None, base_config: Config) -> None:
-    from pipelines.definition import build
-
+def test_build_needs_no_network_and_no_credentials(
+    no_network: None, base_config: Config, build
+) -> None:  # type: ignore[no-untyped-def]
     assert json.loads(build(base_config).definition)["Steps"]
 
 
@@ -187,8 +187,9 @@ def test_definition_matches_the_golden_snapshot(built) -> None:  # type: ignore[
 
 
 @pytest.mark.parametrize("problem_type", ["binary", "regression"])
-def test_objective_and_gate_follow_the_problem_type(problem_type: str, tmp_path: Path) -> None:
-    from pipelines.definition import build
+def test_objective_and_gate_follow_the_problem_type(
+    problem_type: str, tmp_path: Path, build
+) -> None:  # type: ignore[no-untyped-def]
     from steps.config import load_config
 
     config = tmp_path / "c.yaml"
@@ -217,8 +218,7 @@ security:
 """
 
 
-def test_security_settings_reach_every_job_step(tmp_path: Path) -> None:
-    from pipelines.definition import build
+def test_security_settings_reach_every_job_step(tmp_path: Path, build) -> None:  # type: ignore[no-untyped-def]
     from steps.config import PIPELINE_CONFIG, load_config
 
     config = tmp_path / "secure.yaml"

@@ -15,7 +15,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pipelines.definition import build
 from pipelines.local import run_local, runner_for
 from pipelines.publish import upsert
 from steps.config import PIPELINE_CONFIG, Config, load_config
@@ -67,6 +66,7 @@ def test_bad_data_fails_in_preprocess_and_leaves_nothing(
     expected: str,
     tmp_path: Path,
     shared_workspace: Path,
+    build,
 ) -> None:
     data = tmp_path / "data.csv"
     data.write_bytes(payload)
@@ -236,9 +236,9 @@ def test_two_runs_at_once_in_one_workspace(tmp_path: Path) -> None:
 def test_publishing_clients_retry_throttling_with_backoff(aws_credentials: None) -> None:
     from botocore.awsrequest import AWSResponse
 
-    from pipelines.publish import RETRYING
+    from pipelines import aws
 
-    client = boto3.Session(region_name="us-east-1").client("sagemaker", config=RETRYING)
+    client = aws.client(boto3.Session(region_name="us-east-1"), "sagemaker")
     attempts = []
 
     def answer(request, **_):  # type: ignore[no-untyped-def]
@@ -262,6 +262,7 @@ def test_failed_update_leaves_the_published_definition_whole(
     built,  # type: ignore[no-untyped-def]
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    build,
 ) -> None:
     from botocore.exceptions import ClientError
 
@@ -309,7 +310,7 @@ class _Raw:
 
 
 def test_retry_policy_retries_a_runtime_fault(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build
 ) -> None:
     from runtime import jobs
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.definition import BuiltPipeline, build
+from pipelines.document import BuiltPipeline
 from pipelines.local import LAST_RUN, LocalRun, run_local, runner_for
 from steps.code import SCRIPTS_DIR
 from steps.config import Config, load_config
@@ -55,7 +55,7 @@ def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 @pytest.fixture(scope="module")
-def built_small(cfg: Config) -> BuiltPipeline:
+def built_small(cfg: Config, build) -> BuiltPipeline:
     return build(cfg)
 
 
@@ -134,7 +134,7 @@ def test_third_run_is_all_cache_hits_where_sagemaker_caches(
 
 
 def test_editing_train_script_reruns_train_and_what_follows_only(
-    cfg: Config, workspace: Path, second: LocalRun, tmp_path: Path
+    cfg: Config, workspace: Path, second: LocalRun, tmp_path: Path, build
 ) -> None:
     scripts = tmp_path / "scripts"
     shutil.copytree(SCRIPTS_DIR, scripts)
@@ -163,7 +163,7 @@ def test_failing_condition_ends_in_the_fail_step(
     assert after == before, "a failed gate must not register a model"
 
 
-def test_rejection_ends_the_run_with_the_reviewers_reason(tmp_path: Path) -> None:
+def test_rejection_ends_the_run_with_the_reviewers_reason(tmp_path: Path, build) -> None:
     cfg = small_config(tmp_path, policy="auto-reject")
     run = run_local(cfg, build(cfg), workspace=tmp_path / "ws", quiet=True)
     assert run.execution.status == "Failed"
@@ -177,7 +177,7 @@ def test_rejection_ends_the_run_with_the_reviewers_reason(tmp_path: Path) -> Non
     assert runner_for(cfg, tmp_path / "ws").state.package(arn)["ModelApprovalStatus"] == "Rejected"
 
 
-def test_waiting_run_is_answered_from_another_terminal(tmp_path: Path) -> None:
+def test_waiting_run_is_answered_from_another_terminal(tmp_path: Path, build) -> None:
     from pipelines.local import answer_approval
 
     cfg = small_config(tmp_path, policy="wait")
@@ -206,7 +206,7 @@ def test_waiting_run_is_answered_from_another_terminal(tmp_path: Path) -> None:
     [("load_breast_cancer", "binary", "auc"), ("load_diabetes", "regression", "r2")],
 )
 def test_real_datasets_run_through_a_minimal_config(
-    loader: str, problem_type: str, metric: str, tmp_path: Path
+    loader: str, problem_type: str, metric: str, tmp_path: Path, build
 ) -> None:
     import sklearn.datasets
 
@@ -247,7 +247,7 @@ def test_independent_steps_run_concurrently(first: LocalRun) -> None:
     assert quality.start < train.end and train.start < quality.end, "DataQuality waited for Train"
 
 
-def test_script_error_is_the_step_failure_reason(tmp_path: Path) -> None:
+def test_script_error_is_the_step_failure_reason(tmp_path: Path, build) -> None:
     data = tmp_path / "data.csv"
     data.write_text("a,b,outcome\n1,x,0\n2,y,1\n", encoding="utf-8")
     config = tmp_path / "c.yaml"
@@ -265,7 +265,7 @@ def test_script_error_is_the_step_failure_reason(tmp_path: Path) -> None:
     assert runner_for(cfg, tmp_path / "ws").state.packages() == []
 
 
-def test_retry_resumes_from_the_failed_step(tmp_path: Path) -> None:
+def test_retry_resumes_from_the_failed_step(tmp_path: Path, build) -> None:
     waiting = small_config(tmp_path, policy="wait")
     workspace = tmp_path / "ws"
     built_small = build(waiting)
@@ -284,7 +284,7 @@ def test_retry_resumes_from_the_failed_step(tmp_path: Path) -> None:
     assert retried.execution.steps["BatchScore"].status == "Succeeded"
 
 
-def test_retry_of_an_unknown_execution_is_a_usage_error(tmp_path: Path) -> None:
+def test_retry_of_an_unknown_execution_is_a_usage_error(tmp_path: Path, build) -> None:
     from pipelines.local import LocalRunError
 
     cfg = small_config(tmp_path)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.definition import build
 from pipelines.publish import PublishError, upsert
 from steps.config import Config, load_config
 
 
-def test_create_then_no_change_then_update(aws, base_config: Config, built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_create_then_no_change_then_update(
+    aws, base_config: Config, built, tmp_path: Path, build
+) -> None:  # type: ignore[no-untyped-def]
     first = upsert(base_config, built, aws)
     assert first.action == "created" and first.group_created
     assert len(first.uploaded) == len(built.code)
@@ -50,7 +51,7 @@ def test_create_then_no_change_then_update(aws, base_config: Config, built, tmp_
     assert len(sagemaker.list_pipelines()["PipelineSummaries"]) == 1
 
 
-def test_local_data_is_refused_before_anything_is_published(aws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_local_data_is_refused_before_anything_is_published(aws, tmp_path: Path, build) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "c.yaml"
     config.write_text("data: {input_uri: 'file:///data.csv', target: y, problem_type: binary}\n")
     cfg = load_config(config, env={})
