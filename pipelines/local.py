@@ -151,7 +151,8 @@ def run_local(
             f"known executions: {known or 'none'}"
         )
     runner.require_writable()
-    with reported(runner.workspace, f"--retry {retry}" if retry else "run again (nothing ran)"):
+    again = f"resume with --retry {retry}" if retry else "run again (nothing ran)"
+    with reported(runner.workspace, again):
         for artifact in built.code:  # what upsert uploads, placed where the definition names it
             target = runner.store.path(artifact.s3_uri)
             if not target.is_file() or target.read_bytes() != artifact.payload:
