@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runtime.files import atomic_path, write_atomic
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 JOB_STEPS = ("Preprocess", "DataQuality", "Train", "Evaluate", "BatchScore")
@@ -55,19 +57,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write beside the target and rename: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_json(path: Path, document: Mapping[str, Any]) -> None:
-    write_atomically(path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+    write_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -172,10 +163,8 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
         f"{info['memory_gib']} GiB, Python {info['python']}"
     )
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        figure.savefig(temporary, format="png", dpi=110)
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=110)
     finally:
-        temporary.unlink(missing_ok=True)
         plt.close(figure)

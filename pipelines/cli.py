@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import UsageError
+from runtime.files import WorkspaceError, write_atomic
 from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -26,14 +27,6 @@ GOLDEN_FILE = ROOT / "tests" / "golden" / "pipeline.json"
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary name beside the target, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _build(cfg: Config, *, offline: bool = True) -> BuiltPipeline:
@@ -51,7 +44,7 @@ def _build(cfg: Config, *, offline: bool = True) -> BuiltPipeline:
 def cmd_definition(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     built = _build(cfg)
-    write_atomically(Path(args.out), built.definition)
+    write_atomic(Path(args.out), built.definition)
     print(f"wrote {args.out} ({len(built.definition)} bytes, {len(built.code)} code objects)")
     return 0
 
@@ -60,7 +53,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
     # The golden snapshot is of the committed pipeline config alone, never of env overrides.
     cfg = load_config(PIPELINE_CONFIG, env={})
     built = _build(cfg)
-    write_atomically(GOLDEN_FILE, built.definition)
+    write_atomic(GOLDEN_FILE, built.definition)
     print(f"wrote {GOLDEN_FILE.relative_to(ROOT)}")
     return 0
 
@@ -83,7 +76,7 @@ def cmd_upsert(args: argparse.Namespace) -> int:
     check_publishable(cfg)
     session = aws.session(cfg)  # no credentials: say so before building
     built = _build(cfg, offline=False)
-    write_atomically(DEFINITION_FILE, built.definition)
+    write_atomic(DEFINITION_FILE, built.definition)
     result = upsert(cfg, built, session)
     for uri in result.uploaded:
         print(f"uploaded {uri}")
@@ -299,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except WorkspaceError as exc:  # full, read-only or damaged workspace: a run that started failed
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_FAILED if exc.execution_id else EXIT_BAD_INPUT
     except AwsUnavailable as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -26,7 +26,8 @@ from runtime.engine import (
     StepRecord,
     processing_output_file,
 )
-from runtime.state import LocalState
+from runtime.files import reported, write_atomic
+from runtime.state import LocalState, StateError
 from steps import approval_message
 from steps.config import Config
 
@@ -85,7 +86,10 @@ def answer_approval(
     (callback,) = [c for c in state.callbacks(status="pending") if c.token == token]
     arn = callback.message["arguments"][approval_message.MODEL_PACKAGE_ARN]
     decision = Decision(approved=approved, reviewer=reviewer, reason=reason)
-    state.set_approval(arn, decision.package_status, decision.approval_description)
+    try:
+        state.set_approval(arn, decision.package_status, decision.approval_description)
+    except StateError as error:  # e.g. its model archive is gone: nothing is approved
+        raise LocalRunError(str(error)) from None
     if approved:
         state.answer_callback(token, outputs=decision.output_parameters)
     else:
@@ -122,7 +126,8 @@ def _print_step(record: StepRecord) -> None:
     else:
         cached = " (cache hit)" if record.cache_hit else ""
         print(
-            f"  {record.name:<22} {record.status.lower()}{cached} in {record.seconds:.1f}s",
+            f"  {record.name:<22} {record.status.lower()}{cached} in {record.seconds:.1f}s"
+            + (f" ({record.note})" if record.note else ""),
             flush=True,
         )
 
@@ -145,12 +150,15 @@ def run_local(
             f"--retry {retry}: no such local execution under {runner.workspace}; "
             f"known executions: {known or 'none'}"
         )
-    for artifact in built.code:  # what upsert uploads, placed where the definition names it
-        target = runner.store.path(artifact.s3_uri)
-        if not target.is_file() or target.read_bytes() != artifact.payload:
-            runner.store.put_bytes(artifact.s3_uri, artifact.payload)
-    runner.state.ensure_group(cfg.registry.model_package_group, "local runs")
-    values: dict[str, Any] = {"InputDataUri": input_uri(cfg, runner), **(parameters or {})}
+    runner.require_writable()
+    again = f"resume with --retry {retry}" if retry else "run again (nothing ran)"
+    with reported(runner.workspace, again):
+        for artifact in built.code:  # what upsert uploads, placed where the definition names it
+            target = runner.store.path(artifact.s3_uri)
+            if not target.is_file() or target.read_bytes() != artifact.payload:
+                runner.store.put_bytes(artifact.s3_uri, artifact.payload)
+        runner.state.ensure_group(cfg.registry.model_package_group, "local runs")
+        values: dict[str, Any] = {"InputDataUri": input_uri(cfg, runner), **(parameters or {})}
     bootstrapped = False
     if runner.state.latest_approved(cfg.registry.model_package_group) is None and not retry:
         # A new group has no approved baseline to check drift against: SageMaker's documented
@@ -169,7 +177,9 @@ def run_local(
     metrics = evaluation_metrics(runner, execution)
     oracle = sample_oracle_auc(cfg, runner, execution)
     run = LocalRun(execution, metrics, oracle, bootstrapped)
-    write_summary(runner, run)
+    folder = runner.execution_dir(execution.execution_id)
+    with reported(runner.workspace / LAST_RUN, f"see {folder}", execution.execution_id):
+        write_summary(runner, run)
     return run
 
 
@@ -243,11 +253,7 @@ def write_summary(runner: LocalPipelineRunner, run: LocalRun) -> Path:
         "metrics": run.metrics,
         "oracle_auc": run.oracle_auc,
     }
-    path = runner.workspace / LAST_RUN
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(temporary, path)
-    return path
+    return write_atomic(runner.workspace / LAST_RUN, json.dumps(document, indent=2) + "\n")
 
 
 def summary_table(run: LocalRun) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
+
+from runtime.files import atomic_path, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "local" / "data" / "default.csv"
@@ -318,10 +319,6 @@ def metadata_path(path: Path) -> Path:
     return path.with_name(path.name + META_SUFFIX)
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def _write_rows(handle: BinaryIO, frame: pd.DataFrame) -> None:
     """Append ``frame``'s rows (no header) as CSV; plain fields, an empty one when missing."""
     import pyarrow as pa
@@ -341,16 +338,10 @@ def write_csv(path: Path, rows: int, seed: int = DEFAULT_SEED) -> Path:
     """
     _check_size(rows, seed)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary(path)
-    try:
-        with temporary.open("wb") as handle:
-            handle.write((",".join(COLUMNS) + "\n").encode("utf-8"))
-            for block in _blocks(rows, seed):
-                _write_rows(handle, block)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_path(path) as temporary, temporary.open("wb") as handle:
+        handle.write((",".join(COLUMNS) + "\n").encode("utf-8"))
+        for block in _blocks(rows, seed):
+            _write_rows(handle, block)
     return path
 
 
@@ -389,12 +380,7 @@ def ensure_dataset(path: Path, rows: int, seed: int = DEFAULT_SEED) -> Path:
     meta = metadata_path(path)
     meta.unlink(missing_ok=True)
     write_csv(path, rows, seed)
-    temporary = _temporary(meta)
-    temporary.write_text(
-        json.dumps(_metadata(path, rows, seed), indent=2, sort_keys=True) + "\n",
-        encoding="utf-8",
-    )
-    os.replace(temporary, meta)
+    write_atomic(meta, json.dumps(_metadata(path, rows, seed), indent=2, sort_keys=True) + "\n")
     return path
 
 

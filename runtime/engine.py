@@ -6,10 +6,18 @@ job runs runtime.monitor in place of the analyzer image); the steps SageMaker's 
 refuses have local executors here: RegisterModel and CreateModel (runtime.state), Callback (a
 local queue answered through runtime.state). Steps whose inputs are
 ready run concurrently; cacheable steps are looked up by their resolved cache-key attributes.
+
+What a step published is recorded (LocalS3.manifest) with its cache entry and its record: a
+cache entry, or a succeeded step of a resumed execution, whose outputs are gone or changed is
+not reused, the step runs again (and so do the steps after it). Execution state is written
+whole (runtime.files) and each execution keeps a small reserve of disk space, so that a disk
+that fills during a run still ends in a Failed execution with its reason, which ``--retry``
+resumes once space is freed. One process runs an execution at a time (a lock file).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -18,8 +26,9 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +41,14 @@ from runtime.expressions import (
     evaluate_condition,
     resolve,
     step_dependencies,
+)
+from runtime.files import (
+    WorkspaceError,
+    fault_message,
+    is_fault,
+    reported,
+    require_writable,
+    write_atomic,
 )
 from runtime.monitor import VIOLATIONS_FILE
 from runtime.state import LocalState, StateError
@@ -63,6 +80,10 @@ DURATION = re.compile(
     r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$"
 )
 CALLBACK_POLL_SECONDS = 0.2
+RESERVE_BYTES = 1 << 20
+"""Disk space each running execution holds back (a file of zeros), freed to record its end
+when the disk fills: execution.json and the run's summary take a few tens of kilobytes."""
+RESERVE_FILE, LOCK_FILE = ".reserve", ".lock"
 JOB_TYPES = ("Processing", "Training", "Transform", "QualityCheck")
 JOB_INTERNAL_ERROR, SERVICE_FAULT = "SageMaker.JOB_INTERNAL_ERROR", "Step.SERVICE_FAULT"
 
@@ -126,7 +147,9 @@ class StepRecord:
     attempts: int = 0
     peak_rss_bytes: int | None = None
     log: str | None = None
+    note: str | None = None  # why the step ran although it could have been reused
     properties: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)  # LocalS3.manifest of its outputs
 
 
 @dataclass
@@ -158,10 +181,24 @@ def _now() -> str:
 
 
 def _write_json(path: Path, document: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_text(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(temporary, path)
+    text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+    write_atomic(path, text, durable=True)
+
+
+def published_uris(kind: str, properties: dict[str, Any]) -> list[str]:
+    """Where a job step published its outputs (what its cache entry stands for)."""
+    if kind == "Processing":
+        outputs = (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        return [o["S3Output"]["S3Uri"] for o in outputs]
+    if kind == "Training":
+        # <S3OutputPath>/<job>/output: model.tar.gz, and output.tar.gz when the job wrote data.
+        return [properties["ModelArtifacts"]["S3ModelArtifacts"].rsplit("/", 1)[0]]
+    if kind == "Transform":
+        return [properties["TransformOutput"]["S3OutputPath"]]
+    if kind == "QualityCheck":
+        keys = ("CalculatedBaselineStatistics", "CalculatedBaselineConstraints", "ViolationReport")
+        return [properties[k] for k in keys if properties.get(k)]
+    return []
 
 
 def flatten(
@@ -222,8 +259,12 @@ class LocalPipelineRunner:
         self.workspace = workspace
         self.region = region
         self.store = LocalS3(workspace / "s3")
-        self.state = LocalState(workspace / "state.db", region)
+        self.state = LocalState(workspace / "state.db", region, self.store)
         self.max_parallel = max_parallel
+
+    def require_writable(self) -> None:
+        """Refuse a workspace this process cannot write, before anything is written."""
+        require_writable(self.workspace)
 
     def execution_dir(self, execution_id: str) -> Path:
         return self.workspace / "executions" / execution_id
@@ -234,8 +275,9 @@ class LocalPipelineRunner:
         if not (folder / "execution.json").is_file():
             raise ValueError(f"no local execution {execution_id!r} under {folder.parent}")
         raw = json.loads((folder / "execution.json").read_text())
-        steps = {name: StepRecord(**record) for name, record in raw.pop("steps").items()}
         definition = json.loads((folder / "definition.json").read_text())
+        records = raw.pop("steps")
+        steps = {name: StepRecord(**records[name]) for name in flatten(definition)[0]}
         return Execution(**raw, steps=steps), definition
 
     def start(
@@ -250,9 +292,6 @@ class LocalPipelineRunner:
         if retry_of:
             execution, definition = self.load(retry_of)
             execution.status, execution.end, execution.failure_reason = EXECUTING, None, None
-            for record in execution.steps.values():
-                if record.status != SUCCEEDED:
-                    execution.steps[record.name] = StepRecord(record.name, record.type)
         else:
             execution_id = uuid.uuid4().hex[:12]
             steps, _ = flatten(definition)
@@ -264,8 +303,10 @@ class LocalPipelineRunner:
                 start=_now(),
                 steps={name: StepRecord(name, step["Type"]) for name, step in steps.items()},
             )
-            _write_json(self.execution_dir(execution_id) / "definition.json", definition)
-        _Run(self, execution, definition, hooks).run()
+            path = self.execution_dir(execution_id) / "definition.json"
+            with reported(path, "run again (nothing ran)"):
+                _write_json(path, definition)
+        _Run(self, execution, definition, hooks).run(resumed=bool(retry_of))
         return execution
 
 
@@ -286,6 +327,8 @@ class _Run:
         self.steps, self.branch_of = flatten(definition)
         self.lock = threading.Lock()
         self.folder = runner.execution_dir(execution.execution_id)
+        self.failed = False  # a step failed: start nothing new
+        self.fault: str | None = None  # the workspace failed the run (disk full, read-only)
         self.scope = Scope(
             parameters=execution.parameters,
             execution={
@@ -357,7 +400,10 @@ class _Run:
         )
         if not path.is_file():
             raise ResolutionError(
-                f"property file {file_name}: {spec['FilePath']} was not written by {step}"
+                f"property file {file_name}: {spec['FilePath']} is not in {step}'s output "
+                f"{spec['OutputName']!r} (local store: {path}): the job did not write it, or it "
+                "was removed since; run the pipeline again (a step whose outputs are gone runs "
+                "again)"
             )
         return json.loads(path.read_text())
 
@@ -367,14 +413,42 @@ class _Run:
         with self.lock:
             _write_json(self.folder / "execution.json", self.execution.to_json())
 
-    def run(self) -> None:
-        self.save()
-        failed = False
+    def _resume_hint(self) -> str:
+        return f"resume with --retry {self.execution.execution_id}"
+
+    def _save_or_note(self) -> None:
+        """Save; a file-system fault stops the run (nothing new starts) instead of raising."""
+        try:
+            self.save()
+        except OSError as error:
+            if not is_fault(error):
+                raise
+            if self.fault is None:
+                self.fault = (
+                    "could not save the execution state: "
+                    f"{fault_message(error, self.folder / 'execution.json', self._resume_hint())}"
+                )
+
+    def run(self, resumed: bool = False) -> None:
+        with self._claimed():
+            if resumed:
+                self._revalidate()
+            with reported(
+                self.folder / "execution.json",
+                self._resume_hint() if resumed else "run again (nothing ran)",
+                self.execution.execution_id if resumed else None,
+            ):
+                self.save()
+            with _terminate_as_interrupt():
+                self._loop()
+            self._finish()
+
+    def _loop(self) -> None:
         running: dict[Future[None], str] = {}
         pool = ThreadPoolExecutor(max_workers=self.runner.max_parallel)
         try:
             while True:
-                if not failed:
+                if not self.failed and self.fault is None:
                     for name in self._ready(set(running.values())):
                         record = self.execution.steps[name]
                         record.status, record.start = EXECUTING, _now()
@@ -387,22 +461,85 @@ class _Run:
                     name = running.pop(future)
                     future.result()
                     if self.execution.steps[name].status == FAILED:
-                        failed = True
-                self.save()
+                        self.failed = True
+                self._save_or_note()
         except KeyboardInterrupt:
             _stop_children()
             pool.shutdown(wait=True, cancel_futures=True)
             self.execution.status, self.execution.end = STOPPED, _now()
-            self.execution.failure_reason = (
-                "interrupted; resume with --retry " + self.execution.execution_id
-            )
+            self.execution.failure_reason = "interrupted; " + self._resume_hint()
             for record in self.execution.steps.values():
                 if record.status == EXECUTING:
                     record.status, record.failure_reason = STOPPED, "interrupted"
-            self.save()
+            self._save_or_note()
             raise
         pool.shutdown(wait=True)
-        self._finish()
+
+    @contextmanager
+    def _claimed(self) -> Iterator[None]:
+        """Hold the execution's lock and its disk reserve while it runs."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock_path, reserve = self.folder / LOCK_FILE, self.folder / RESERVE_FILE
+        with reported(lock_path):
+            handle = lock_path.open("a")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WorkspaceError(
+                    f"execution {self.execution.execution_id} is running in another process "
+                    f"(it holds {lock_path}): wait for it to end, or stop it (Ctrl-C) and then "
+                    "resume it with --retry."
+                ) from None
+            with reported(reserve, f"run again (with at least {RESERVE_BYTES >> 20} MiB free)"):
+                if not reserve.is_file() or reserve.stat().st_size != RESERVE_BYTES:
+                    write_atomic(reserve, bytes(RESERVE_BYTES), durable=True)
+            yield
+        finally:
+            reserve.unlink(missing_ok=True)
+            handle.close()
+
+    def _revalidate(self) -> None:
+        """Resuming: steps to run again are those that did not succeed, those whose outputs are
+        gone (or changed) since, and every step after one of them."""
+        again: dict[str, str | None] = {}
+        for name, record in self.execution.steps.items():
+            if record.status != SUCCEEDED:
+                again[name] = None
+            else:
+                problem = self._gone(record)
+                if problem is not None:
+                    again[name] = f"its earlier result cannot be reused: {problem}"
+        dependents: dict[str, set[str]] = {name: set() for name in self.steps}
+        for name in self.steps:
+            for upstream in self.dependencies(name):
+                dependents.setdefault(upstream, set()).add(name)
+        pending = list(again)
+        while pending:
+            for follower in dependents.get(pending.pop(), set()):
+                if follower not in again:
+                    again[follower] = None
+                    pending.append(follower)
+        for name, note in again.items():
+            record = self.execution.steps[name]
+            self.execution.steps[name] = StepRecord(name, record.type, note=note)
+
+    def _gone(self, record: StepRecord) -> str | None:
+        """Why a succeeded step's result is no longer there, or None when it is."""
+        state = self.runner.state
+        try:
+            if record.type in JOB_TYPES:
+                if not record.outputs and published_uris(record.type, record.properties):
+                    return "no record of its outputs (recorded by an earlier version)"
+                changed = self.runner.store.changed(record.outputs)
+                return changed[0] if changed else None
+            if record.type == "RegisterModel":
+                state.package(record.properties["ModelPackageArn"])
+            if record.type == "Model":
+                state.model(record.properties["ModelName"])
+        except StateError as error:
+            return str(error)
+        return None
 
     def _ready(self, running: set[str]) -> list[str]:
         ready = []
@@ -423,13 +560,27 @@ class _Run:
     def _finish(self) -> None:
         failures = [r for r in self.execution.steps.values() if r.status == FAILED]
         self.execution.end = _now()
-        if failures:
+        if self.fault is not None:
+            self.execution.status = FAILED
+            first = min(failures, key=lambda r: r.end or "") if failures else None
+            step = f" (step {first.name} failed: {first.failure_reason})" if first else ""
+            self.execution.failure_reason = self.fault + step
+        elif failures:
             self.execution.status = FAILED
             first = min(failures, key=lambda r: r.end or "")
             self.execution.failure_reason = f"Step {first.name} failed: {first.failure_reason}"
         else:
             self.execution.status = SUCCEEDED
-        self.save()
+        try:
+            self.save()
+        except OSError as error:
+            if not is_fault(error):
+                raise
+            # The disk filled: give back the execution's reserve, then record how it ended.
+            (self.folder / RESERVE_FILE).unlink(missing_ok=True)
+            path = self.folder / "execution.json"
+            with reported(path, self._resume_hint(), self.execution.execution_id):
+                self.save()
 
     def _notify(self, record: StepRecord) -> None:
         if self.hooks.on_step:
@@ -444,7 +595,7 @@ class _Run:
         try:
             self._attempts(name, step, record)
             record.status = SUCCEEDED
-        except (StepFailure, ResolutionError, StateError, ValueError) as exc:
+        except (StepFailure, ResolutionError, StateError, ValueError, WorkspaceError) as exc:
             record.status, record.failure_reason = FAILED, str(exc)
         except Exception as exc:  # noqa: BLE001 - a runtime fault becomes the step's failure
             record.status = FAILED
@@ -467,7 +618,8 @@ class _Run:
                 kind = JOB_INTERNAL_ERROR if step["Type"] in JOB_TYPES else SERVICE_FAULT
                 policy = next((p for p in policies if kind in p["ExceptionType"]), None)
                 if policy is None or record.attempts >= policy.get("MaxAttempts", 1):
-                    raise StepFailure(f"{kind}: {exc}") from None
+                    what = fault_message(exc, then=self._resume_hint()) if is_fault(exc) else exc
+                    raise StepFailure(f"{kind}: {what}") from None
                 delay = policy.get("IntervalSeconds", 1) * policy.get("BackoffRate", 2.0) ** (
                     record.attempts - 1
                 )
@@ -487,23 +639,42 @@ class _Run:
         arguments = resolve(step.get("Arguments", {}), self.scope)
         extras = {k: resolve(step.get(k), self.scope) for k in QUALITY_FLAGS if k in step}
         key = self._cache_key(kind, arguments, extras, step)
+        store = self.runner.store
         if key is not None:
             record.cacheable = True
             config = step["CacheConfig"]
+            changed: list[str] = []
+
+            def usable(outputs: dict[str, Any]) -> bool:
+                changed.extend(found := store.changed(outputs))
+                return not found
+
             hit = self.runner.state.cache_lookup(
-                self.execution.pipeline, name, key, expire_after_seconds(config.get("ExpireAfter"))
+                self.execution.pipeline,
+                name,
+                key,
+                expire_after_seconds(config.get("ExpireAfter")),
+                usable,
             )
             if hit is not None:
                 record.cache_hit, record.cache_source = True, hit.execution_id
-                record.properties = hit.properties
+                record.properties, record.outputs = hit.properties, hit.outputs
                 return
+            if changed:
+                record.note = f"cached result not reused: {changed[0]}"
         executor = getattr(self, f"_step_{kind.lower()}", None)
         if executor is None:
             raise StepFailure(f"step type {kind} is not supported by the local runtime")
         record.properties = executor(name, step, arguments, extras, record)
+        record.outputs = store.manifest(published_uris(kind, record.properties))
         if key is not None:
             self.runner.state.cache_store(
-                self.execution.pipeline, name, key, self.execution.execution_id, record.properties
+                self.execution.pipeline,
+                name,
+                key,
+                self.execution.execution_id,
+                record.properties,
+                record.outputs,
             )
 
     def _cache_key(
@@ -633,6 +804,15 @@ class _Run:
                 "with DriftCheckBaselines and none was supplied. For a first run set "
                 "SkipDataQualityCheck=true and RegisterNewBaseline=true."
             )
+        if previous is not None and not skip:
+            for uri in previous:
+                if not self.runner.store.path(uri).is_file():
+                    raise StepFailure(
+                        f"ClientError: the drift-check baseline {uri} is gone (local store: "
+                        f"{self.runner.store.path(uri)}). Check against another baseline "
+                        "(SuppliedBaseline* parameters), or compute a new one: "
+                        "SkipDataQualityCheck=true RegisterNewBaseline=true."
+                    )
         outcome = jobs.run_processing_job(
             self._job_name(name),
             analyzer_request(args, None if skip else previous),
@@ -681,17 +861,55 @@ class _Run:
         return None
 
 
-def _stop_children() -> None:
-    """Stop every job process this run started (each leads its own process group)."""
-    me = str(os.getpid())
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run the way Ctrl-C does (jobs stopped, execution recorded as Stopped)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _children() -> dict[int, str]:
+    """pid -> state letter of this process's children (each job leads its own process group)."""
+    me, found = str(os.getpid()), {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         if fields[1] == me:
-            pid = int(stat.parent.name)
+            found[int(stat.parent.name)] = fields[0]
+    return found
+
+
+def _signal_groups(groups: Iterable[int], *signums: int) -> None:
+    for group in groups:
+        for signum in signums:
             try:
-                os.killpg(pid, signal.SIGTERM)
+                os.killpg(group, signum)
             except (ProcessLookupError, PermissionError):
-                continue
+                break
+
+
+def _stop_children() -> None:
+    """Stop every job this run started as ``docker stop`` does: SIGTERM (and SIGCONT, for a
+    stopped job) to each job's process group, SIGKILL to what is left after the grace period.
+    The threads waiting for the jobs then see them end."""
+    groups = list(_children())
+    _signal_groups(groups, signal.SIGTERM, signal.SIGCONT)
+    deadline = time.monotonic() + jobs.KILL_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        running = {pid for pid, state in _children().items() if state != "Z"}
+        if not running & set(groups):
+            break
+        time.sleep(0.05)
+    _signal_groups(set(groups) & set(_children()), signal.SIGKILL)  # still ours: not reused

@@ -258,10 +258,17 @@ def _has_exited(pid: int) -> bool:
 
 
 def _pump(stream: IO[bytes], log: IO[bytes], lock: threading.Lock, tail: Any) -> None:
+    """Copy the job's output to its log, line by line; keep draining when the log cannot be
+    written (a full disk), or the job would block on a full pipe and never end."""
+    writable = True
     for line in iter(stream.readline, b""):
-        with lock:
-            log.write(line)
-            log.flush()
+        if writable:
+            with lock:
+                try:
+                    log.write(line)
+                    log.flush()
+                except OSError:
+                    writable = False
         if tail is not None:
             tail.append(line.decode("utf-8", errors="replace").rstrip("\r\n"))
 
@@ -273,15 +280,33 @@ def _rss_bytes(ru_maxrss: int) -> int:
 
 _LAUNCHER = """
 import os, signal, sys
-report, argv = int(sys.argv[1]), sys.argv[2:]
+report, parent, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 stop = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 for signum in stop:
     signal.signal(signum, signal.SIG_IGN)
+orphaned = getattr(signal, "SIGRTMIN", signal.SIGUSR1)
+
+def die_with(signum):
+    if sys.platform == "linux":
+        import ctypes
+        ctypes.CDLL(None).prctl(1, int(signum), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+def end_group(*_):
+    os.killpg(0, signal.SIGKILL)
+
+signal.signal(orphaned, end_group)
+die_with(orphaned)
+if os.getppid() != parent:
+    end_group()
+launcher = os.getpid()
 pid = os.fork()
 if pid == 0:
     os.close(report)
-    for signum in (*stop, signal.SIGPIPE, signal.SIGXFSZ):
+    for signum in (*stop, signal.SIGPIPE, signal.SIGXFSZ, orphaned):
         signal.signal(signum, signal.SIG_DFL)
+    die_with(signal.SIGKILL)
+    if os.getppid() != launcher:
+        os._exit(137)
     try:
         os.execvp(argv[0], argv)
     except OSError as error:
@@ -304,6 +329,13 @@ keeps the high-water mark of the replaced address space), so a job started strai
 (large) process would report at least this process's RSS. Forked from the small launcher, the
 job reports its own peak. The launcher ignores SIGTERM/SIGINT/SIGHUP (the job, in the same
 process group, receives them with default handlers) and exits as the job did.
+
+Jobs die with the run. The launcher asks the kernel for a signal when the thread that started
+it dies (``prctl(PR_SET_PDEATHSIG)``, Linux; the starting thread waits for the job, so it lives
+as long as the job should) and then kills the job's whole process group with SIGKILL: the
+engine killed by SIGKILL or the OOM killer leaves no job, transform worker or thread running.
+``argv[2]`` is the engine's pid, to notice an engine that died before the request took
+effect. The job itself dies by SIGKILL when the launcher dies.
 """
 
 
@@ -344,7 +376,16 @@ def run_command(
         with log_path.open("ab") as log:
             try:
                 process = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(report_write), *argv],
+                    [
+                        sys.executable,
+                        "-I",
+                        "-S",
+                        "-c",
+                        _LAUNCHER,
+                        str(report_write),
+                        str(os.getpid()),
+                        *argv,
+                    ],  # fmt: skip
                     env=env,
                     cwd=cwd,
                     stdin=subprocess.DEVNULL,
@@ -529,8 +570,9 @@ def _stage(store: LocalS3, uri: str, destination: Path, field: str) -> list[Path
     if not staged:
         raise JobSetupError(
             CLIENT_ERROR,
-            f"{field}: no objects found under {uri!r} (local store: {store.path(uri)}); run the "
-            "step that produces it first, or fix the URI.",
+            f"{field}: no objects found under {uri!r} (local store: {store.path(uri)}): fix the "
+            "URI, or run the pipeline again if they were removed (a step whose published "
+            "outputs are gone is not reused from the cache: it runs again and writes them).",
         )
     return staged
 
@@ -1286,8 +1328,10 @@ def _stage_transform(
         if not archive.is_file():
             raise JobSetupError(
                 CLIENT_ERROR,
-                f"ModelDataUrl {model_data!r} does not exist (local store: {archive}); run the "
-                "training step that writes it first.",
+                f"ModelDataUrl {model_data!r} does not exist (local store: {archive}): the "
+                "model archive was removed after the model was created. Run the pipeline again: "
+                "training runs again when its cached archive is gone, and a new model is "
+                "created from what it writes.",
             )
         _safe_extract(archive, model_dir, "ModelDataUrl")
         _note(log_path, f"model: {model_data} -> {MODEL_DIR}")

@@ -64,9 +64,7 @@ import argparse
 import copy
 import json
 import math
-import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -77,6 +75,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from runtime.files import write_atomic
 
 STATISTICS_FILE = "statistics.json"
 CONSTRAINTS_FILE = "constraints.json"
@@ -799,20 +799,8 @@ def load_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` to a temporary file next to ``path`` and rename it into place."""
-    text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Publish ``payload`` as JSON at ``path`` whole (:func:`runtime.files.write_atomic`)."""
+    write_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n", durable=True)
 
 
 def run_baseline_job(

@@ -3,23 +3,47 @@
 Every change is one transaction, so an interrupted run leaves the state as it was before or after
 the change, and two runs in the same workspace serialise on the database lock instead of
 clobbering each other.
+
+The file is checked when it is opened: a damaged file (truncated, overwritten, not SQLite), a
+database of another program or of a newer version of this one, a read-only or full disk each
+raise :class:`runtime.files.WorkspaceError` naming the file and the fix, never a traceback. A
+workspace on a read-only disk can still be read (the registry listed); writing to it is refused.
+A state file of an earlier version is upgraded in place.
+
+Like the service, the local registry refuses to register, create or approve a model whose
+artifacts are not there (CreateModel: "Could not find model data at ..."): every ``S3Uri``,
+``ModelDataUrl`` and ``SAGEMAKER_SUBMIT_DIRECTORY`` a request names must exist in the store.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.files import NO_PERMISSION, READ_ONLY, WorkspaceError, fault_message
+from runtime.store import LocalS3, StoreError
+
 ACCOUNT = "000000000000"
 PENDING = "PendingManualApproval"
 APPROVED = "Approved"
 REJECTED = "Rejected"
+
+APPLICATION_ID = 0x54585042
+"""``PRAGMA application_id`` of this package's state files (a database of another program has
+another, or tables this one does not know)."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version``: 0 before versions were recorded, 2 since the step cache records
+each entry's outputs."""
+LOCK_TIMEOUT_SECONDS = 60.0
+REFERENCE_KEYS = frozenset({"S3Uri", "ModelDataUrl", "SAGEMAKER_SUBMIT_DIRECTORY"})
+"""Request fields that name an artifact which must exist before it is registered or served."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_package_groups (
@@ -33,13 +57,31 @@ CREATE TABLE IF NOT EXISTS models (
     name TEXT PRIMARY KEY, execution_id TEXT, created REAL NOT NULL, request TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS step_cache (
     pipeline TEXT NOT NULL, step TEXT NOT NULL, cache_key TEXT NOT NULL,
-    execution_id TEXT NOT NULL, finished REAL NOT NULL, properties TEXT NOT NULL);
+    execution_id TEXT NOT NULL, finished REAL NOT NULL, properties TEXT NOT NULL,
+    outputs TEXT);
 CREATE INDEX IF NOT EXISTS step_cache_lookup ON step_cache (pipeline, step, cache_key);
 CREATE TABLE IF NOT EXISTS callbacks (
     token TEXT PRIMARY KEY, execution_id TEXT NOT NULL, step TEXT NOT NULL,
     queue_url TEXT, message TEXT NOT NULL, status TEXT NOT NULL,
     outputs TEXT, failure_reason TEXT, created REAL NOT NULL, answered REAL);
 """
+TABLES = {
+    "model_package_groups": ("name", "description", "created"),
+    "model_packages": (
+        "arn", "group_name", "version", "status", "approval_description", "execution_id",
+        "created", "updated", "request",
+    ),
+    "models": ("name", "execution_id", "created", "request"),
+    "step_cache": (
+        "pipeline", "step", "cache_key", "execution_id", "finished", "properties", "outputs"
+    ),
+    "callbacks": (
+        "token", "execution_id", "step", "queue_url", "message", "status", "outputs",
+        "failure_reason", "created", "answered",
+    ),
+}  # fmt: skip
+UPGRADES = {"step_cache": {"outputs": "ALTER TABLE step_cache ADD COLUMN outputs TEXT"}}
+"""Columns later versions added, and how a state file of version 0 gets them."""
 
 
 class StateError(ValueError):
@@ -51,6 +93,7 @@ class CacheHit:
     execution_id: str
     finished: float
     properties: dict[str, Any]
+    outputs: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -65,38 +108,178 @@ class Callback:
 
 
 class LocalState:
-    """The local stand-ins for the Model Registry, CreateModel, step caching and callbacks."""
+    """The local stand-ins for the Model Registry, CreateModel, step caching and callbacks.
 
-    def __init__(self, path: Path, region: str = "us-east-1") -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    With a ``store``, requests that name artifacts are checked against it (see the module).
+    """
+
+    def __init__(self, path: Path, region: str = "us-east-1", store: LocalS3 | None = None) -> None:
         self.path = path
         self.region = region
-        db = sqlite3.connect(self.path, timeout=60)
+        self.store = store
+        if path.is_dir():
+            raise WorkspaceError(
+                f"{path} is a directory, but it is where the local state database (Model "
+                f"Registry, step cache, approvals) lives: move it away (`mv {path} "
+                f"{path}.moved`) and run again; a new, empty state is created."
+            )
+        folder = path.parent
         try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            # A read-only disk (or folder) can still be read; any other fault is reported.
+            if error.errno not in READ_ONLY | NO_PERMISSION:
+                raise WorkspaceError(fault_message(error, folder)) from None
+        self.read_only = not os.access(folder, os.W_OK)
+        if self.read_only:
+            return
+        with self._transaction(write=True) as db:
+            self._check(db)
+
+    # Opening and checking -----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
+            return db
+        if not self.path.is_file():
+            # Nothing has run in this read-only workspace: an empty registry.
+            db = sqlite3.connect(":memory:", isolation_level=None)
             db.executescript(SCHEMA)
-        finally:
-            db.close()
+            return db
+        # A read-only disk cannot hold the WAL index; `immutable` reads the file as it is
+        # (https://www.sqlite.org/uri.html#uriimmutable).
+        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None)
+        self._check(db)
+        return db
+
+    def _check(self, db: sqlite3.Connection) -> None:
+        """Refuse a damaged or foreign database; upgrade one of an earlier version."""
+        (integrity,) = db.execute("PRAGMA quick_check(1)").fetchone()
+        if integrity != "ok":
+            raise sqlite3.DatabaseError(f"integrity check: {integrity}")
+        (application,) = db.execute("PRAGMA application_id").fetchone()
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        found = {
+            table: tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
+            for (table,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if application not in (0, APPLICATION_ID) or set(found) - set(TABLES):
+            raise WorkspaceError(
+                f"{self.path} is a SQLite database of another program (tables "
+                f"{sorted(found)}), not the local state of this package: move it away (`mv "
+                f"{self.path} {self.path}.other`) and run again, or use another workspace."
+            )
+        if version > SCHEMA_VERSION:
+            raise WorkspaceError(
+                f"{self.path} was written by a newer version of this package (state version "
+                f"{version}, this one reads up to {SCHEMA_VERSION}): run that version, or use "
+                "another workspace for this one."
+            )
+        for table, columns in found.items():
+            expected = TABLES[table]
+            upgraded = tuple(c for c in expected if c not in UPGRADES.get(table, {}))
+            if columns != expected and not (version < SCHEMA_VERSION and columns == upgraded):
+                raise WorkspaceError(
+                    f"{self.path}: table {table} has the columns {list(columns)}, not "
+                    f"{list(expected)}; the file is not this package's local state. Move it "
+                    f"away (`mv {self.path} {self.path}.other`) and run again."
+                )
+        if self.read_only or (version == SCHEMA_VERSION and application == APPLICATION_ID):
+            return
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        for table, added in UPGRADES.items():
+            for column, statement in added.items():
+                if table in found and column not in found[table]:
+                    db.execute(statement)
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _fault(self, error: sqlite3.Error) -> WorkspaceError | None:
+        """The WorkspaceError for a SQLite error of the file or the disk; None for others."""
+        name = getattr(error, "sqlite_errorname", "") or ""
+        moved = f"`mv {self.path} {self.path}.damaged`"
+        if name == "SQLITE_FULL" or "disk is full" in str(error):
+            return WorkspaceError(
+                f"no space left on the device holding {self.path} ({error}): free space there "
+                f"(`df -h {self.path.parent}`); the state is as it was before the change."
+            )
+        if name.startswith("SQLITE_READONLY"):
+            return WorkspaceError(
+                f"{self.path} cannot be written ({error}): remount the workspace read-write, "
+                "make the file writable for this user, or use another workspace."
+            )
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            return WorkspaceError(
+                f"{self.path} stayed locked by another process for {LOCK_TIMEOUT_SECONDS:.0f} s "
+                f"({error}): wait for the other run or approval to finish, then try again."
+            )
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_IOERR")) or (
+            type(error) is sqlite3.DatabaseError
+        ):
+            return WorkspaceError(
+                f"{self.path} is damaged ({error}). It holds the local Model Registry, step "
+                f"cache and approvals. Move it away ({moved}) and run again: a new, empty state "
+                "is created and every step runs again (the artifacts under s3/ are kept)."
+            )
+        if name.startswith("SQLITE_CANTOPEN"):
+            return WorkspaceError(
+                f"{self.path} cannot be opened ({error}): check that its folder exists and is "
+                "readable and writable for this user, or use another workspace."
+            )
+        return None
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+    def _transaction(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        if write and self.read_only:
+            raise WorkspaceError(
+                f"{self.path.parent} is read-only for this process, so the local state "
+                f"{self.path.name} cannot change: remount the workspace read-write, give this "
+                "user write access, or use another workspace."
+            )
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db = self._connect()
+        except sqlite3.Error as error:
+            raise (self._fault(error) or error) from None
+        try:
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise (self._fault(error) or error) from None
         finally:
             db.close()
+
+    def _require_artifacts(self, request: dict[str, Any], what: str, fix: str) -> None:
+        """Refuse a request that names an artifact the store does not hold."""
+        if self.store is None:
+            return
+        missing = []
+        for field, uri in _references(request):
+            try:
+                present = bool(self.store.objects(uri))
+            except StoreError:
+                continue  # not a location of this store (e.g. a real S3 bucket elsewhere)
+            if not present:
+                missing.append(f"{field} {uri!r} (local store: {self.store.path(uri)})")
+        if missing:
+            raise StateError(f"{what}: {'; '.join(missing)} does not exist. {fix}")
 
     # Model Registry -------------------------------------------------------------------------
 
     def ensure_group(self, name: str, description: str = "") -> bool:
         """Create a model package group if absent; True when it was created."""
-        with self._transaction() as db:
+        with self._transaction(write=True) as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO model_package_groups VALUES (?, ?, ?)",
                 (name, description, time.time()),
@@ -113,8 +296,14 @@ class LocalState:
             raise StateError(
                 f"ModelApprovalStatus {status!r} is not one of {PENDING}, {APPROVED}, {REJECTED}"
             )
+        self._require_artifacts(
+            request,
+            "RegisterModel",
+            "Nothing was registered. Run the pipeline again: a step whose outputs are gone runs "
+            "again instead of being reused from the cache.",
+        )
         now = time.time()
-        with self._transaction() as db:
+        with self._transaction(write=True) as db:
             if not db.execute(
                 "SELECT 1 FROM model_package_groups WHERE name = ?", (group,)
             ).fetchone():
@@ -171,7 +360,13 @@ class LocalState:
         """UpdateModelPackage(ModelApprovalStatus, ApprovalDescription)."""
         if status not in (APPROVED, REJECTED, PENDING):
             raise StateError(f"approval status {status!r} is not one of {APPROVED}, {REJECTED}")
-        with self._transaction() as db:
+        if status == APPROVED:
+            self._require_artifacts(
+                self.package(arn),
+                f"model package {arn} cannot be approved",
+                "Reject it, then run the pipeline again to register a complete version.",
+            )
+        with self._transaction(write=True) as db:
             cursor = db.execute(
                 "UPDATE model_packages SET status = ?, approval_description = ?, updated = ? "
                 "WHERE arn = ?",
@@ -184,11 +379,20 @@ class LocalState:
     # Models -----------------------------------------------------------------------------------
 
     def create_model(self, name: str, request: dict[str, Any], execution_id: str) -> None:
-        with self._transaction() as db:
-            if db.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone():
+        """CreateModel; a model the same execution created before (an earlier attempt of a
+        resumed step) is replaced, one of another execution is refused as the service does."""
+        self._require_artifacts(
+            request,
+            f"CreateModel {name}",
+            "Run the pipeline again: a step whose outputs are gone runs again instead of being "
+            "reused from the cache.",
+        )
+        with self._transaction(write=True) as db:
+            row = db.execute("SELECT execution_id FROM models WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != execution_id:
                 raise StateError(f"Cannot create already existing model {name!r}")
             db.execute(
-                "INSERT INTO models VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?)",
                 (name, execution_id, time.time(), json.dumps(request)),
             )
 
@@ -203,33 +407,53 @@ class LocalState:
     # Step cache -------------------------------------------------------------------------------
 
     def cache_lookup(
-        self, pipeline: str, step: str, key: str, max_age_seconds: float | None
+        self,
+        pipeline: str,
+        step: str,
+        key: str,
+        max_age_seconds: float | None,
+        usable: Callable[[dict[str, Any]], bool],
     ) -> CacheHit | None:
-        """The most recent successful run of this step with the same key, within the expiry."""
+        """The most recent successful run of this step with the same key, within the expiry,
+        whose recorded outputs are still ``usable`` (an entry without a record is not)."""
         oldest = 0.0 if max_age_seconds is None else time.time() - max_age_seconds
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT execution_id, finished, properties FROM step_cache WHERE pipeline = ? "
-                "AND step = ? AND cache_key = ? AND finished >= ? ORDER BY finished DESC LIMIT 1",
+            rows = db.execute(
+                "SELECT execution_id, finished, properties, outputs FROM step_cache "
+                "WHERE pipeline = ? AND step = ? AND cache_key = ? AND finished >= ? "
+                "ORDER BY finished DESC",
                 (pipeline, step, key, oldest),
-            ).fetchone()
-        return None if row is None else CacheHit(row[0], row[1], json.loads(row[2]))
+            ).fetchall()
+        for execution_id, finished, properties, outputs in rows:
+            if outputs is not None and usable(json.loads(outputs)):
+                return CacheHit(execution_id, finished, json.loads(properties), json.loads(outputs))
+        return None
 
     def cache_store(
-        self, pipeline: str, step: str, key: str, execution_id: str, properties: dict[str, Any]
+        self,
+        pipeline: str,
+        step: str,
+        key: str,
+        execution_id: str,
+        properties: dict[str, Any],
+        outputs: dict[str, Any],
     ) -> None:
-        with self._transaction() as db:
+        """Record a successful step with what it published (see LocalS3.manifest)."""
+        with self._transaction(write=True) as db:
             db.execute(
-                "INSERT INTO step_cache VALUES (?, ?, ?, ?, ?, ?)",
-                (pipeline, step, key, execution_id, time.time(), json.dumps(properties)),
-            )
+                "INSERT INTO step_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    pipeline, step, key, execution_id, time.time(), json.dumps(properties),
+                    json.dumps(outputs),
+                ),
+            )  # fmt: skip
 
     # Callbacks --------------------------------------------------------------------------------
 
     def open_callback(
         self, token: str, execution_id: str, step: str, queue_url: str, message: dict[str, Any]
     ) -> None:
-        with self._transaction() as db:
+        with self._transaction(write=True) as db:
             db.execute(
                 "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, 'pending', NULL, NULL, ?, NULL)",
                 (token, execution_id, step, queue_url, json.dumps(message), time.time()),
@@ -263,7 +487,7 @@ class LocalState:
     ) -> Callback:
         """SendPipelineExecutionStepSuccess (outputs) or ...Failure (failure_reason)."""
         status = "failed" if failure_reason is not None else "succeeded"
-        with self._transaction() as db:
+        with self._transaction(write=True) as db:
             cursor = db.execute(
                 "UPDATE callbacks SET status = ?, outputs = ?, failure_reason = ?, answered = ? "
                 "WHERE token = ? AND status = 'pending'",
@@ -288,3 +512,17 @@ def _package(row: tuple[Any, ...]) -> dict[str, Any]:
         "CreationTime": created,
         "LastModifiedTime": updated,
     }
+
+
+def _references(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """(field path, URI) of every artifact a request names (see REFERENCE_KEYS)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            field = f"{where}.{key}" if where else str(key)
+            if key in REFERENCE_KEYS and isinstance(item, str) and "://" in item:
+                yield field, item
+            else:
+                yield from _references(item, field)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _references(item, f"{where}[{index}]")

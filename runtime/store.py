@@ -1,18 +1,26 @@
 """A local artifact store laid out like S3: `s3://bucket/key` lives at `<root>/bucket/key`.
 
-Property references resolve to these real files. Writes go to a temporary name and are renamed
-into place, so a reader never sees a half-written object. `file://` URIs name host paths.
+Property references resolve to these real files. Every object is published whole through
+`runtime.files.atomic_path` (a unique temporary name, renamed into place), so a reader never
+sees a half-written object and two runs writing the same key never collide. `file://` URIs name
+host paths. A manifest records what a step published (size, mtime, SHA-256 of each object) so
+that a cache hit or a resumed step can prove its outputs are still there, unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
-TEMP_SUFFIX = ".partial"
+from runtime.files import atomic_path, is_temporary
+
+DIGEST_CHUNK = 1 << 20
 
 
 class StoreError(ValueError):
@@ -29,14 +37,24 @@ class StoredObject:
 
 def _link_or_copy(source: Path, target: Path) -> None:
     """Hard-link when possible (same filesystem, no extra disk), else copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + TEMP_SUFFIX)
-    temporary.unlink(missing_ok=True)
-    try:
-        os.link(source, temporary)
-    except OSError:
-        shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
+    with atomic_path(target) as temporary:
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(DIGEST_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stat(path: Path) -> dict[str, int]:
+    info = path.stat()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 
 class LocalS3:
@@ -60,10 +78,8 @@ class LocalS3:
 
     def put_bytes(self, uri: str, payload: bytes) -> Path:
         target = self.path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(target.name + TEMP_SUFFIX)
-        temporary.write_bytes(payload)
-        os.replace(temporary, target)
+        with atomic_path(target) as temporary:
+            temporary.write_bytes(payload)
         return target
 
     def objects(self, uri: str) -> list[StoredObject]:
@@ -72,7 +88,7 @@ class LocalS3:
         if base.is_file():
             return [StoredObject(base, base.name)]
         if base.is_dir():
-            found = sorted(p for p in base.rglob("*") if p.is_file() and not _is_partial(p))
+            found = sorted(p for p in base.rglob("*") if p.is_file() and not is_temporary(p))
             return [StoredObject(p, p.relative_to(base).as_posix()) for p in found]
         return []
 
@@ -95,10 +111,8 @@ class LocalS3:
         for file in files:
             relative = file.name if source.is_file() else file.relative_to(source).as_posix()
             target = base / relative if source.is_dir() else base
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(target.name + TEMP_SUFFIX)
-            shutil.move(file, temporary)
-            os.replace(temporary, target)
+            with atomic_path(target) as temporary:
+                shutil.move(file, temporary)
             published.append(f"{uri.rstrip('/')}/{relative}" if source.is_dir() else uri)
         return published
 
@@ -110,6 +124,31 @@ class LocalS3:
         elif base.exists():
             base.unlink()
 
+    def manifest(self, uris: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Every object under each URI: its size, modification time and SHA-256."""
+        recorded: dict[str, dict[str, Any]] = {}
+        for uri in uris:
+            for item in self.objects(uri):
+                key = uri if item.path == self.path(uri) else f"{uri.rstrip('/')}/{item.relative}"
+                recorded[key] = {**_stat(item.path), "sha256": _sha256(item.path)}
+        return recorded
 
-def _is_partial(path: Path) -> bool:
-    return path.name.endswith(TEMP_SUFFIX)
+    def changed(self, manifest: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """The objects of a :meth:`manifest` that are gone or hold other bytes now.
+
+        Size and modification time are compared first (as make and rsync do); an object whose
+        time changed but whose size did not is compared by its SHA-256, so a copy restored with
+        the same bytes still counts as unchanged.
+        """
+        problems = []
+        for uri, expected in manifest.items():
+            path = self.path(uri)
+            if not path.is_file():
+                problems.append(f"{uri} is gone")
+                continue
+            now = _stat(path)
+            if now["size"] != expected["size"]:
+                problems.append(f"{uri} changed ({expected['size']} bytes then, {now['size']} now)")
+            elif now["mtime_ns"] != expected["mtime_ns"] and _sha256(path) != expected["sha256"]:
+                problems.append(f"{uri} changed (other bytes than when it was written)")
+        return problems

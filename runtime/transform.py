@@ -40,7 +40,6 @@ import itertools
 import json
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,8 @@ from enum import StrEnum
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
+
+from runtime.files import atomic_path
 
 __all__ = [
     "AssembleWith",
@@ -518,15 +519,8 @@ def _transform_stream(
 
 def _transform_file(request: TransformRequest, path: Path) -> FileResult:
     target = request.output_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, path.open("rb") as source:
-            counts = _transform_stream(request, source, out, path)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as partial, partial.open("wb") as out, path.open("rb") as source:
+        counts = _transform_stream(request, source, out, path)
     return FileResult(path, target, *counts)
 
 
