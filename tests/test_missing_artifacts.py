@@ -11,11 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from pipelines.definition import BuiltPipeline, build
+from pipelines.document import BuiltPipeline
 from pipelines.local import LocalRun, run_local, runner_for
 from pipelines.sample_data import write_csv
 from runtime import jobs
@@ -50,7 +51,7 @@ def cfg(config_file: Path) -> Config:
 
 
 @pytest.fixture(scope="module")
-def built_small(cfg: Config) -> BuiltPipeline:
+def built_small(cfg: Config, build: Callable[..., BuiltPipeline]) -> BuiltPipeline:
     return build(cfg)
 
 
