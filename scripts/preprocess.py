@@ -271,7 +271,7 @@ def encode_regression_target(labels: pd.Series, dialect: Dialect | None = None) 
     """Parse a regression target as finite float32-range numbers; name the first bad one."""
     dialect = dialect or Dialect()
     numbers = values.parse_numbers(labels, dialect)
-    bad = np.isnan(numbers) | (np.abs(numbers) > values.FLOAT32_MAX)
+    bad = values.not_numbers(numbers)
     if bad.any():
         position = int(np.flatnonzero(bad)[0])
         raise DataError(

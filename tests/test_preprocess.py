@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scripts import preprocess as pp
+from scripts.preprocess import DataError
 from tabular import csvio, features
 from tabular.dialect import Dialect
 from tabular.failure import OUTPUT_DIR_ENV
-
-from scripts import preprocess as pp
-from scripts.preprocess import DataError
 
 CsvDir = Callable[..., Path]
 

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tabular.schema import Schema
-
 from scripts import evaluate as ev
 from scripts import inference, preprocess
 from scripts import train as tr
 from scripts.train import Hyperparameters, TrainingError
+from tabular.schema import Schema
 
 
 def test_unknown_arguments_are_ignored_and_paths_come_from_the_environment(

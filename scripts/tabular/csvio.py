@@ -244,14 +244,15 @@ def _drop_saved_index(frame: pd.DataFrame, source: str, names: list[str]) -> pd.
     return frame
 
 
-def _check_line_breaks(frame: pd.DataFrame) -> None:
-    for name in frame.columns:
-        breaks = np.asarray(frame[name].str.contains(LINE_BREAK, regex=True, na=False), bool)
+def _check_line_breaks(frame: pd.DataFrame, names: Sequence[object]) -> None:
+    for position, name in enumerate(names):
+        column = frame.iloc[:, position]
+        breaks = np.asarray(column.str.contains(LINE_BREAK, regex=True, na=False), bool)
         if breaks.any():
             row = int(np.flatnonzero(breaks)[0])
             raise DataError(
                 f"{describe_row(frame.index[row])}: column {name!r} holds a line break inside "
-                f"a quoted value ({frame[name].iloc[row][:40]!r}). Batch scoring splits records "
+                f"a quoted value ({column.iloc[row][:40]!r}). Batch scoring splits records "
                 "at line breaks, so remove line breaks from values in the source."
             )
 
@@ -340,7 +341,7 @@ def read_csv_file(
     else:  # blank lines, CR line endings or a record over several lines: count exactly
         lines = np.asarray(_record_lines(path, dialect)[header_lines:])
     frame.index = row_index(path.name, lines)
-    _check_line_breaks(frame)
+    _check_line_breaks(frame, names)
     frame = _drop_trailing(frame, path.name, trailing)
     frame.columns = names[: len(names) - trailing]
     if columns is None:
@@ -393,7 +394,7 @@ def parse_records(text: str, columns: Sequence[str] | None = None) -> pd.DataFra
     names = list(columns) if columns is not None else list(range(fields))
     frame = _read(io.StringIO(text), Dialect(), fields, header=False, engine="c")
     frame.index = row_index(REQUEST, lines)
-    _check_line_breaks(frame)
+    _check_line_breaks(frame, names)
     frame.columns = names
     return frame
 

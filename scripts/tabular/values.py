@@ -92,6 +92,11 @@ def parse_numbers(stripped: pd.Series, dialect: Dialect) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
+def not_numbers(numbers: np.ndarray) -> np.ndarray:
+    """True where :func:`parse_numbers` found no number, or one XGBoost cannot hold."""
+    return np.isnan(numbers) | (np.abs(numbers) > FLOAT32_MAX)
+
+
 def _plain(value: str, dialect: Dialect) -> str:
     if dialect.thousands is not None:
         for separator in SPACE_LIKE if dialect.thousands == " " else dialect.thousands:
@@ -214,7 +219,7 @@ def numeric_values(raw: pd.Series, dialect: Dialect, column: str) -> np.ndarray:
     values = np.full(len(raw), np.nan)
     present = stripped[~missing]
     numbers = parse_numbers(present, dialect)
-    bad = np.isnan(numbers) | (np.abs(numbers) > FLOAT32_MAX)
+    bad = not_numbers(numbers)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise DataError(
