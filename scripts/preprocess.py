@@ -322,11 +322,19 @@ def prepare_target(
 def infer_feature_types(
     frame: pd.DataFrame, dialect: Dialect | None = None, categorical: Sequence[str] = ()
 ) -> FeatureTypes:
-    """Type each column as numeric or categorical; refuse columns of mostly-numbers-but-not-all.
+    """Type each column as numeric or categorical (see :func:`type_features`)."""
+    return type_features(frame, dialect, categorical)[0]
 
-    Missing-value spellings other tools use (``NULL``, ``NA``...) do not count either way, so
-    a category ``NA`` in a text column stays a category while ``NULL`` among numbers is
-    refused with the fix (list it in data.missing_values).
+
+def type_features(
+    frame: pd.DataFrame, dialect: Dialect | None = None, categorical: Sequence[str] = ()
+) -> tuple[FeatureTypes, pd.DataFrame]:
+    """Type each column, and return the typed columns (each value parsed once).
+
+    A column whose non-missing values are all numbers is numeric; one of mostly numbers but
+    not all is refused with its first other value. Missing-value spellings other tools use
+    (``NULL``, ``NA``...) do not count either way, so a category ``NA`` in a text column stays
+    a category while ``NULL`` among numbers is refused with the fix (data.missing_values).
     """
     dialect = dialect or Dialect()
     if frame.shape[1] == 0:
@@ -343,43 +351,53 @@ def infer_feature_types(
     empty: list[str] = []
     numeric: list[str] = []
     categorical_columns: list[str] = []
+    typed: dict[str, Any] = {}
     for name in frame.columns:
         stripped = values.strip(frame[name])
         missing = values.missing_mask(stripped, dialect)
         if missing.all():
             empty.append(str(name))
             continue
-        if name in categorical:
-            categorical_columns.append(name)
-            continue
         present = stripped[~missing]
-        numbers = values.parse_numbers(present, dialect)
-        parsed = ~np.isnan(numbers)
-        if parsed.all():
+        numbers = None if name in categorical else values.parse_numbers(present, dialect)
+        if numbers is not None and not np.isnan(numbers).any():
             numeric.append(name)
+            typed[name] = values.checked_numbers(stripped, missing, numbers, str(name), dialect)
             continue
-        others = present[~parsed].value_counts()  # each other value once, with its count
-        distinct = pd.Series(others.index, dtype=object)
-        spelled = int(others[values.missing_spellings(distinct)].sum())
-        meant = int(parsed.sum()) + int(others[values.number_like(distinct, dialect)].sum())
-        if meant and meant >= values.NUMERIC_INTENT_SHARE * (len(present) - spelled):
-            first = int(np.flatnonzero(~parsed)[0])
-            raise DataError(
-                values.not_a_number(
-                    str(name), present.index[first], present.iloc[first], dialect,
-                    int((~parsed).sum()),
-                )
-            )  # fmt: skip
+        if numbers is not None:
+            _refuse_mostly_numbers(str(name), present, numbers, dialect)
         categorical_columns.append(name)
+        typed[name] = pd.Series(
+            values.categorical_values(frame[name], dialect, str(name)), index=frame.index
+        )
     if empty:
         raise DataError(
             f"{describe_source(frame)}: feature column(s) {empty} are empty in every row "
             "that has a target. Remove them from the input data (or list them in "
             "data.drop_columns)."
         )
-    return FeatureTypes(
+    types = FeatureTypes(
         columns=list(frame.columns), numeric=numeric, categorical=categorical_columns
     )
+    return types, pd.DataFrame(typed, index=frame.index)[types.numeric + types.categorical]
+
+
+def _refuse_mostly_numbers(
+    name: str, present: pd.Series, numbers: np.ndarray, dialect: Dialect
+) -> None:
+    """Refuse a column whose values are mostly numbers (or numbers in another notation)."""
+    parsed = ~np.isnan(numbers)
+    others = present[~parsed].value_counts()  # each other value once, with its count
+    distinct = pd.Series(others.index, dtype=object)
+    spelled = int(others[values.missing_spellings(distinct)].sum())
+    meant = int(parsed.sum()) + int(others[values.number_like(distinct, dialect)].sum())
+    if meant and meant >= values.NUMERIC_INTENT_SHARE * (len(present) - spelled):
+        first = int(np.flatnonzero(~parsed)[0])
+        raise DataError(
+            values.not_a_number(
+                name, present.index[first], present.iloc[first], dialect, int((~parsed).sum())
+            )
+        )
 
 
 def coerce_features(
@@ -676,8 +694,7 @@ def run(
             "dropped %d row(s) with a missing target %r", encoded.dropped_rows, settings.target
         )
     raw = encoded.frame.drop(columns=[settings.target])
-    types = infer_feature_types(raw, dialect, settings.categorical_columns)
-    typed = coerce_features(raw, types.numeric, types.categorical, dialect)
+    types, typed = type_features(raw, dialect, settings.categorical_columns)
     warn_missing_spellings(typed, types.categorical)
     data = typed.assign(**{settings.target: encoded.frame[settings.target]})
     splits = split_dataset(

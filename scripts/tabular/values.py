@@ -216,15 +216,22 @@ def numeric_values(raw: pd.Series, dialect: Dialect, column: str) -> np.ndarray:
     """A numeric column's float64 values (NaN where missing); refuse any other value."""
     stripped = strip(raw)
     missing = missing_mask(stripped, dialect)
-    values = np.full(len(raw), np.nan)
-    present = stripped[~missing]
-    numbers = parse_numbers(present, dialect)
+    numbers = parse_numbers(stripped[~missing], dialect)
+    return checked_numbers(stripped, missing, numbers, column, dialect)
+
+
+def checked_numbers(
+    stripped: pd.Series, missing: np.ndarray, numbers: np.ndarray, column: str, dialect: Dialect
+) -> np.ndarray:
+    """The column's values from the numbers parsed for its present values; refuse a bad one."""
     bad = not_numbers(numbers)
     if bad.any():
+        present = stripped[~missing]
         first = int(np.flatnonzero(bad)[0])
         raise DataError(
             not_a_number(column, present.index[first], present.iloc[first], dialect, int(bad.sum()))
         )
+    values = np.full(len(stripped), np.nan)
     values[~missing] = numbers
     return values
 
