@@ -184,7 +184,8 @@ class _Bare:
             *(str(a) for a in resolve(app.get("ContainerArguments", []), self.scope)),
         ]
         argv = [self.python, *(map_container_value(sandbox, a) for a in command)]
-        env = {**self.env, **(args.get("Environment") or {})}
+        environment = args.get("Environment") or {}
+        env = {**self.env, **{k: map_container_value(sandbox, v) for k, v in environment.items()}}
         _run(argv, cwd=sandbox, env=env, what=name)
 
     def data_quality(self, name: str) -> None:

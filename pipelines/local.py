@@ -28,8 +28,9 @@ from runtime.engine import (
 )
 from runtime.files import reported, write_atomic
 from runtime.state import LocalState, StateError
+from runtime.store import StoreError
 from steps import approval_message
-from steps.config import Config
+from steps.config import INPUT_DATA_PARAMETER, SCORING_DATA_PARAMETER, Config
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "PIPELINE_LOCAL_WORKSPACE"  # where local runs keep their store and state
@@ -48,6 +49,7 @@ class LocalRun:
     metrics: dict[str, float]
     oracle_auc: float | None
     bootstrapped_baseline: bool
+    advice: tuple[str, ...] = ()
 
 
 def default_workspace() -> Path:
@@ -69,12 +71,20 @@ def input_uri(cfg: Config, runner: LocalPipelineRunner) -> str:
         sample = cfg.sample_data
         path = runner.workspace / "data" / f"default-{sample.rows}-{sample.seed}.csv"
         return ensure_dataset(path, rows=sample.rows, seed=sample.seed).resolve().as_uri()
-    path = runner.store.path(uri)
+    return existing_data(runner, uri, "data.input_uri")
+
+
+def existing_data(runner: LocalPipelineRunner, uri: str, key: str) -> str:
+    """``uri`` when a local run can read it; else the error names the config key and the fix."""
+    try:
+        path = runner.store.path(uri)
+    except StoreError as error:
+        raise LocalRunError(f"{key}: {error}") from None
     if not path.exists():
         where = "" if uri.startswith("file://") else f" (a local run reads s3:// from {path})"
         raise LocalRunError(
-            f"data.input_uri {uri!r} does not exist{where}; point data.input_uri at an existing "
-            "CSV file, e.g. file:///path/to/data.csv"
+            f"{key} {uri!r} does not exist{where}; point {key} at an existing CSV file or "
+            "folder, e.g. file:///path/to/data.csv"
         )
     return uri
 
@@ -158,7 +168,12 @@ def run_local(
             if not target.is_file() or target.read_bytes() != artifact.payload:
                 runner.store.put_bytes(artifact.s3_uri, artifact.payload)
         runner.state.ensure_group(cfg.registry.model_package_group, "local runs")
-        values: dict[str, Any] = {"InputDataUri": input_uri(cfg, runner), **(parameters or {})}
+    values: dict[str, Any] = {INPUT_DATA_PARAMETER: input_uri(cfg, runner)}
+    if cfg.data.scoring_uri:
+        values[SCORING_DATA_PARAMETER] = existing_data(
+            runner, cfg.data.scoring_uri, "data.scoring_uri"
+        )
+    values.update(parameters or {})
     bootstrapped = False
     if runner.state.latest_approved(cfg.registry.model_package_group) is None and not retry:
         # A new group has no approved baseline to check drift against: SageMaker's documented
@@ -176,7 +191,7 @@ def run_local(
     )
     metrics = evaluation_metrics(runner, execution)
     oracle = sample_oracle_auc(cfg, runner, execution)
-    run = LocalRun(execution, metrics, oracle, bootstrapped)
+    run = LocalRun(execution, metrics, oracle, bootstrapped, failure_advice(cfg, execution))
     folder = runner.execution_dir(execution.execution_id)
     with reported(runner.workspace / LAST_RUN, f"see {folder}", execution.execution_id):
         write_summary(runner, run)
@@ -224,6 +239,30 @@ def sample_oracle_auc(
     return float(oracle_auc(test.drop(columns=[cfg.data.target]), test[cfg.data.target]))
 
 
+SCHEMA_CHECKS = ("missing_column_check", "extra_column_check")
+"""Model Monitor's violations for a data set whose columns differ from the baseline's."""
+
+
+def failure_advice(cfg: Config, execution: Execution) -> tuple[str, ...]:
+    """What to do about a failure whose cause the step's own message cannot know."""
+    from steps.data_quality import STEP_NAME as DATA_QUALITY
+
+    record = execution.steps.get(DATA_QUALITY)
+    reason = (record.failure_reason or "") if record and record.status == FAILED else ""
+    if not any(check in reason for check in SCHEMA_CHECKS):
+        return ()
+    group = cfg.registry.model_package_group
+    return (
+        f"the data's columns differ from the drift baseline of model package group {group!r} "
+        "(the training data of its latest approved model): this is another data set, not "
+        "drift. Either",
+        "    register its models in a group of their own: set registry.model_package_group, or",
+        "    start a new baseline in this group for one run: data_quality.skip_check: true and "
+        "data_quality.register_new_baseline: true (on SageMaker: start the execution with "
+        "SkipDataQualityCheck=true RegisterNewBaseline=true)",
+    )
+
+
 def write_summary(runner: LocalPipelineRunner, run: LocalRun) -> Path:
     execution = run.execution
     document = {
@@ -235,6 +274,7 @@ def write_summary(runner: LocalPipelineRunner, run: LocalRun) -> Path:
         "end": execution.end,
         "parameters": execution.parameters,
         "bootstrapped_data_quality_baseline": run.bootstrapped_baseline,
+        "advice": list(run.advice),
         "steps": [
             {
                 "name": r.name,
@@ -271,9 +311,20 @@ def summary_table(run: LocalRun) -> str:
         lines.append(f"  oracle auc {run.oracle_auc:.4f}, gap to oracle {gap:.4f}")
     if execution.status == FAILED:
         lines.append(f"  failure: {execution.failure_reason}")
+        lines += [f"  {line}" for line in run.advice]
     if run.bootstrapped_baseline:
-        lines.append(
-            "  first run in this model package group: data-quality baseline registered, "
-            "drift not checked"
-        )
+        from steps.register import STEP_NAME as REGISTER
+
+        register = execution.steps.get(REGISTER)
+        if register is not None and register.status == SUCCEEDED:
+            lines.append(
+                "  first run in this model package group: data-quality baseline registered, "
+                "drift not checked"
+            )
+        else:
+            lines.append(
+                "  first run in this model package group: drift not checked, and no baseline "
+                "was registered (the run ended before Register); the next run starts the "
+                "baseline again"
+            )
     return "\n".join(lines)

@@ -100,7 +100,7 @@ STDERR_TAIL_LINES = 50
 # --------------------------------------------------------------------------- SageMaker contract
 
 FAILURE_REASON_LIMIT = 1024
-"""SageMaker keeps the first 1024 characters of a FailureReason."""
+"""SageMaker keeps the first 1024 characters of a FailureReason (and of an ExitMessage)."""
 ERROR_PREFIX = "ERROR:"
 ACCOUNT_ID = "000000000000"
 DEFAULT_REGION = "us-east-1"
@@ -681,8 +681,8 @@ def _failure_reason(
         return None
     for path in message_files:
         message = _read_message(path)
-        if message:
-            return _truncate(message)
+        if message:  # SageMaker shows the file's first 1024 characters, as they are
+            return message[:FAILURE_REASON_LIMIT]
     error = _error_lines(result.stderr_tail)
     if error:
         return _truncate(error)
@@ -825,9 +825,10 @@ def run_processing_job(
     Inputs are staged from ``store``, the entrypoint (``python3``/``python`` replaced by
     ``python``) runs with its arguments, and on success every output dir is uploaded to its
     ``S3Uri``. ``image_environment`` is what the image itself would set (under the request's
-    Environment), for a local stand-in of an image. The FailureReason comes from
-    ``/opt/ml/output/message`` or ``/opt/ml/output/failure``, else the job's last ``ERROR:``
-    line, else its last stderr line.
+    Environment), for a local stand-in of an image. The FailureReason is what the job wrote to
+    ``/opt/ml/output/message`` (the file SageMaker returns as a processing job's ExitMessage, its
+    documented way of telling why it failed; ``/opt/ml/output/failure`` is the training jobs'
+    file), else the job's last ``ERROR:`` line, else its last stderr line.
     """
     log_path = _prepare_sandbox(sandbox)
     started = _now()
@@ -843,11 +844,7 @@ def run_processing_job(
     else:
         _note(log_path, f"run: {' '.join(argv)}")
         result = run_command(argv, env=env, cwd=sandbox, log_path=log_path, timeout_seconds=timeout)
-        failure_files = [
-            container_path(sandbox, MESSAGE_FILE),
-            container_path(sandbox, FAILURE_FILE),
-        ]
-        reason = _failure_reason(result, timeout, failure_files)
+        reason = _failure_reason(result, timeout, [container_path(sandbox, MESSAGE_FILE)])
         if reason is None:
             for upload in uploads:
                 store.upload(upload.local, upload.uri)
@@ -871,7 +868,7 @@ def run_processing_job(
     }
     exit_message = _read_message(container_path(sandbox, MESSAGE_FILE))
     if exit_message:
-        describe["ExitMessage"] = exit_message
+        describe["ExitMessage"] = exit_message[:FAILURE_REASON_LIMIT]
     if reason:
         describe["FailureReason"] = reason
     return _outcome(run, describe, log_path)

@@ -1,11 +1,12 @@
 """Evaluation job: score the test split with the serving code and write evaluation.json.
 
-Runs as a processing job on the SageMaker XGBoost image. It extracts the training
-job's ``model.tar.gz`` (refusing absolute paths, ``..`` and links), imports
-``inference.py`` from ``--serving-code-dir`` and scores ``test.csv`` with its
-``model_fn`` and ``predict_frame``, so the numbers describe the endpoint's own
-predictions. Metrics are computed with scikit-learn and written in the SageMaker
-model-quality layout::
+Runs as a processing job on the SageMaker XGBoost image, its code directory holding this
+script, the serving code ``inference.py`` and the shared job package ``tabular``. It extracts
+the training job's ``model.tar.gz`` (refusing absolute paths, ``..`` and links), imports
+``inference.py`` from ``--serving-code-dir`` (default: this script's directory) and scores
+``test.csv`` with its ``model_fn`` and ``predict_frame``, so the numbers describe the
+endpoint's own predictions; the test split is read with the rules every job uses. Metrics
+are computed with scikit-learn and written in the SageMaker model-quality layout::
 
     {"binary_classification_metrics": {"auc": {"value": 0.91, "standard_deviation": 0.01},
                                        ...},
@@ -33,10 +34,13 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from tabular.errors import DataError
+from tabular.failure import PROCESSING, write_failure
+from tabular.schema import Schema, read_labelled
+
 PROCESSING_ROOT = "/opt/ml/processing"
 MODEL_INPUT_DIR = f"{PROCESSING_ROOT}/model"
 TEST_INPUT_DIR = f"{PROCESSING_ROOT}/test"
-SERVING_CODE_DIR = f"{PROCESSING_ROOT}/input/serving"
 EVALUATION_OUTPUT_DIR = f"{PROCESSING_ROOT}/evaluation"
 EVALUATION_OUTPUT = "evaluation"
 EVALUATION_FILE = "evaluation.json"
@@ -63,7 +67,6 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_BOOTSTRAP_ROUNDS = 50
 DEFAULT_SEED = 42
 BOOTSTRAP_CHUNK_CELLS = 4_000_000
-FAILURE_REASON_ENV = "SM_FAILURE_REASON_FILE"
 ERROR_EXIT_CODE = 2
 
 
@@ -141,7 +144,11 @@ def safe_extract(archive: Path, destination: Path) -> list[str]:
 
 
 def load_serving_module(code_dir: Path) -> ModuleType:
-    """Import ``inference.py`` from ``code_dir`` (the serving code shipped with the model)."""
+    """Import ``inference.py`` from ``code_dir`` (the serving code shipped with the model).
+
+    ``code_dir`` goes first on ``sys.path`` while it imports, as the serving container puts its
+    code directory there, so the serving code's own ``tabular`` is the one it uses.
+    """
     path = code_dir / SERVING_MODULE_FILE
     if not path.is_file():
         raise EvaluationError(
@@ -153,7 +160,11 @@ def load_serving_module(code_dir: Path) -> ModuleType:
         raise EvaluationError(f"{path}: cannot be imported as a Python module.")
     module = importlib.util.module_from_spec(spec)
     sys.modules[SERVING_MODULE_NAME] = module  # dataclasses resolve their module here
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(code_dir))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(code_dir))
     for name in ("model_fn", "predict_frame"):
         if not callable(getattr(module, name, None)):
             raise EvaluationError(
@@ -162,42 +173,20 @@ def load_serving_module(code_dir: Path) -> ModuleType:
     return module
 
 
-def csv_engine() -> str:
-    """Return "pyarrow" (multi-threaded) when pyarrow is importable, else "c"."""
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return "c"
-    return "pyarrow"
-
-
 def read_test_set(path: Path, schema: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
     """Read ``test.csv`` (header, target first); return text features and numeric labels."""
     if not path.is_file():
         raise EvaluationError(
             f"{path}: not found. Pass the preprocessing step's test output as the test input."
         )
-    frame = pd.read_csv(path, dtype=str, engine=csv_engine())
-    target = schema["target"]
-    expected = [target, *schema["feature_columns"]]
-    if list(frame.columns) != expected:
-        raise EvaluationError(
-            f"{path.name}: columns {list(frame.columns)} do not match the model's "
-            f"schema {expected}. Evaluate the model with the test split of the same "
-            "preprocessing run."
+    try:
+        return read_labelled(
+            path,
+            Schema.from_json(schema),
+            "Evaluate the model with the test split of the same preprocessing run.",
         )
-    if frame.empty:
-        raise EvaluationError(f"{path.name}: no data rows. Re-run preprocessing.")
-    labels = pd.to_numeric(frame[target], errors="coerce").to_numpy(
-        dtype="float64", na_value=np.nan
-    )
-    bad = np.flatnonzero(~np.isfinite(labels))
-    if bad.size:
-        raise EvaluationError(
-            f"{path.name}: target {target!r} has non-numeric value "
-            f"{frame[target].iloc[bad[0]]!r} at line {bad[0] + 2}. Re-run preprocessing."
-        )
-    return frame[schema["feature_columns"]], labels
+    except DataError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def check_labels(problem_type: str, labels: np.ndarray, source: str) -> None:
@@ -416,19 +405,11 @@ def write_report(report: dict[str, Any], output_dir: Path) -> Path:
     return path
 
 
-def write_failure_reason(message: str) -> None:
-    """Write ``message`` to the file named by $SM_FAILURE_REASON_FILE, if set."""
-    target = os.environ.get(FAILURE_REASON_ENV)
-    if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(message + "\n", encoding="utf-8")
-
-
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser that also records usage errors as the job's failure reason."""
 
     def error(self, message: str) -> NoReturn:
-        write_failure_reason(f"{self.prog}: {message}")
+        write_failure(PROCESSING, f"{self.prog}: {message}")
         super().error(message)
 
 
@@ -451,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Path(MODEL_INPUT_DIR))
     parser.add_argument("--test-dir", type=Path, default=Path(TEST_INPUT_DIR))
-    parser.add_argument("--serving-code-dir", type=Path, default=Path(SERVING_CODE_DIR))
+    parser.add_argument("--serving-code-dir", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--output-dir", type=Path, default=Path(EVALUATION_OUTPUT_DIR))
     parser.add_argument("--problem-type", required=True, choices=PROBLEM_TYPES)
     parser.add_argument("--threshold-probability", type=_probability, default=DEFAULT_THRESHOLD)
@@ -475,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except EvaluationError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
-        write_failure_reason(str(exc))
+        write_failure(PROCESSING, str(exc))
         return ERROR_EXIT_CODE
     path = write_report(report, args.output_dir)
     print(f"wrote {path} ({report[ROWS_KEY]} rows)")

@@ -1,23 +1,23 @@
 """Serving code: the model_fn/input_fn/predict_fn/output_fn contract of the XGBoost container.
 
 Used as the entry point of the SageMaker XGBoost framework container (endpoint and
-batch transform) and loaded by evaluate.py, so that evaluation scores exactly as the
-endpoint does (both go through :func:`predict_frame`).
+batch transform), shipped with the shared job package ``tabular`` beside it, and loaded by
+evaluate.py, so that evaluation scores exactly as the endpoint does (both go through
+:func:`predict_frame`).
 
-Requests are CSV without a header, one record per line, fields in the schema's
-``feature_columns`` order. Empty fields (and pandas' usual NA spellings) are missing
-values and get imputed; a category never seen in training is one-hot encoded as all
-zeros; a numeric field that does not parse as a number counts as missing. A record
-with the wrong number of fields is an error naming its line. Responses are CSV, one
-prediction per line: the probability of class 1 (binary) or the predicted value
-(regression). Set :data:`SERVING_ENV` on the model so requests without an Accept
-header get CSV too.
+Requests are canonical CSV (:mod:`tabular.dialect`) without a header, one record per line,
+fields in the schema's ``feature_columns`` order, read with the rules every job uses
+(:mod:`tabular.values`): an empty field, or a spelling the training data declared missing,
+is a missing value and gets imputed; a category never seen in training is one-hot encoded
+as all zeros (or as "other"); a numeric field that is not a number is an error naming its
+line and column, as in training. A record with the wrong number of fields is an error
+naming its line. Responses are CSV, one prediction per line: the probability of class 1
+(binary) or the predicted value (regression). Set :data:`SERVING_ENV` on the model so
+requests without an Accept header get CSV too.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tabular.csvio import parse_records
+from tabular.errors import DataError
+from tabular.features import feature_matrix
+from tabular.schema import SCHEMA_FILE, TRANSFORMER_FILE, Schema
+from tabular.values import coerce_features
+
 CONTENT_TYPE_CSV = "text/csv"
 ACCEPT_ANY = "*/*"
 DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
@@ -34,8 +40,6 @@ SERVING_ENV = {DEFAULT_ACCEPT_ENV: CONTENT_TYPE_CSV}
 """Container environment for this code: without it the inference toolkit turns a missing
 or ``*/*`` Accept into application/json, which output_fn rejects."""
 MODEL_FILE = "xgboost-model.json"
-TRANSFORMER_FILE = "transformer.joblib"
-SCHEMA_FILE = "schema.json"
 PREDICTION_FORMAT = "{:.9g}"
 
 # The container calls input_fn without the model, so model_fn records the feature
@@ -55,6 +59,11 @@ class ModelBundle:
     def feature_columns(self) -> list[str]:
         """Feature names in request field order."""
         return list(self.schema["feature_columns"])
+
+    @property
+    def rules(self) -> Schema:
+        """How the model reads and encodes rows (columns, types, missing values, layout)."""
+        return Schema.from_json(self.schema)
 
 
 def model_fn(model_dir: str) -> ModelBundle:
@@ -96,39 +105,9 @@ def decode_body(request_body: str | bytes) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def check_field_counts(text: str, expected: int | None = None) -> int:
-    """Return the field count of the records; raise ValueError naming a record without it.
-
-    ``expected`` defaults to the field count of the first record. Blank lines are
-    skipped (as pandas does); the body must hold at least one record.
-    """
-    reader = csv.reader(io.StringIO(text, newline=""))
-    records = 0
-    for record in reader:
-        if not record:
-            continue
-        if expected is None:
-            expected = len(record)
-        if len(record) != expected:
-            raise ValueError(
-                f"request line {reader.line_num}: {len(record)} field(s), expected "
-                f"{expected} (the model's feature columns, no target, no header)."
-            )
-        records += 1
-    if records == 0 or expected is None:
-        raise ValueError("request body has no CSV records; send one record per line.")
-    return expected
-
-
 def parse_csv(text: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Parse header-less CSV records into text columns named ``columns``.
-
-    Without ``columns`` the fields are named ``0..n-1`` after the first record.
-    Missing values follow pandas' defaults, exactly as preprocess.py reads its input.
-    """
-    fields = check_field_counts(text, None if columns is None else len(columns))
-    names = list(columns) if columns is not None else list(range(fields))
-    return pd.read_csv(io.StringIO(text), header=None, names=names, dtype=str)
+    """Parse header-less CSV records into text columns named ``columns`` (see parse_records)."""
+    return parse_records(text, columns)
 
 
 def input_fn(request_body: str | bytes, request_content_type: str) -> pd.DataFrame:
@@ -145,32 +124,8 @@ def input_fn(request_body: str | bytes, request_content_type: str) -> pd.DataFra
     return parse_csv(text, _loaded.get("feature_columns"))
 
 
-def coerce_features(
-    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
-) -> pd.DataFrame:
-    """Return the feature columns typed as the transformer expects.
-
-    Numeric columns become float64 (unparseable or infinite values become NaN);
-    categorical columns become object columns of ``str`` with NaN for missing values.
-    Kept identical in preprocess.py and train.py.
-    """
-    out: dict[str, Any] = {}
-    for name in numeric:
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(
-            dtype="float64", na_value=np.nan
-        )
-        out[name] = np.where(np.isfinite(values), values, np.nan)
-    for name in categorical:
-        column = frame[name]
-        present = column.notna().to_numpy()
-        values = np.full(len(column), np.nan, dtype=object)
-        values[present] = column[present].astype(str).to_numpy(dtype=object)
-        out[name] = pd.Series(values, index=frame.index, dtype=object)
-    return pd.DataFrame(out, index=frame.index)[list(numeric) + list(categorical)]
-
-
 def predict_frame(model: ModelBundle, features: pd.DataFrame) -> np.ndarray:
-    """Score a DataFrame holding the schema's feature columns (any extra columns ignored).
+    """Score a DataFrame holding the schema's feature columns as text (extra columns ignored).
 
     Returns float64 predictions: probability of class 1 (binary) or the value.
     """
@@ -178,13 +133,17 @@ def predict_frame(model: ModelBundle, features: pd.DataFrame) -> np.ndarray:
 
     missing = [c for c in model.feature_columns if c not in features.columns]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"features are missing column(s) {missing}; the model needs {model.feature_columns}."
         )
+    rules = model.rules
     typed = coerce_features(
-        features, model.schema["numeric_columns"], model.schema["categorical_columns"]
+        features, rules.numeric_columns, rules.categorical_columns, rules.dialect
     )
-    matrix = np.asarray(model.transformer.transform(typed), dtype="float64")
+    matrix = feature_matrix(
+        model.transformer, typed, rules.numeric_columns, rules.categorical_columns,
+        rules.matrix_layout,
+    )  # fmt: skip
     return model.booster.predict(xgb.DMatrix(matrix)).astype("float64")
 
 
@@ -193,7 +152,7 @@ def predict_fn(input_data: pd.DataFrame, model: ModelBundle) -> np.ndarray:
     expected = model.feature_columns
     if list(input_data.columns) != expected:
         if input_data.shape[1] != len(expected):
-            raise ValueError(
+            raise DataError(
                 f"request records have {input_data.shape[1]} field(s), expected "
                 f"{len(expected)}: {expected}."
             )

@@ -1,56 +1,68 @@
 """Preprocessing job: validate a CSV data set, split it and fit the feature transformer.
 
-Runs inside the SageMaker scikit-learn processing container. Behaviour:
+Runs inside the SageMaker scikit-learn processing container, with the shared job package
+``tabular`` beside it (one set of reading rules for every job; see its modules). Behaviour:
 
+* Settings: a JSON document (``--settings``, :class:`Settings`) holds the target, the problem
+  type, column names and every reading rule, so names travel as data, never as command-line
+  arguments; single options (``--target=NAME`` ...) override it for runs by hand.
 * Input: one or more ``*.csv`` files under ``--input-dir`` (searched recursively and
-  concatenated in sorted path order; all must share one header) or a single CSV file.
-  With ``--columns`` the files have no header row and the names come from the option.
-  Every value is read as text so both pandas CSV engines give identical results.
-* Validation fails loudly with a :class:`DataError` naming the file, the column or
-  line, the problem and the fix. Nothing is written when validation fails.
+  concatenated in sorted path order; all must share one header) or a single CSV file, read
+  in the configured dialect (delimiter, decimal mark, thousands separator, missing values).
+  With ``columns`` the files have no header row.
+* Validation fails loudly with a :class:`DataError` naming the file, the column or line, the
+  problem and the fix. Nothing is written when validation fails.
 * Rows with a missing target are dropped (the count is logged and recorded in
   ``schema.json``); every other problem with the target is an error.
 * Binary targets are encoded to 0/1. Targets that already are 0/1 stay as they are;
-  otherwise ``--positive-class`` names the class encoded as 1 (default: the second
-  value in sorted order, numeric order when both values are numbers).
-* Feature typing: a column whose non-null values all parse as finite numbers is
-  numeric; one where at least 90 % (but not all) parse is an error (probably a
-  stray text value); anything else is categorical.
-* Split: train/validation/test with a fixed seed, stratified for binary targets;
-  every split must contain both classes.
-* Transformer (fitted on the train split only): numeric columns get median
-  imputation, categorical columns most-frequent imputation plus one-hot encoding
-  with ``handle_unknown="ignore"``, so a category never seen in training becomes an
-  all-zero row block instead of an error. Output is dense so that numeric zeros stay
-  zeros for XGBoost (sparse zeros would read as missing values).
-* Outputs (each file written to a temporary name and renamed when complete):
-  ``train``, ``validation``, ``test``: header row, encoded target first, then the raw
-  feature values as read; ``scoring``: the test features only, no header and no
-  target (batch-transform input); ``transformer``: ``transformer.joblib`` and
-  ``schema.json``.
+  otherwise ``positive_class`` names the class encoded as 1 (default: the second value in
+  sorted order, numeric order when both values are numbers).
+* Feature typing: a column whose non-missing values are all numbers is numeric; one whose
+  values are mostly numbers but not all is an error naming the first other value and its fix
+  (:mod:`tabular.values`); anything else is categorical, as is every column listed in
+  ``categorical_columns``. ``drop_columns`` are removed first.
+* Split: train/validation/test with a fixed seed, stratified for binary targets; every split
+  must contain both classes.
+* Transformer (fitted on the train split only; :mod:`tabular.features`): median imputation of
+  numbers, most-frequent imputation and one-hot encoding of categories, a cap on distinct
+  values per categorical column (refused, or top-k plus "other").
+* Scoring data (``--scoring-dir``, optional): read with the same rules, a header row
+  recognised (or refused when it names other columns), checked against the feature columns;
+  without it the test split's features are scored.
+* Outputs, in the canonical dialect of :mod:`tabular.dialect` (each file written to a
+  temporary name and renamed when complete): ``train``, ``validation``, ``test``: header
+  row, encoded target first, then the features as read (numbers as numbers); ``scoring``:
+  one file per scoring input (or ``scoring.csv``), features only, no header (batch-transform
+  input); ``transformer``: ``transformer.joblib`` and ``schema.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import codecs
-import csv
 import json
 import logging
 import math
 import os
 import sys
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
 
+from tabular import csvio, features, values
+from tabular.dialect import Dialect
+from tabular.errors import DataError, describe_row, describe_source
+from tabular.failure import PROCESSING, write_failure
+from tabular.schema import SCHEMA_FILE, TRANSFORMER_FILE
+
 PROCESSING_ROOT = "/opt/ml/processing"
 INPUT_DIR = f"{PROCESSING_ROOT}/input/data"
+SCORING_INPUT_DIR = f"{PROCESSING_ROOT}/input/scoring"
+SETTINGS_DIR = f"{PROCESSING_ROOT}/input/settings"
+SETTINGS_FILE = "settings.json"
 OUTPUT_ROOT = f"{PROCESSING_ROOT}/output"
 
 TRAIN = "train"
@@ -64,8 +76,6 @@ TRAIN_FILE = "train.csv"
 VALIDATION_FILE = "validation.csv"
 TEST_FILE = "test.csv"
 SCORING_FILE = "scoring.csv"
-TRANSFORMER_FILE = "transformer.joblib"
-SCHEMA_FILE = "schema.json"
 
 BINARY = "binary"
 REGRESSION = "regression"
@@ -75,18 +85,48 @@ DEFAULT_VALIDATION_FRACTION = 0.15
 DEFAULT_TEST_FRACTION = 0.15
 DEFAULT_SEED = 42
 DEFAULT_DATA_VERSION = "manual"
-NUMERIC_SHARE_FOR_ERROR = 0.9
-CSV_SUFFIX = ".csv"
-FAILURE_REASON_ENV = "SM_FAILURE_REASON_FILE"
 ERROR_EXIT_CODE = 2
-FILE_COLUMN = "file"
-LINE_COLUMN = "line"
 
 logger = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
-    """An input problem the user must fix; the message names the file, the field and the fix."""
+@dataclass(frozen=True)
+class Settings:
+    """Everything the job needs to know about the data (``--settings``: this, as JSON)."""
+
+    target: str
+    problem_type: str
+    columns: tuple[str, ...] | None = None
+    positive_class: str | None = None
+    validation_fraction: float = DEFAULT_VALIDATION_FRACTION
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    seed: int = DEFAULT_SEED
+    dialect: Dialect = field(default_factory=Dialect)
+    categorical_columns: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = ()
+    max_categories: int = features.DEFAULT_MAX_CATEGORIES
+    high_cardinality: str = features.REFUSE
+
+    def to_json(self) -> str:
+        document = asdict(self)
+        document["dialect"] = self.dialect.to_json()
+        return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(document) - known)
+        if unknown:
+            raise DataError(f"settings: unknown key(s) {unknown}; known: {sorted(known)}")
+        given = dict(document)
+        for key in ("columns", "categorical_columns", "drop_columns"):
+            if given.get(key) is not None:
+                given[key] = tuple(given[key])
+        try:
+            given["dialect"] = Dialect.from_json(document.get("dialect"))
+            return cls(**given)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"settings: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -127,181 +167,16 @@ class Splits:
 # --------------------------------------------------------------------------- reading
 
 
-def list_csv_files(input_path: Path) -> list[Path]:
-    """Return the CSV files to read: ``input_path`` itself or every ``*.csv`` below it."""
-    if input_path.is_file():
-        return [input_path]
-    if not input_path.is_dir():
-        raise DataError(
-            f"{input_path}: input path does not exist. Point the processing input at "
-            "the S3 prefix or file holding the CSV data."
-        )
-    files = sorted(
-        (p for p in input_path.rglob("*") if p.is_file()),
-        key=lambda p: p.relative_to(input_path).as_posix(),
-    )
-    csv_files = [p for p in files if p.suffix.lower() == CSV_SUFFIX]
-    if not csv_files:
-        found = ", ".join(p.relative_to(input_path).as_posix() for p in files[:10])
-        raise DataError(
-            f"{input_path}: no {CSV_SUFFIX} file found (files: [{found}]). Put the data "
-            f"in files ending in {CSV_SUFFIX} under the input prefix."
-        )
-    return csv_files
-
-
-def check_utf8(path: Path, chunk_size: int = 1 << 20) -> None:
-    """Raise DataError with byte offset and line if ``path`` is not valid UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    newlines = 0
-    with path.open("rb") as handle:
-        while True:
-            chunk = handle.read(chunk_size)
-            pending = decoder.getstate()[0]
-            try:
-                decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                buffer = pending + chunk
-                bad = offset - len(pending) + exc.start
-                line = newlines + buffer[: exc.start].count(b"\n") + 1
-                raise DataError(
-                    f"{path.name}: byte 0x{buffer[exc.start]:02x} at byte offset {bad} "
-                    f"(line {line}) is not valid UTF-8. Re-export the file with UTF-8 "
-                    "encoding."
-                ) from None
-            if not chunk:
-                return
-            offset += len(chunk)
-            newlines += chunk.count(b"\n")
-
-
-def read_first_record(path: Path) -> list[str] | None:
-    """Return the first non-blank CSV record of ``path``, or None if there is none."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        for record in csv.reader(handle):
-            if record:
-                return record
-    return None
-
-
-def check_column_names(source: str, names: Sequence[str]) -> None:
-    """Raise DataError for duplicate or empty column names."""
-    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
-    if duplicates:
-        raise DataError(
-            f"{source}: duplicate column names {duplicates}. Rename the columns so "
-            "that every name is unique."
-        )
-    blank = [i + 1 for i, n in enumerate(names) if not n.strip()]
-    if blank:
-        raise DataError(
-            f"{source}: column(s) {blank} have an empty name. Name every column (an "
-            "unnamed first column is usually a saved index: export with index=False)."
-        )
-
-
-def find_ragged_row(path: Path, expected: int) -> tuple[int, int] | None:
-    """Return ``(line, fields)`` of the first non-blank record without ``expected`` fields."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
-        for record in reader:
-            if record and len(record) != expected:
-                return reader.line_num, len(record)
-    return None
-
-
-def csv_engine() -> str:
-    """Return "pyarrow" (multi-threaded) when pyarrow is importable, else "c"."""
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return "c"
-    return "pyarrow"
-
-
-def read_csv_file(path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read one CSV file as text; the index is ``(file, line)`` of each record.
-
-    ``columns`` gives the names of a file without a header row. Line numbers assume
-    one physical line per record (no embedded newlines, no blank lines).
-    """
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name}: file is empty. Remove it or export the data again.")
-    check_utf8(path)
-    first = read_first_record(path)
-    if first is None:
-        raise DataError(
-            f"{path.name}: file has no records (only blank lines). Remove it or export "
-            "the data again."
-        )
-    if columns is None:
-        names = first
-        check_column_names(path.name, names)
-    else:
-        names = list(columns)
-        if first == names:
-            raise DataError(
-                f"{path.name}: line 1 repeats the --columns names, so the file has a "
-                "header row. Drop --columns (data.columns in the config) for files "
-                "with a header."
-            )
-        if len(first) != len(names):
-            raise DataError(
-                f"{path.name}: --columns names {len(names)} columns but line 1 has "
-                f"{len(first)} fields. Give one name per field in data.columns."
-            )
-    engine = csv_engine()
-    try:
-        frame = pd.read_csv(
-            path,
-            dtype=str,
-            engine=engine,
-            header=0 if columns is None else None,
-            names=None if columns is None else names,
-        )
-    except pd.errors.EmptyDataError:
-        raise DataError(
-            f"{path.name}: file is empty. Remove it or export the data again."
-        ) from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        _raise_if_ragged(path, len(names))
-        raise DataError(
-            f"{path.name}: could not be parsed as CSV ({exc}). Check delimiters and "
-            "quoting; the file must be comma-separated with double-quoted text."
-        ) from None
-    if engine == "c":  # the C engine silently pads short rows; find them ourselves
-        _raise_if_ragged(path, len(names))
-    if frame.empty:
-        raise DataError(
-            f"{path.name}: file has a header row but no data rows. Export the data "
-            "again with its rows."
-        )
-    first_line = 2 if columns is None else 1
-    frame.index = pd.MultiIndex.from_arrays(
-        [np.full(len(frame), path.name, dtype=object), np.arange(len(frame)) + first_line],
-        names=[FILE_COLUMN, LINE_COLUMN],
-    )
-    return frame
-
-
-def _raise_if_ragged(path: Path, expected: int) -> None:
-    ragged = find_ragged_row(path, expected)
-    if ragged is not None:
-        line, fields = ragged
-        raise DataError(
-            f"{path.name}: line {line} has {fields} fields but the header has "
-            f"{expected}. Fix that row (quote values containing commas) or remove it."
-        )
-
-
-def read_dataset(input_path: Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read and concatenate every CSV file of ``input_path`` (sorted by path)."""
+def read_dataset(
+    input_path: Path, dialect: Dialect | None = None, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read and concatenate every CSV file of ``input_path`` (sorted by path), as text."""
+    dialect = dialect or Dialect()
     if columns is not None:
-        check_column_names("--columns", columns)
+        csvio.check_column_names("data.columns", columns)
     frames: list[pd.DataFrame] = []
-    for path in list_csv_files(input_path):
-        frame = read_csv_file(path, columns)
+    for path in csvio.list_csv_files(input_path):
+        frame = csvio.read_csv_file(path, dialect, columns)
         if frames and list(frame.columns) != list(frames[0].columns):
             first = frames[0].index[0][0]
             raise DataError(
@@ -313,63 +188,77 @@ def read_dataset(input_path: Path, columns: Sequence[str] | None = None) -> pd.D
     return frames[0] if len(frames) == 1 else pd.concat(frames)
 
 
-def describe_row(label: Any) -> str:
-    """Return ``"file.csv line N"`` for an index label of :func:`read_dataset`."""
-    if isinstance(label, tuple) and len(label) == 2:
-        return f"{label[0]} line {label[1]}"
-    return f"row {label}"
+def drop_columns(frame: pd.DataFrame, names: Sequence[str], target: str) -> pd.DataFrame:
+    """Remove ``data.drop_columns``; each must be a column and none the target."""
+    unknown = [n for n in names if n not in frame.columns]
+    if unknown:
+        raise DataError(
+            f"{describe_source(frame)}: data.drop_columns names {unknown}, which are not "
+            f"columns of the data (columns: {list(frame.columns)}). Fix data.drop_columns."
+        )
+    if target in names:
+        raise DataError(f"data.drop_columns names the target {target!r}; remove it from the list.")
+    return frame.drop(columns=list(names))
 
 
 # --------------------------------------------------------------------------- target
 
 
-def drop_missing_target(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+def _cleaned(column: pd.Series, dialect: Dialect) -> pd.Series:
+    """Stripped values with missing ones as NaN."""
+    stripped = values.strip(column)
+    return stripped.where(~values.missing_mask(stripped, dialect))
+
+
+def drop_missing_target(
+    frame: pd.DataFrame, target: str, dialect: Dialect
+) -> tuple[pd.DataFrame, int]:
     """Check that ``target`` exists; return the rows that have a target and the drop count."""
     if target not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
-        hint = ""
-        if len(frame.columns) == 1 and any(d in frame.columns[0] for d in ";\t|"):
-            hint = " The file looks like it is not comma-separated; export it as CSV."
         raise DataError(
-            f"{_source(frame)}: target column {target!r} not found; columns are "
-            f"[{columns}]. Set data.target in the config to one of them.{hint}"
+            f"{describe_source(frame)}: target column {target!r} not found; columns are "
+            f"[{columns}]. Set data.target in the config to one of them."
         )
-    missing = frame[target].isna()
-    return frame.loc[~missing], int(missing.sum())
+    cleaned = _cleaned(frame[target], dialect)
+    missing = cleaned.isna().to_numpy()
+    kept = frame.loc[~missing].assign(**{target: cleaned[~missing]})
+    return kept, int(missing.sum())
 
 
 def encode_binary_target(
-    values: pd.Series, positive_class: str | None = None
+    labels: pd.Series, positive_class: str | None = None
 ) -> tuple[pd.Series, dict[str, int]]:
     """Encode a two-valued target as 0/1; return the codes and ``{original: code}``."""
-    classes = list(pd.unique(values.dropna()))
-    source = _source(values)
+    classes = [str(c) for c in pd.unique(labels.dropna())]
+    source = describe_source(labels)
     if len(classes) != 2:
         shown = ", ".join(repr(c) for c in sorted(classes, key=str)[:20])
         raise DataError(
-            f"{source}: binary target {values.name!r} has {len(classes)} distinct "
-            f"value(s) [{shown}]; exactly 2 are needed. Fix the labels or set "
-            "problem_type to regression."
+            f"{source}: binary target {labels.name!r} has {len(classes)} distinct "
+            f"value(s) [{shown}]; exactly 2 are needed. Fix the labels (a missing label is "
+            "an empty field, or a spelling in data.missing_values) or set problem_type to "
+            "regression."
         )
-    numbers = pd.to_numeric(pd.Series(classes), errors="coerce")
+    numbers = pd.to_numeric(pd.Series(classes, dtype=object), errors="coerce")
     if numbers.notna().all():
         ordered = [c for _, c in sorted(zip(numbers.tolist(), classes, strict=True))]
     else:
         ordered = sorted(classes)
     positive = ordered[1]
     if positive_class is not None:
-        positive = _match_class(positive_class, ordered, source, str(values.name))
-    mapping = {str(c): int(c == positive) for c in ordered}
-    return values.map(mapping).astype("int64"), mapping
+        positive = _match_class(positive_class, ordered, source, str(labels.name))
+    mapping = {c: int(c == positive) for c in ordered}
+    return labels.astype(object).map(mapping).astype("int64"), mapping
 
 
 def _match_class(wanted: str, classes: list[str], source: str, name: str) -> str:
     for value in classes:
         if value == wanted:
             return value
-    wanted_number = pd.to_numeric(pd.Series([wanted]), errors="coerce").iloc[0]
+    wanted_number = pd.to_numeric(pd.Series([wanted], dtype=object), errors="coerce").iloc[0]
     for value in classes:
-        number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+        number = pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").iloc[0]
         if not pd.isna(number) and number == wanted_number:
             return value
     raise DataError(
@@ -378,19 +267,20 @@ def _match_class(wanted: str, classes: list[str], source: str, name: str) -> str
     )
 
 
-def encode_regression_target(values: pd.Series) -> pd.Series:
-    """Parse a regression target as finite floats; name the first bad value and line."""
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    bad = ~np.isfinite(numbers)
+def encode_regression_target(labels: pd.Series, dialect: Dialect | None = None) -> pd.Series:
+    """Parse a regression target as finite float32-range numbers; name the first bad one."""
+    dialect = dialect or Dialect()
+    numbers = values.parse_numbers(labels, dialect)
+    bad = values.not_numbers(numbers)
     if bad.any():
         position = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{describe_row(values.index[position])}: regression target "
-            f"{values.name!r} has value {values.iloc[position]!r}, which is not a "
-            f"finite number ({int(bad.sum())} such row(s)). Fix or remove these rows, "
-            "or set problem_type to binary for a two-class label."
+            f"{describe_row(labels.index[position])}: regression target {labels.name!r}: "
+            f"{values.explain(str(labels.iloc[position]), dialect)} ({int(bad.sum())} such "
+            "row(s)). Fix or remove these rows, or set problem_type to binary for a two-class "
+            "label."
         )
-    return pd.Series(numbers, index=values.index, name=values.name)
+    return pd.Series(numbers, index=labels.index, name=labels.name)
 
 
 def prepare_target(
@@ -398,8 +288,10 @@ def prepare_target(
     target: str,
     problem_type: str,
     positive_class: str | None = None,
+    dialect: Dialect | None = None,
 ) -> TargetEncoding:
     """Drop rows without a target and encode it (0/1 for binary, float for regression)."""
+    dialect = dialect or Dialect()
     if problem_type not in PROBLEM_TYPES:
         raise DataError(
             f"problem type {problem_type!r} is not supported. Use one of {PROBLEM_TYPES}."
@@ -409,17 +301,17 @@ def prepare_target(
             f"positive class {positive_class!r} was given for a {problem_type} problem. "
             "Remove data.positive_class or set problem_type to binary."
         )
-    kept, dropped = drop_missing_target(frame, target)
+    kept, dropped = drop_missing_target(frame, target, dialect)
     if kept.empty:
         raise DataError(
-            f"{_source(frame)}: target column {target!r} is empty in every row. Fill "
+            f"{describe_source(frame)}: target column {target!r} is empty in every row. Fill "
             "in the target or choose another column."
         )
     mapping = None
     if problem_type == BINARY:
         encoded, mapping = encode_binary_target(kept[target], positive_class)
     else:
-        encoded = encode_regression_target(kept[target])
+        encoded = encode_regression_target(kept[target], dialect)
     kept = kept.assign(**{target: encoded})
     return TargetEncoding(frame=kept, class_mapping=mapping, dropped_rows=dropped)
 
@@ -427,67 +319,109 @@ def prepare_target(
 # --------------------------------------------------------------------------- features
 
 
-def infer_feature_types(features: pd.DataFrame) -> FeatureTypes:
-    """Type each column as numeric or categorical; error on mostly-numeric text columns."""
-    if features.shape[1] == 0:
+def infer_feature_types(
+    frame: pd.DataFrame, dialect: Dialect | None = None, categorical: Sequence[str] = ()
+) -> FeatureTypes:
+    """Type each column as numeric or categorical (see :func:`type_features`)."""
+    return type_features(frame, dialect, categorical)[0]
+
+
+def type_features(
+    frame: pd.DataFrame, dialect: Dialect | None = None, categorical: Sequence[str] = ()
+) -> tuple[FeatureTypes, pd.DataFrame]:
+    """Type each column, and return the typed columns (each value parsed once).
+
+    A column whose non-missing values are all numbers is numeric; one of mostly numbers but
+    not all is refused with its first other value. Missing-value spellings other tools use
+    (``NULL``, ``NA``...) do not count either way, so a category ``NA`` in a text column stays
+    a category while ``NULL`` among numbers is refused with the fix (data.missing_values).
+    """
+    dialect = dialect or Dialect()
+    if frame.shape[1] == 0:
         raise DataError(
             "the data has no feature columns besides the target. Add feature columns "
             "to the input files."
         )
-    empty = [str(c) for c in features.columns if features[c].isna().all()]
+    unknown = [n for n in categorical if n not in frame.columns]
+    if unknown:
+        raise DataError(
+            f"data.categorical_columns names {unknown}, which are not feature columns "
+            f"(features: {list(frame.columns)}). Fix data.categorical_columns."
+        )
+    empty: list[str] = []
+    numeric: list[str] = []
+    categorical_columns: list[str] = []
+    typed: dict[str, Any] = {}
+    for name in frame.columns:
+        stripped = values.strip(frame[name])
+        missing = values.missing_mask(stripped, dialect)
+        if missing.all():
+            empty.append(str(name))
+            continue
+        present = stripped[~missing]
+        numbers = None if name in categorical else values.parse_numbers(present, dialect)
+        if numbers is not None and not np.isnan(numbers).any():
+            numeric.append(name)
+            typed[name] = values.checked_numbers(stripped, missing, numbers, str(name), dialect)
+            continue
+        if numbers is not None:
+            _refuse_mostly_numbers(str(name), present, numbers, dialect)
+        categorical_columns.append(name)
+        typed[name] = pd.Series(
+            values.categorical_values(frame[name], dialect, str(name)), index=frame.index
+        )
     if empty:
         raise DataError(
-            f"{_source(features)}: feature column(s) {empty} are empty in every row "
-            "that has a target. Remove them from the input data (or from --columns)."
+            f"{describe_source(frame)}: feature column(s) {empty} are empty in every row "
+            "that has a target. Remove them from the input data (or list them in "
+            "data.drop_columns)."
         )
-    numeric: list[str] = []
-    categorical: list[str] = []
-    for name in features.columns:
-        column = features[name]
-        if pd.api.types.is_bool_dtype(column):
-            categorical.append(name)
-            continue
-        values = column.dropna()
-        parsed = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        ok = np.isfinite(parsed)
-        share = float(ok.mean())
-        if share == 1.0:
-            numeric.append(name)
-        elif share >= NUMERIC_SHARE_FOR_ERROR:
-            position = int(np.flatnonzero(~ok)[0])
-            raise DataError(
-                f"{describe_row(values.index[position])}: column {name!r} is "
-                f"{share:.1%} numeric but has value {values.iloc[position]!r} "
-                f"({int((~ok).sum())} non-numeric value(s)). Fix or blank these values "
-                "so the column is numeric."
+    types = FeatureTypes(
+        columns=list(frame.columns), numeric=numeric, categorical=categorical_columns
+    )
+    return types, pd.DataFrame(typed, index=frame.index)[types.numeric + types.categorical]
+
+
+def _refuse_mostly_numbers(
+    name: str, present: pd.Series, numbers: np.ndarray, dialect: Dialect
+) -> None:
+    """Refuse a column whose values are mostly numbers (or numbers in another notation)."""
+    parsed = ~np.isnan(numbers)
+    others = present[~parsed].value_counts()  # each other value once, with its count
+    distinct = pd.Series(others.index, dtype=object)
+    spelled = int(others[values.missing_spellings(distinct)].sum())
+    meant = int(parsed.sum()) + int(others[values.number_like(distinct, dialect)].sum())
+    if meant and meant >= values.NUMERIC_INTENT_SHARE * (len(present) - spelled):
+        first = int(np.flatnonzero(~parsed)[0])
+        raise DataError(
+            values.not_a_number(
+                name, present.index[first], present.iloc[first], dialect, int((~parsed).sum())
             )
-        else:
-            categorical.append(name)
-    return FeatureTypes(columns=list(features.columns), numeric=numeric, categorical=categorical)
+        )
 
 
 def coerce_features(
-    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+    frame: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    dialect: Dialect | None = None,
 ) -> pd.DataFrame:
-    """Return the feature columns typed as the transformer expects.
+    """The feature columns typed for the transformer (:func:`tabular.values.coerce_features`)."""
+    return values.coerce_features(frame, numeric, categorical, dialect or Dialect())
 
-    Numeric columns become float64 (unparseable or infinite values become NaN);
-    categorical columns become object columns of ``str`` with NaN for missing values.
-    Kept identical in train.py and inference.py.
-    """
-    out: dict[str, Any] = {}
-    for name in numeric:
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(
-            dtype="float64", na_value=np.nan
-        )
-        out[name] = np.where(np.isfinite(values), values, np.nan)
+
+def warn_missing_spellings(typed: pd.DataFrame, categorical: Sequence[str]) -> None:
+    """Log categories spelled like a missing value elsewhere: kept, but worth a look."""
     for name in categorical:
-        column = frame[name]
-        present = column.notna().to_numpy()
-        values = np.full(len(column), np.nan, dtype=object)
-        values[present] = column[present].astype(str).to_numpy(dtype=object)
-        out[name] = pd.Series(values, index=frame.index, dtype=object)
-    return pd.DataFrame(out, index=frame.index)[list(numeric) + list(categorical)]
+        column = pd.Series(pd.unique(typed[name].dropna()), dtype=object)
+        spelled = sorted(column[values.missing_spellings(column)])
+        if spelled:
+            logger.warning(
+                "column %r: %s read as categories; add them to data.missing_values if they "
+                "mean a missing value",
+                name,
+                spelled,
+            )
 
 
 # --------------------------------------------------------------------------- split
@@ -527,7 +461,7 @@ def split_dataset(
     _, validation_rows, test_rows = split_sizes(len(frame), validation_fraction, test_fraction)
     if len(frame) < needed:
         raise DataError(
-            f"{_source(frame)}: {len(frame)} row(s) with a target are too few to split "
+            f"{describe_source(frame)}: {len(frame)} row(s) with a target are too few to split "
             f"with validation fraction {validation_fraction} and test fraction "
             f"{test_fraction}; at least {needed} are needed. Add rows or change the "
             "fractions."
@@ -547,8 +481,8 @@ def split_dataset(
         for name, part in ((TRAIN, train), (VALIDATION, validation), (TEST, test)):
             if part[target].nunique() < 2:
                 raise DataError(
-                    f"{_source(frame)}: the {name} split has only one class; each split "
-                    "needs both. Add rows of the rarer class or change the fractions."
+                    f"{describe_source(frame)}: the {name} split has only one class; each "
+                    "split needs both. Add rows of the rarer class or change the fractions."
                 )
     return splits
 
@@ -561,67 +495,104 @@ def _check_class_counts(
     counts = frame[target].value_counts()
     if counts.min() < needed:
         raise DataError(
-            f"{_source(frame)}: target class {counts.idxmin()} has {int(counts.min())} "
+            f"{describe_source(frame)}: target class {counts.idxmin()} has {int(counts.min())} "
             f"row(s); every split needs both classes, so each class needs at least "
             f"{needed} rows with validation fraction {validation_fraction} and test "
             f"fraction {test_fraction}. Add rows of that class or change the fractions."
         )
 
 
-# --------------------------------------------------------------------------- transformer
+# --------------------------------------------------------------------------- scoring data
 
 
-def build_transformer(numeric: Sequence[str], categorical: Sequence[str]) -> Any:
-    """Return an unfitted ColumnTransformer (median / most-frequent + one-hot), dense output."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder
+def read_scoring(
+    scoring_path: Path, settings: Settings, types: FeatureTypes, input_columns: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """Read every scoring file with the training rules; return its typed features by name.
 
-    categorical_pipeline = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="most_frequent")),
-            ("onehot", OneHotEncoder(handle_unknown="ignore")),
-        ]
-    )
-    return ColumnTransformer(
-        [
-            ("numeric", SimpleImputer(strategy="median"), list(numeric)),
-            ("categorical", categorical_pipeline, list(categorical)),
-        ],
-        sparse_threshold=0.0,
-    )
+    A file holds the feature columns, or all the columns of the training input (the target
+    and dropped columns are then ignored). A first record that names either list is a header
+    row; a first record that looks like a header (a column name, or text where every number
+    belongs) but names other columns is refused, as is a record with another field count.
+    """
+    layouts = {
+        "the feature columns": list(types.columns),
+        "the training input's columns": list(input_columns),
+    }
+    expected = "; or ".join(f"{k} {v}" for k, v in layouts.items())
+    root = scoring_path if scoring_path.is_dir() else scoring_path.parent
+    scored: dict[str, pd.DataFrame] = {}
+    for path in csvio.list_csv_files(scoring_path):
+        first = csvio.first_record(path, settings.dialect)
+        if first is None:
+            raise DataError(f"{path.name}: scoring file has no records. Remove it.")
+        csvio.check_delimiter(path.name, first, settings.dialect)
+        names = csvio.header_names(first)
+        if names in layouts.values():
+            frame = csvio.read_csv_file(path, settings.dialect)
+        elif _looks_like_header(names, types, settings.dialect, layouts.values()):
+            raise DataError(
+                f"{path.name}: line 1 {names} looks like a header row but does not name "
+                f"{expected}. Fix the header row (or remove it)."
+            )
+        else:
+            width = {len(columns): columns for columns in layouts.values()}
+            if len(names) not in width:
+                raise DataError(
+                    f"{path.name}: line 1 has {len(first)} field(s); a scoring file holds "
+                    f"{expected} (a header row naming them is optional)."
+                )
+            frame = csvio.read_csv_file(path, settings.dialect, width[len(names)])
+        typed = values.coerce_features(frame, types.numeric, types.categorical, settings.dialect)
+        scored[path.relative_to(root).as_posix()] = typed[types.columns]
+    return scored
 
 
-def fit_transformer(train: pd.DataFrame, types: FeatureTypes) -> Any:
-    """Fit :func:`build_transformer` on the train features only."""
-    transformer = build_transformer(types.numeric, types.categorical)
-    transformer.fit(coerce_features(train, types.numeric, types.categorical))
-    return transformer
+def _looks_like_header(
+    names: list[str], types: FeatureTypes, dialect: Dialect, layouts: Iterable[list[str]]
+) -> bool:
+    """A column's name in the record, or text (not a number) wherever a number belongs."""
+    if set(names) & set(types.columns):
+        return True
+    for columns in layouts:
+        if len(columns) != len(names):
+            continue
+        at = [columns.index(c) for c in types.numeric if c in columns]
+        cells = pd.Series([names[i] for i in at], dtype=object)
+        if at and np.isnan(values.parse_numbers(cells, dialect)).all():
+            return not cells.isin(dialect.missing_values).any()
+    return False
+
+
+# --------------------------------------------------------------------------- schema, outputs
 
 
 def build_schema(
-    target: str,
-    problem_type: str,
+    settings: Settings,
     types: FeatureTypes,
     class_mapping: dict[str, int] | None,
     splits: Splits,
     dropped_rows: int,
+    layout: str = features.DENSE,
+    category_counts: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Return the schema.json content describing the features and the target."""
+    """Return the schema.json content describing the features, the target and the rules."""
     return {
-        "target": target,
-        "problem_type": problem_type,
+        "target": settings.target,
+        "problem_type": settings.problem_type,
         "feature_columns": types.columns,
         "numeric_columns": list(types.numeric),
         "categorical_columns": list(types.categorical),
         "class_mapping": class_mapping,
         "rows": splits.rows(),
         "dropped_rows_missing_target": dropped_rows,
+        "missing_values": list(settings.dialect.missing_values),
+        "matrix_layout": layout,
+        "category_counts": category_counts or {},
+        "high_cardinality": settings.high_cardinality,
+        "max_categories": settings.max_categories,
+        "dropped_columns": list(settings.drop_columns),
     }
-
-
-# --------------------------------------------------------------------------- writing
 
 
 def output_paths(output_root: Path) -> dict[str, Path]:
@@ -656,9 +627,9 @@ def write_files_atomically(writers: dict[Path, Callable[[Path], object]]) -> Non
         os.replace(temporary, path)
 
 
-def split_frame(part: pd.DataFrame, target: str, features: Sequence[str]) -> pd.DataFrame:
-    """Return the split's columns as written: target first, then the raw features."""
-    return part[[target, *features]]
+def split_frame(part: pd.DataFrame, target: str, columns: Sequence[str]) -> pd.DataFrame:
+    """Return the split's columns as written: target first, then the features."""
+    return part[[target, *columns]]
 
 
 def write_outputs(
@@ -666,36 +637,37 @@ def write_outputs(
     splits: Splits,
     transformer: Any,
     schema: dict[str, Any],
+    scoring: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, Path]:
-    """Write the splits, scoring file, transformer and schema; return the paths."""
+    """Write the splits, scoring files, transformer and schema; return the paths."""
     import joblib
 
     target = schema["target"]
-    features = schema["feature_columns"]
+    columns = schema["feature_columns"]
     paths = output_paths(output_root)
+    scoring = scoring if scoring is not None else {SCORING_FILE: splits.test[list(columns)]}
 
     def csv_writer(frame: pd.DataFrame, header: bool) -> Callable[[Path], object]:
-        return lambda path: frame.to_csv(path, index=False, header=header)
+        return lambda path: csvio.write_csv(frame, path, header=header)
 
     def dump_transformer(path: Path) -> None:
         with path.open("wb") as handle:
             joblib.dump(transformer, handle)
 
     def dump_schema(path: Path) -> None:
-        path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        path.write_text(text, encoding="utf-8")
 
-    write_files_atomically(
-        {
-            paths[TRAIN_FILE]: csv_writer(split_frame(splits.train, target, features), True),
-            paths[VALIDATION_FILE]: csv_writer(
-                split_frame(splits.validation, target, features), True
-            ),
-            paths[TEST_FILE]: csv_writer(split_frame(splits.test, target, features), True),
-            paths[SCORING_FILE]: csv_writer(splits.test[list(features)], False),
-            paths[TRANSFORMER_FILE]: dump_transformer,
-            paths[SCHEMA_FILE]: dump_schema,
-        }
-    )
+    writers: dict[Path, Callable[[Path], object]] = {
+        paths[TRAIN_FILE]: csv_writer(split_frame(splits.train, target, columns), True),
+        paths[VALIDATION_FILE]: csv_writer(split_frame(splits.validation, target, columns), True),
+        paths[TEST_FILE]: csv_writer(split_frame(splits.test, target, columns), True),
+        paths[TRANSFORMER_FILE]: dump_transformer,
+        paths[SCHEMA_FILE]: dump_schema,
+    }
+    for name, frame in scoring.items():
+        writers[output_root / SCORING / name] = csv_writer(frame, False)
+    write_files_atomically(writers)
     return paths
 
 
@@ -705,53 +677,55 @@ def write_outputs(
 def run(
     input_path: Path,
     output_root: Path,
-    target: str,
-    problem_type: str,
-    columns: Sequence[str] | None = None,
-    positive_class: str | None = None,
-    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
-    test_fraction: float = DEFAULT_TEST_FRACTION,
-    seed: int = DEFAULT_SEED,
+    settings: Settings,
     data_version: str = DEFAULT_DATA_VERSION,
+    scoring_path: Path | None = None,
 ) -> dict[str, Any]:
     """Validate, split, fit and write everything; return the schema written."""
-    frame = read_dataset(input_path, columns)
-    encoded = prepare_target(frame, target, problem_type, positive_class)
-    if encoded.dropped_rows:
-        logger.warning("dropped %d row(s) with a missing target %r", encoded.dropped_rows, target)
-    types = infer_feature_types(encoded.frame.drop(columns=[target]))
-    splits = split_dataset(
-        encoded.frame, target, problem_type, validation_fraction, test_fraction, seed
+    dialect = settings.dialect
+    frame = read_dataset(input_path, dialect, settings.columns)
+    input_columns = list(frame.columns)
+    frame = drop_columns(frame, settings.drop_columns, settings.target)
+    encoded = prepare_target(
+        frame, settings.target, settings.problem_type, settings.positive_class, dialect
     )
-    transformer = fit_transformer(splits.train, types)
+    if encoded.dropped_rows:
+        logger.warning(
+            "dropped %d row(s) with a missing target %r", encoded.dropped_rows, settings.target
+        )
+    raw = encoded.frame.drop(columns=[settings.target])
+    types, typed = type_features(raw, dialect, settings.categorical_columns)
+    warn_missing_spellings(typed, types.categorical)
+    data = typed.assign(**{settings.target: encoded.frame[settings.target]})
+    splits = split_dataset(
+        data,
+        settings.target,
+        settings.problem_type,
+        settings.validation_fraction,
+        settings.test_fraction,
+        settings.seed,
+    )
+    counts = features.check_cardinality(
+        splits.train, types.categorical, settings.max_categories, settings.high_cardinality
+    )
+    top_k = settings.max_categories if settings.high_cardinality == features.TOP_K else None
+    transformer, layout = features.fit_transformer(
+        splits.train, types.numeric, types.categorical, top_k
+    )
+    scoring = read_scoring(scoring_path, settings, types, input_columns) if scoring_path else None
     schema = build_schema(
-        target, problem_type, types, encoded.class_mapping, splits, encoded.dropped_rows
+        settings, types, encoded.class_mapping, splits, encoded.dropped_rows, layout, counts
     )
     schema["data_version"] = data_version
-    write_outputs(output_root, splits, transformer, schema)
+    write_outputs(output_root, splits, transformer, schema, scoring)
     return schema
-
-
-def write_failure_reason(message: str) -> None:
-    """Write ``message`` to the file named by $SM_FAILURE_REASON_FILE, if set."""
-    target = os.environ.get(FAILURE_REASON_ENV)
-    if target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        Path(target).write_text(message + "\n", encoding="utf-8")
-
-
-def _source(data: pd.DataFrame | pd.Series) -> str:
-    if isinstance(data.index, pd.MultiIndex) and FILE_COLUMN in data.index.names:
-        files = list(dict.fromkeys(data.index.get_level_values(FILE_COLUMN)))
-        return ", ".join(map(str, files[:3])) + (" ..." if len(files) > 3 else "")
-    return "input data"
 
 
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser that also records usage errors as the job's failure reason."""
 
     def error(self, message: str) -> NoReturn:
-        write_failure_reason(f"{self.prog}: {message}")
+        write_failure(PROCESSING, f"{self.prog}: {message}")
         super().error(message)
 
 
@@ -762,29 +736,46 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _column_list(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",")]
+def _name_list(text: str) -> tuple[str, ...]:
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not a JSON list of names ({exc})") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise argparse.ArgumentTypeError('give a JSON list of names, e.g. ["a", "b,c"]')
+    return tuple(names)
+
+
+OVERRIDES = (
+    "target", "problem_type", "columns", "positive_class", "validation_fraction",
+    "test_fraction", "seed",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the command-line parser of the job."""
+    """Return the command-line parser of the job.
+
+    Names are values of ``--settings`` (JSON); the single options are for runs by hand and take
+    any name as ``--target=NAME`` (the ``=`` form keeps a leading ``-`` from reading as an
+    option).
+    """
     parser = _Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--input-dir", type=Path, default=Path(INPUT_DIR))
     parser.add_argument("--output-root", type=Path, default=Path(OUTPUT_ROOT))
-    parser.add_argument("--target", required=True)
-    parser.add_argument("--problem-type", required=True, choices=PROBLEM_TYPES)
+    parser.add_argument("--settings", type=Path, help="the job's settings (JSON, see Settings)")
+    parser.add_argument("--scoring-dir", type=Path, default=None, help="scoring data to check")
+    parser.add_argument("--target", default=None)
+    parser.add_argument("--problem-type", default=None, choices=PROBLEM_TYPES)
     parser.add_argument(
         "--columns",
-        type=_column_list,
+        type=_name_list,
         default=None,
-        help="comma-separated names, only for files without a header row",
+        help='JSON list of names, only for files without a header row: --columns=\'["a","b"]\'',
     )
     parser.add_argument("--positive-class", default=None)
-    parser.add_argument(
-        "--validation-fraction", type=_fraction, default=DEFAULT_VALIDATION_FRACTION
-    )
-    parser.add_argument("--test-fraction", type=_fraction, default=DEFAULT_TEST_FRACTION)
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--validation-fraction", type=_fraction, default=None)
+    parser.add_argument("--test-fraction", type=_fraction, default=None)
+    parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
         "--data-version",
         default=DEFAULT_DATA_VERSION,
@@ -793,29 +784,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Settings:
+    """The settings file (if any) with the single options laid over it."""
+    document: dict[str, Any] = {}
+    if args.settings is not None:
+        try:
+            document = json.loads(args.settings.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            parser.error(f"--settings {args.settings}: cannot be read as JSON ({exc})")
+    for key in OVERRIDES:
+        if getattr(args, key) is not None:
+            document[key] = getattr(args, key)
+    for key in ("target", "problem_type"):
+        if document.get(key) is None:
+            parser.error(f"the {key} is required (in --settings or as --{key.replace('_', '-')})")
+    settings = Settings.from_json(document)
+    if settings.validation_fraction + settings.test_fraction >= 1.0:
+        parser.error("--validation-fraction plus --test-fraction must be below 1")
+    return settings
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the preprocessing job; return 0, or 2 after reporting a data error."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.validation_fraction + args.test_fraction >= 1.0:
-        parser.error("--validation-fraction plus --test-fraction must be below 1")
     try:
+        settings = settings_from_args(parser, args)
         schema = run(
             input_path=args.input_dir,
             output_root=args.output_root,
-            target=args.target,
-            problem_type=args.problem_type,
-            columns=args.columns,
-            positive_class=args.positive_class,
-            validation_fraction=args.validation_fraction,
-            test_fraction=args.test_fraction,
-            seed=args.seed,
+            settings=settings,
             data_version=args.data_version,
+            scoring_path=args.scoring_dir,
         )
     except DataError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
-        write_failure_reason(str(exc))
+        write_failure(PROCESSING, str(exc))
         return ERROR_EXIT_CODE
     rows = schema["rows"]
     print(

@@ -1,9 +1,10 @@
 """Training job: fit an XGBoost booster on the preprocessed splits.
 
-Runs as the entry point of the SageMaker XGBoost framework container (script mode).
-Hyperparameters arrive as ``--name value`` arguments; unknown ones are ignored.
-Reads ``train.csv`` and ``validation.csv`` (header row, target first) and the fitted
-``transformer.joblib`` + ``schema.json`` written by preprocess.py, trains with
+Runs as the entry point of the SageMaker XGBoost framework container (script mode), with the
+shared job package ``tabular`` beside it in the code directory. Hyperparameters arrive as
+``--name value`` arguments; unknown ones are ignored. Reads ``train.csv`` and
+``validation.csv`` (header row, target first) with the same rules every job uses and the
+fitted ``transformer.joblib`` + ``schema.json`` written by preprocess.py, trains with
 ``xgb.train`` (``tree_method="hist"``, early stopping on the validation split) and
 writes to the model dir: the booster truncated to its best iteration
 (``xgboost-model.json``), the transformer and the schema, so that the model archive
@@ -21,14 +22,18 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
-import pandas as pd
+
+from tabular.errors import DataError
+from tabular.failure import TRAINING, write_failure
+from tabular.features import feature_matrix
+from tabular.schema import SCHEMA_FILE, TRANSFORMER_FILE, Schema, read_labelled
 
 ML_ROOT = "/opt/ml"
 INPUT_DATA_DIR = f"{ML_ROOT}/input/data"
@@ -43,16 +48,12 @@ CHANNELS = (TRAIN_CHANNEL, VALIDATION_CHANNEL, TRANSFORMER_CHANNEL)
 
 ENV_MODEL_DIR = "SM_MODEL_DIR"
 ENV_OUTPUT_DATA_DIR = "SM_OUTPUT_DATA_DIR"
-ENV_OUTPUT_DIR = "SM_OUTPUT_DIR"
 ENV_CHANNEL_PREFIX = "SM_CHANNEL_"
 
 TRAIN_FILE = "train.csv"
 VALIDATION_FILE = "validation.csv"
-TRANSFORMER_FILE = "transformer.joblib"
-SCHEMA_FILE = "schema.json"
 MODEL_FILE = "xgboost-model.json"
 METRICS_FILE = "metrics.json"
-FAILURE_FILE = "failure"
 ERROR_EXIT_CODE = 2
 
 TRAIN_EVAL_NAME = "train"
@@ -138,11 +139,6 @@ def channel_dir(channel: str) -> str:
     return os.environ.get(f"{ENV_CHANNEL_PREFIX}{channel.upper()}", f"{INPUT_DATA_DIR}/{channel}")
 
 
-def failure_file() -> Path:
-    """Return the training failure-reason file (<$SM_OUTPUT_DIR or /opt/ml/output>/failure)."""
-    return Path(os.environ.get(ENV_OUTPUT_DIR, OUTPUT_DIR)) / FAILURE_FILE
-
-
 def load_schema(transformer_dir: Path) -> dict[str, Any]:
     """Read schema.json from the transformer channel."""
     path = transformer_dir / SCHEMA_FILE
@@ -181,69 +177,30 @@ def find_split_file(channel: Path, file_name: str) -> Path:
     )
 
 
-def csv_engine() -> str:
-    """Return "pyarrow" (multi-threaded) when pyarrow is importable, else "c"."""
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return "c"
-    return "pyarrow"
-
-
-def read_split(path: Path, schema: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+def read_split(path: Path, schema: Schema) -> tuple[Any, np.ndarray]:
     """Read a split file: return its feature columns (as text) and the numeric target."""
-    frame = pd.read_csv(path, dtype=str, engine=csv_engine())
-    target = schema["target"]
-    expected = [target, *schema["feature_columns"]]
-    if list(frame.columns) != expected:
-        raise TrainingError(
-            f"{path.name}: columns {list(frame.columns)} do not match the schema "
-            f"{expected}. Use the splits and transformer of the same preprocessing run."
+    try:
+        return read_labelled(
+            path, schema, "Use the splits and transformer of one preprocessing run."
         )
-    if frame.empty:
-        raise TrainingError(f"{path.name}: no data rows. Re-run preprocessing.")
-    labels = pd.to_numeric(frame[target], errors="coerce").to_numpy(
-        dtype="float64", na_value=np.nan
-    )
-    bad = np.flatnonzero(~np.isfinite(labels))
-    if bad.size:
-        raise TrainingError(
-            f"{path.name}: target {target!r} has non-numeric value "
-            f"{frame[target].iloc[bad[0]]!r} at line {bad[0] + 2}. Re-run preprocessing."
+    except DataError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def transform_features(transformer: Any, features: Any, schema: Schema) -> Any:
+    """Type the text features and apply the fitted transformer (the model's matrix layout)."""
+    from tabular.values import coerce_features
+
+    try:
+        typed = coerce_features(
+            features, schema.numeric_columns, schema.categorical_columns, schema.dialect
         )
-    return frame[schema["feature_columns"]], labels
-
-
-def coerce_features(
-    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
-) -> pd.DataFrame:
-    """Return the feature columns typed as the transformer expects.
-
-    Numeric columns become float64 (unparseable or infinite values become NaN);
-    categorical columns become object columns of ``str`` with NaN for missing values.
-    Kept identical in preprocess.py and inference.py.
-    """
-    out: dict[str, Any] = {}
-    for name in numeric:
-        values = pd.to_numeric(frame[name], errors="coerce").to_numpy(
-            dtype="float64", na_value=np.nan
-        )
-        out[name] = np.where(np.isfinite(values), values, np.nan)
-    for name in categorical:
-        column = frame[name]
-        present = column.notna().to_numpy()
-        values = np.full(len(column), np.nan, dtype=object)
-        values[present] = column[present].astype(str).to_numpy(dtype=object)
-        out[name] = pd.Series(values, index=frame.index, dtype=object)
-    return pd.DataFrame(out, index=frame.index)[list(numeric) + list(categorical)]
-
-
-def transform_features(
-    transformer: Any, features: pd.DataFrame, schema: dict[str, Any]
-) -> np.ndarray:
-    """Apply the fitted transformer; return a dense float matrix."""
-    typed = coerce_features(features, schema["numeric_columns"], schema["categorical_columns"])
-    return np.asarray(transformer.transform(typed), dtype="float64")
+    except DataError as exc:
+        raise TrainingError(f"{exc} Re-run preprocessing.") from None
+    return feature_matrix(
+        transformer, typed, schema.numeric_columns, schema.categorical_columns,
+        schema.matrix_layout,
+    )  # fmt: skip
 
 
 def check_objective(objective: str, problem_type: str) -> None:
@@ -283,8 +240,8 @@ def booster_params(hp: Hyperparameters, eval_metric: str) -> dict[str, Any]:
 def train_booster(
     hp: Hyperparameters,
     problem_type: str,
-    train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    train: tuple[Any, np.ndarray],
+    validation: tuple[Any, np.ndarray],
 ) -> TrainingResult:
     """Train with early stopping on ``validation``; keep only the best iteration's trees."""
     import xgboost as xgb
@@ -377,13 +334,13 @@ def run(
     output_data_dir: Path,
 ) -> TrainingResult:
     """Read the channels, train, and write the model and metrics."""
-    schema = load_schema(transformer_dir)
+    schema = Schema.from_json(load_schema(transformer_dir))
     transformer = load_transformer(transformer_dir)
     splits = []
     for channel, file_name in ((train_dir, TRAIN_FILE), (validation_dir, VALIDATION_FILE)):
         features, labels = read_split(find_split_file(channel, file_name), schema)
         splits.append((transform_features(transformer, features, schema), labels))
-    result = train_booster(hp, schema["problem_type"], splits[0], splits[1])
+    result = train_booster(hp, schema.problem_type, splits[0], splits[1])
     save_model(result, transformer_dir, model_dir)
     metrics = json.dumps(training_metrics(result, hp), indent=2) + "\n"
     write_atomically(
@@ -396,15 +353,8 @@ class _Parser(argparse.ArgumentParser):
     """ArgumentParser that also records usage errors as the job's failure reason."""
 
     def error(self, message: str) -> NoReturn:
-        write_failure_reason(f"{self.prog}: {message}")
+        write_failure(TRAINING, f"{self.prog}: {message}")
         super().error(message)
-
-
-def write_failure_reason(message: str) -> None:
-    """Write ``message`` to the SageMaker training failure-reason file."""
-    path = failure_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(message + "\n", encoding="utf-8")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -460,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except TrainingError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
-        write_failure_reason(str(exc))
+        write_failure(TRAINING, str(exc))
         return ERROR_EXIT_CODE
     print(f"best_iteration: {result.best_iteration}")
     for line in metric_lines(result):

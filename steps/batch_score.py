@@ -47,9 +47,10 @@ def build_batch_score_step(
         output_kms_key=ctx.cfg.security.output_kms_key_id,
         volume_kms_key=ctx.cfg.security.volume_kms_key_id,
     )
-    scoring_input = ctx.cfg.data.scoring_uri or output_s3_uri(preprocess, data.SCORING)
+    # Preprocess read data.scoring_uri (if set) with the training data's rules and wrote it in
+    # the form the serving code reads: what reaches the model was checked before training.
     step_args = transformer.transform(
-        data=scoring_input,
+        data=output_s3_uri(preprocess, data.SCORING),
         content_type=serving.CONTENT_TYPE_CSV,
         split_type=ctx.cfg.transform.split_type,
         join_source="Input",

@@ -10,16 +10,35 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import botocore.model
 import botocore.session
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from scripts.evaluate import METRICS
+from tabular.dialect import (
+    DECIMAL_MARKS,
+    DEFAULT_MISSING_VALUES,
+    DELIMITERS,
+    THOUSANDS_SEPARATORS,
+    WHITESPACE,
+    dialect_problems,
+)
+from tabular.features import DEFAULT_MAX_CATEGORIES, HIGH_CARDINALITY_POLICIES, REFUSE
 from steps.sqs import check_queue_url
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -55,6 +74,65 @@ ProblemType = Literal["binary", "regression"]
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+YAML_SURPRISES = {True: "true", False: "false", None: "null"}
+
+
+def _yaml_text(value: Any) -> Any:
+    """Text as the user wrote it: YAML turns unquoted yes/no/on/off/NULL/~ into other types."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(
+            f"YAML read an unquoted value here as {YAML_SURPRISES[value]} (yes, no, on, off, "
+            "true, false, null, NULL and ~ are not text in YAML); quote the text you mean, "
+            "e.g. 'NULL' or 'yes'"
+        )
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(
+            f"YAML read this as the number {value!r}; quote it to give the exact text, e.g. "
+            f"'{value}'"
+        )
+    return value
+
+
+def _column_name(value: str) -> str:
+    """A column name as a header gives it: no surrounding whitespace, no line break."""
+    if value != value.strip(WHITESPACE):
+        raise ValueError(
+            f"{value!r} has surrounding whitespace, which is not part of a column name (it is "
+            f"removed from the header when the file is read); write {value.strip(WHITESPACE)!r}"
+        )
+    if re.search(r"[\r\n\x00]", value):
+        raise ValueError(f"{value!r} holds a line break or NUL; a column name cannot")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_yaml_text)]
+ColumnName = Annotated[
+    str, BeforeValidator(_yaml_text), Field(min_length=1), AfterValidator(_column_name)
+]
+
+
+def _data_uri(schemes: tuple[str, ...]) -> AfterValidator:
+    """A data location: s3://bucket/key, file:///absolute/path, or sample://name."""
+
+    def check(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
+            raise ValueError(
+                f"{value!r} is not a {' or '.join(s + '://' for s in schemes)} URI; write e.g. "
+                "s3://bucket/data.csv or file:///absolute/path/data.csv"
+            )
+        if parts.scheme == "file" and (parts.netloc not in ("", "localhost") or not parts.path):
+            raise ValueError(
+                f"{value!r} is not an absolute file URI (the part after file:// is read as a "
+                "host name); write file:///absolute/path/data.csv, three slashes"
+            )
+        if parts.scheme == "s3" and (not parts.netloc or not parts.path.strip("/")):
+            raise ValueError(f"{value!r} names no object; write s3://bucket/key")
+        return value
+
+    return AfterValidator(check)
 
 
 @cache
@@ -118,18 +196,39 @@ class AwsSection(Section):
 
 
 class DataSection(Section):
-    input_uri: Annotated[str, Field(pattern=r"^(s3|file|sample)://.+")]
-    target: NonEmpty
+    input_uri: Annotated[str, _data_uri(("s3", "file", "sample"))]
+    target: ColumnName
     problem_type: ProblemType
-    columns: list[NonEmpty] | None = None
-    positive_class: str | None = None
+    columns: list[ColumnName] | None = None
+    positive_class: Text | None = None
     validation_fraction: Fraction = 0.15
     test_fraction: Fraction = 0.15
     split_seed: int = 42
-    scoring_uri: Annotated[str, Field(pattern=r"^(s3|file)://.+")] | None = None
+    scoring_uri: Annotated[str, _data_uri(("s3", "file"))] | None = None
+    delimiter: Literal[DELIMITERS] = ","  # type: ignore[valid-type]
+    decimal: Literal[DECIMAL_MARKS] = "."  # type: ignore[valid-type]
+    thousands: Literal[THOUSANDS_SEPARATORS] | None = None  # type: ignore[valid-type]
+    missing_values: list[Text] = list(DEFAULT_MISSING_VALUES)
+    categorical_columns: list[ColumnName] = []
+    drop_columns: list[ColumnName] = []
+    max_categories: Annotated[int, Field(ge=1, le=1_000_000)] = DEFAULT_MAX_CATEGORIES
+    high_cardinality: Literal[HIGH_CARDINALITY_POLICIES] = REFUSE  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _consistent(self) -> DataSection:
+        problems = dialect_problems(self.delimiter, self.decimal, self.thousands)
+        if problems:
+            raise ValueError(
+                "data.delimiter, data.decimal and data.thousands do not fit together: "
+                + "; ".join(problems)
+            )
+        if self.target in self.drop_columns:
+            raise ValueError(f"data.drop_columns names the target '{self.target}'; remove it")
+        both = sorted(set(self.drop_columns) & set(self.categorical_columns))
+        if both:
+            raise ValueError(
+                f"{both} are both in data.drop_columns and data.categorical_columns; keep one"
+            )
         if self.columns is not None:
             if self.target not in self.columns:
                 raise ValueError(
@@ -138,6 +237,11 @@ class DataSection(Section):
                 )
             if len(set(self.columns)) != len(self.columns):
                 raise ValueError("data.columns names a column twice; give each a unique name")
+            unknown = [
+                c for c in [*self.categorical_columns, *self.drop_columns] if c not in self.columns
+            ]
+            if unknown:
+                raise ValueError(f"{unknown} are not in data.columns {self.columns}; fix the names")
         if self.validation_fraction + self.test_fraction >= 0.9:
             raise ValueError(
                 "validation_fraction + test_fraction must leave at least 10% for training"
@@ -271,6 +375,7 @@ SCHEDULE_EXPRESSION = (
 )
 DATA_VERSION_PARAMETER = "DataVersion"
 INPUT_DATA_PARAMETER = "InputDataUri"
+SCORING_DATA_PARAMETER = "ScoringDataUri"
 
 
 class ScheduleSection(Section):
@@ -414,36 +519,100 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping (first on line {seen[key] + 1}); "
+                    "keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(path: Path, exc: yaml.YAMLError, text: str) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    hint = ""
+    if "\t" in text and ("\\t" in problem or "tab" in problem.lower()):
+        hint = " YAML indents with spaces, never tabs: replace the tabs with spaces."
+    elif "mapping values are not allowed" in problem:
+        hint = " Quote a value that holds ': ', or indent it under its key."
+    return f"{path}: not valid YAML at {where}{problem}; fix the syntax.{hint}"
+
+
+def _read_yaml(path: Path, named_by: str) -> dict[str, Any]:
+    """One config file as a mapping; every way it can be unusable is a ConfigError.
+
+    ``named_by`` says where the path came from (``--config``, or ``extends`` in a file).
+    """
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, not a config file; {named_by} a YAML file")
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found; pass --config with an existing file")
+        raise ConfigError(f"{path}: config file not found; {named_by} an existing file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot be read ({exc.strerror}); check its permissions"
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: byte 0x{data[exc.start]:02x} at offset {exc.start} is not UTF-8; save the "
+            "file as UTF-8"
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the syntax") from exc
+        raise ConfigError(_yaml_problem(path, exc, text)) from None
+    if raw is None:
+        raise ConfigError(
+            f"{path}: the file is empty; a config names at least data.input_uri, data.target "
+            "and data.problem_type (see configs/pipeline.yaml)"
+        )
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of sections (data:, jobs: ...), not a "
+            f"{type(raw).__name__}"
+        )
     return raw
 
 
-def _resolve(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _resolve(path: Path, named_by: str, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: `extends` forms a cycle through {[str(p) for p in seen]}")
-    raw = _read_yaml(path)
+    raw = _read_yaml(path, named_by)
     parent = raw.pop("extends", None)
+    if parent is not None and (not isinstance(parent, str) or not parent.strip()):
+        raise ConfigError(
+            f"{path}: extends must be the path of one config file (relative to this file), "
+            f"got {parent!r}"
+        )
     if parent is None and path != BASE_CONFIG.resolve():
         parent_path: Path | None = BASE_CONFIG
     elif parent is None:
         parent_path = None
     else:
-        parent_path = (path.parent / str(parent)).resolve()
+        parent_path = (path.parent / parent).resolve()
     if parent_path is None:
         return raw
-    return _deep_merge(_resolve(parent_path, (*seen, path)), raw)
+    reference = f"fix `extends: {parent}` in {path}: it must name" if parent else "restore"
+    return _deep_merge(_resolve(parent_path, reference, (*seen, path)), raw)
 
 
-def _format_errors(path: Path, error: ValidationError) -> str:
+def _format_errors(path: Path, error: ValidationError, from_env: dict[str, str]) -> str:
     lines = [f"{path}: {error.error_count()} problem(s) in the configuration:"]
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
@@ -454,19 +623,24 @@ def _format_errors(path: Path, error: ValidationError) -> str:
             message = "required; add it (configs/base.yaml documents every key)"
         got = item.get("input")
         shown = "" if item["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  - {where}: {message}{shown}")
+        source = next((f" [set by {v}]" for k, v in from_env.items() if where.startswith(k)), "")
+        lines.append(f"  - {where}: {message}{shown}{source}")
     return "\n".join(lines)
 
 
 def load_config(path: Path | str = PIPELINE_CONFIG, env: dict[str, str] | None = None) -> Config:
     """Load, merge and validate a config file; raise ConfigError listing every problem."""
     path = Path(path)
-    raw = _resolve(path)
+    raw = _resolve(path, "pass --config with")
     environ = os.environ if env is None else env
+    from_env = {}
     for variable, (section, key) in ENV_OVERRIDES.items():
         if environ.get(variable):
+            if not isinstance(raw.get(section, {}), dict):
+                break  # the section itself is wrong: validation reports it
             raw.setdefault(section, {})[key] = environ[variable]
+            from_env[f"{section}.{key}"] = f"environment variable {variable}"
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(path, exc)) from None
+        raise ConfigError(_format_errors(path, exc, from_env)) from None

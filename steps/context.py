@@ -25,7 +25,13 @@ from sagemaker.mlops.workflow.steps import CacheConfig
 
 from scripts.preprocess import DEFAULT_DATA_VERSION
 from steps.code import CodeStore
-from steps.config import DATA_VERSION_PARAMETER, INPUT_DATA_PARAMETER, Config, JobSection
+from steps.config import (
+    DATA_VERSION_PARAMETER,
+    INPUT_DATA_PARAMETER,
+    SCORING_DATA_PARAMETER,
+    Config,
+    JobSection,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Parameters:
     model_approval_status: ParameterString
     skip_data_quality_check: ParameterBoolean
     register_new_baseline: ParameterBoolean
+    scoring_data_uri: ParameterString | None = None
+    """Only with data.scoring_uri: the data BatchScore scores, read and checked by Preprocess."""
 
     @classmethod
     def from_config(cls, cfg: Config) -> Parameters:
@@ -77,11 +85,17 @@ class Parameters:
             register_new_baseline=ParameterBoolean(
                 name="RegisterNewBaseline", default_value=cfg.data_quality.register_new_baseline
             ),
+            scoring_data_uri=(
+                ParameterString(SCORING_DATA_PARAMETER, cfg.data.scoring_uri)
+                if cfg.data.scoring_uri
+                else None
+            ),
         )
 
     def all(self) -> list[Parameter]:
-        """In declaration order, as the pipeline lists them."""
-        return [getattr(self, name) for name in self.__dataclass_fields__]
+        """In declaration order, as the pipeline lists them (optional ones when configured)."""
+        found = (getattr(self, name) for name in self.__dataclass_fields__)
+        return [parameter for parameter in found if parameter is not None]
 
 
 @dataclass(frozen=True)

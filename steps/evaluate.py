@@ -9,7 +9,14 @@ from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 from scripts import evaluate as job
 from scripts import preprocess as data
 from steps.context import BuildContext
-from steps.jobs import XGBOOST, output_s3_uri, processing_input, processing_output, script_processor
+from steps.jobs import (
+    XGBOOST,
+    code_input,
+    job_processor,
+    output_s3_uri,
+    processing_input,
+    processing_output,
+)
 
 STEP_NAME = "Evaluate"
 SCRIPT = "evaluate.py"
@@ -17,7 +24,6 @@ SERVING_SCRIPT = "inference.py"
 REPORT_NAME = "EvaluationReport"
 MODEL_INPUT = "model"
 TEST_INPUT = "test"
-SERVING_CODE_INPUT = "serving-code"
 
 
 def evaluation_report() -> PropertyFile:
@@ -30,17 +36,15 @@ def evaluation_report() -> PropertyFile:
 def build_evaluate_step(
     ctx: BuildContext, preprocess: ProcessingStep, train: TrainingStep, report: PropertyFile
 ) -> ProcessingStep:
-    processor = script_processor(ctx, "evaluate", XGBOOST, ctx.params.evaluate_instance_type)
+    processor = job_processor(ctx, "evaluate", XGBOOST, ctx.params.evaluate_instance_type, SCRIPT)
     step_args = processor.run(
-        code=ctx.code.script(SCRIPT),
         inputs=[
             processing_input(
                 MODEL_INPUT, train.properties.ModelArtifacts.S3ModelArtifacts, job.MODEL_INPUT_DIR
             ),
             processing_input(TEST_INPUT, output_s3_uri(preprocess, data.TEST), job.TEST_INPUT_DIR),
-            processing_input(
-                SERVING_CODE_INPUT, ctx.code.prefix(SERVING_SCRIPT), job.SERVING_CODE_DIR
-            ),
+            # The serving code beside the script: evaluation scores as the endpoint does.
+            code_input(ctx, SCRIPT, SERVING_SCRIPT),
         ],
         outputs=[
             processing_output(ctx, STEP_NAME, job.EVALUATION_OUTPUT, job.EVALUATION_OUTPUT_DIR)
@@ -50,8 +54,6 @@ def build_evaluate_step(
             job.MODEL_INPUT_DIR,
             "--test-dir",
             job.TEST_INPUT_DIR,
-            "--serving-code-dir",
-            job.SERVING_CODE_DIR,
             "--output-dir",
             job.EVALUATION_OUTPUT_DIR,
             "--problem-type",

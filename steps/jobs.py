@@ -6,7 +6,7 @@ from functools import cache
 
 from sagemaker.core import image_uris
 from sagemaker.core.helper.pipeline_variable import PipelineVariable
-from sagemaker.core.processing import ScriptProcessor
+from sagemaker.core.processing import Processor
 from sagemaker.core.shapes import (
     ProcessingInput,
     ProcessingOutput,
@@ -16,9 +16,13 @@ from sagemaker.core.shapes import (
 
 from steps.context import BuildContext
 from steps.security import processing_network
+from tabular.failure import OUTPUT_DIR, OUTPUT_DIR_ENV
 
 SKLEARN = "sklearn"
 XGBOOST = "xgboost"
+CODE_INPUT = "code"
+CODE_DIR = "/opt/ml/processing/input/code"
+"""Where a processing job's code lands (the SDK's ScriptProcessor and FrameworkProcessor use it)."""
 
 
 def image_uri(ctx: BuildContext, framework: str, scope: str) -> str:
@@ -42,28 +46,43 @@ def _retrieve(framework: str, region: str, version: str, py_version: str, scope:
     return uri
 
 
-def script_processor(
+def job_processor(
     ctx: BuildContext,
     job_key: str,
     framework: str,
     instance_type: PipelineVariable,
-) -> ScriptProcessor:
-    """A processor that runs one of our scripts with `python3` on a framework image."""
+    script: str,
+) -> Processor:
+    """A processor that runs one of our scripts with `python3` on a framework image.
+
+    Its code comes from :func:`code_input`, a prefix holding the script and the shared job
+    package: the SDK's ScriptProcessor mounts one file, and its FrameworkProcessor uploads a
+    sourcedir.tar.gz plus a generated runproc.sh that unpacks it, both while the definition is
+    built. An S3Prefix input keeps the key paths below the prefix, so the package lands beside
+    the script with no unpacking step (the same `code` input and path FrameworkProcessor uses).
+    The environment names the container's output directory, where the job writes why it failed.
+    """
     job = ctx.job(job_key)
-    return ScriptProcessor(
+    return Processor(
         role=ctx.cfg.aws.role_arn,
         image_uri=image_uri(ctx, framework, "training"),
-        command=["python3"],
+        entrypoint=["python3", f"{CODE_DIR}/{script}"],
         instance_count=job.instance_count,
         instance_type=instance_type,
         volume_size_in_gb=job.volume_size_gb,
         max_runtime_in_seconds=job.max_runtime_seconds,
         base_job_name=f"{ctx.cfg.pipeline.name}-{job_key.replace('_', '-')}",
         sagemaker_session=ctx.session,
+        env={OUTPUT_DIR_ENV: OUTPUT_DIR},
         network_config=processing_network(ctx.cfg.security),
         volume_kms_key=ctx.cfg.security.volume_kms_key_id,
         output_kms_key=ctx.cfg.security.output_kms_key_id,
     )
+
+
+def code_input(ctx: BuildContext, *scripts: str) -> ProcessingInput:
+    """The `code` input of a processing job: its scripts and the shared job package."""
+    return processing_input(CODE_INPUT, ctx.code.bundle(*scripts), CODE_DIR)
 
 
 def processing_input(name: str, source: str | PipelineVariable, local_path: str) -> ProcessingInput:

@@ -147,3 +147,128 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_values_sagemaker_would_refuse(tmp_path: Path, extra: str, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         load_config(write(tmp_path, MINIMAL + extra + "\n"), env={})
+
+
+# --------------------------------------------------------------------------- every config error
+
+
+def test_a_relative_file_uri_is_refused_with_the_fix(tmp_path: Path) -> None:
+    text = MINIMAL.replace("file:///tmp/data.csv", "file://data.csv")
+    with pytest.raises(ConfigError, match=r"data.input_uri: 'file://data.csv' is not an absolute"):
+        load_config(write(tmp_path, text), env={})
+    text = MINIMAL + "  scoring_uri: file://scoring.csv\n"
+    with pytest.raises(ConfigError, match=r"data.scoring_uri: .*three slashes"):
+        load_config(write(tmp_path, text), env={})
+    with pytest.raises(ConfigError, match=r"data.input_uri: 's3://bucket' names no object"):
+        load_config(write(tmp_path, MINIMAL.replace("file:///tmp/data.csv", "s3://bucket")), {})
+
+
+def test_extends_to_a_missing_file_names_the_file_that_extends_it(tmp_path: Path) -> None:
+    path = write(tmp_path, "extends: nothere.yaml\n" + MINIMAL)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    assert "nothere.yaml: config file not found" in message
+    assert f"fix `extends: nothere.yaml` in {path}" in message
+    assert "--config" not in message
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b"data:\n  target: y\n   problem_type: binary\n", r"line 3, column \d+"),
+        (b"data:\n\tinput_uri: x\n", r"line 2, column 1: .*never tabs"),
+        (b"", r"the file is empty"),
+        (b"# only a comment\n", r"the file is empty"),
+        (b"- data\n", r"top level must be a mapping .* not a list"),
+        (b"data: {target: y}\ndata: {problem_type: binary}\n", r"key 'data' appears twice"),
+        (b"extends: [a, b]\n", r"extends must be the path of one config file"),
+        (b"data:\n  target: caf\xe9\n", r"byte 0xe9 at offset \d+ is not UTF-8"),
+    ],
+    ids=[
+        "indentation",
+        "tabs",
+        "empty",
+        "comment only",
+        "a list",
+        "duplicate key",
+        "extends list",
+        "latin-1",
+    ],  # fmt: skip
+)
+def test_unusable_files_are_one_clear_error(tmp_path: Path, payload: bytes, expected: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(payload)
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path, env={})
+
+
+def test_a_directory_is_not_a_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a directory, not a config file"):
+        load_config(tmp_path, env={})
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("  missing_values: ['', NULL]", r"data.missing_values.1: YAML read an unquoted value"),
+        ("  positive_class: yes", r"data.positive_class: .*quote the text you mean"),
+        ("  missing_values: ['', -999.0]", r"quote it to give the exact text"),
+        ("  thousands: '.'\n  decimal: '.'", r"could be read two ways"),
+        ("  delimiter: ':'", r"data.delimiter"),
+        ("  categorical_columns: [' a']", r"surrounding whitespace.*write 'a'"),
+        ("  drop_columns: [label]", r"drop_columns names the target"),
+        ("  categorical_columns: [c]", r"\['c'\] are not in data.columns"),
+        ("  high_cardinality: hash", r"data.high_cardinality"),
+    ],
+)
+def test_data_reading_rules_are_checked(tmp_path: Path, extra: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, MINIMAL + extra + "\n"), env={})
+
+
+def test_names_with_any_characters_are_accepted(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[a, b, label]", """['a,b', '-x', 'k=v', 'é "q"', label]""")
+    text += "  missing_values: ['', 'NA', -999]\n  categorical_columns: ['-x']\n"
+    cfg = load_config(write(tmp_path, text), env={})
+    assert cfg.data.columns == ["a,b", "-x", "k=v", 'é "q"', "label"]
+    assert cfg.data.missing_values == ["", "NA", "-999"]
+
+
+def test_a_bad_environment_override_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"aws.bucket: .*\[set by environment variable PIPELINE_BUCKET\]"
+    ):  # noqa: E501
+        load_config(write(tmp_path, MINIMAL), env={"PIPELINE_BUCKET": "Not_A_Bucket"})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "data: {input_uri: 'file://relative.csv', target: y, problem_type: binary}\n",
+        "extends: nothere.yaml\n",
+        "data:\n\tinput_uri: x\n",
+        "data: {input_uri: 'file:///x.csv', target: y, problem_type: binary, scoring_uri: 'file://s.csv'}\n",  # noqa: E501
+    ],
+    ids=["relative file uri", "missing parent", "tabs", "relative scoring uri"],
+)
+@pytest.mark.parametrize("verb", ["validate", "run-local", "definition"])
+def test_the_cli_exits_2_with_the_file_and_key_and_no_traceback(
+    tmp_path: Path, text: str, verb: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = write(tmp_path, text)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", verb, "--config", str(config)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIPELINE_LOCAL_WORKSPACE": str(tmp_path / "ws")},
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert str(tmp_path) in result.stderr

@@ -235,8 +235,8 @@ def test_main_rejects_a_problem_type_mismatch(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    reason = tmp_path / "reason"
-    monkeypatch.setenv(ev.FAILURE_REASON_ENV, str(reason))
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    reason = tmp_path / "output" / "message"  # a processing job's ExitMessage
     test_dir = job_prepared("binary") / preprocess.TEST
     output = tmp_path / "evaluation"
     code = _main("regression", job_model_archive("binary"), test_dir, job_scripts_dir, output)

@@ -29,10 +29,15 @@ BAD_DATA = [
     ("three classes", ("a,b,label\n" + "".join(f"{i},x,{i % 3}\n" for i in range(60))).encode(),
      {}, "has 3 distinct value(s)"),
     ("text in a regression target", ("a,b,label\n" + GOOD_ROWS + "1,x,lots\n").encode(),
-     {"problem_type": "regression"}, "regression target 'label' has value 'lots'"),
+     {"problem_type": "regression"}, "regression target 'label': 'lots' is not a number"),
     ("ragged rows", ("a,b,label\n" + GOOD_ROWS + "1,x,0,extra\n").encode(), {}, "line 62 has 4 fields"),  # noqa: E501
     ("wrong delimiter", ("a;b;label\n" + GOOD_ROWS.replace(",", ";")).encode(), {},
-     "target column 'label' not found"),
+     "Set data.delimiter: ';'"),
+    ("quoted thousands", ("a,b,label\n" + "".join(f'"1,{i:03d}.5",x,{i % 2}\n' for i in range(60))).encode(),  # noqa: E501
+     {}, "set data.thousands: ','"),
+    ("database NULL", ("a,b,label\n" + GOOD_ROWS + "NULL,x,1\n").encode(), {},
+     "add 'NULL' to data.missing_values"),
+    ("beyond float32", ("a,b,label\n" + GOOD_ROWS + "3e40,x,1\n").encode(), {}, "float32"),
     ("text in a numeric column", ("a,b,label\n" + GOOD_ROWS + "oops,x,1\n").encode(), {},
      "column 'a' is"),
     ("all-null column", ("a,b,label\n" + "".join(f",{'xy'[i % 2]},{i % 2}\n" for i in range(60))).encode(),  # noqa: E501

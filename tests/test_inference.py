@@ -55,12 +55,20 @@ def test_round_trip_on_the_scoring_file(
 def test_unseen_category_and_missing_values_get_a_prediction(
     binary_model: inf.ModelBundle,
 ) -> None:
-    frame = inf.input_fn("0.5,3,purple,basic\n,,,\nNA,not-a-number,red,\n", inf.CONTENT_TYPE_CSV)
-    assert frame.isna().sum().tolist() == [2, 1, 1, 2]
+    frame = inf.input_fn("0.5,3,purple,basic\n,,,\n , 7 ,NA,\n", inf.CONTENT_TYPE_CSV)
+    assert frame.isna().sum().tolist() == [1, 1, 1, 2]
     predictions = inf.predict_fn(frame, binary_model)
     assert predictions.shape == (3,)
     assert np.isfinite(predictions).all()
     assert ((predictions > 0) & (predictions < 1)).all()
+
+
+def test_a_value_that_is_not_a_number_is_refused_as_in_training(
+    binary_model: inf.ModelBundle,
+) -> None:
+    frame = inf.input_fn("0.5,3,red,pro\nNA,x,red,pro\n", inf.CONTENT_TYPE_CSV)
+    with pytest.raises(ValueError, match=r"request line 2: column 'x1' is numeric, but 'NA'"):
+        inf.predict_fn(frame, binary_model)
 
 
 def test_predictions_follow_the_features(binary_model: inf.ModelBundle) -> None:

@@ -13,12 +13,15 @@ import pytest
 
 from scripts import preprocess as pp
 from scripts.preprocess import DataError
+from tabular import csvio, features
+from tabular.dialect import Dialect
+from tabular.failure import OUTPUT_DIR_ENV
 
 CsvDir = Callable[..., Path]
 
 
-def _read(folder: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    return pp.read_dataset(folder, columns)
+def _read(folder: Path, columns: list[str] | None = None, **dialect: str) -> pd.DataFrame:
+    return pp.read_dataset(folder, Dialect(**dialect), columns)
 
 
 # --------------------------------------------------------------------------- reading
@@ -76,9 +79,14 @@ def test_duplicate_column_names(job_csv_dir: CsvDir) -> None:
         _read(job_csv_dir("a,b,a\n1,2,3\n"))
 
 
-def test_unnamed_column_points_at_a_saved_index(job_csv_dir: CsvDir) -> None:
+def test_an_index_saved_by_pandas_is_dropped(job_csv_dir: CsvDir) -> None:
+    frame = _read(job_csv_dir(",a,y\n0,1,2\n1,3,4\n"))
+    assert list(frame.columns) == ["a", "y"] and frame["a"].tolist() == ["1", "3"]
+
+
+def test_an_unnamed_column_of_other_values_is_refused(job_csv_dir: CsvDir) -> None:
     with pytest.raises(DataError, match=r"column\(s\) \[1\] have an empty name.*index=False"):
-        _read(job_csv_dir(",a,y\n0,1,2\n"))
+        _read(job_csv_dir(",a,y\nx,1,2\n"))
 
 
 @pytest.mark.parametrize("engine", ["pyarrow", "c"])
@@ -94,7 +102,7 @@ def test_ragged_row_reports_its_line(
     line: int,
     fields: int,
 ) -> None:
-    monkeypatch.setattr(pp, "csv_engine", lambda: engine)
+    monkeypatch.setattr(csvio, "csv_engine", lambda: engine)
     with pytest.raises(DataError, match=rf"line {line} has {fields} fields but the header has 3"):
         _read(job_csv_dir(text))
 
@@ -109,9 +117,9 @@ def test_non_utf8_across_a_chunk_boundary(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_bytes(b"a\n" + b"\xc3\xa9" * 10 + b"\xff\n")
     with pytest.raises(DataError, match=r"byte 0xff at byte offset 22 \(line 2\)"):
-        pp.check_utf8(path, chunk_size=3)
+        csvio.check_utf8(path, chunk_size=3)
     path.write_bytes(b"a\n" + b"\xc3\xa9" * 10 + b"\n")
-    pp.check_utf8(path, chunk_size=3)
+    csvio.check_utf8(path, chunk_size=3)
 
 
 def test_utf8_bom_is_not_part_of_the_first_name(job_csv_dir: CsvDir) -> None:
@@ -123,11 +131,11 @@ def test_utf8_bom_is_not_part_of_the_first_name(job_csv_dir: CsvDir) -> None:
 def test_both_engines_read_the_same_text(
     job_csv_dir: CsvDir, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
-    monkeypatch.setattr(pp, "csv_engine", lambda: engine)
-    frame = _read(job_csv_dir('a,b,y\nNA,"x, y",1\n2020-01-01,,0\n007,True,1\n'))
-    assert frame["a"].tolist()[1:] == ["2020-01-01", "007"]
-    assert pd.isna(frame["a"].iloc[0]) and pd.isna(frame["b"].iloc[1])
-    assert frame["b"].iloc[0] == "x, y" and frame["b"].iloc[2] == "True"
+    monkeypatch.setattr(csvio, "csv_engine", lambda: engine)
+    frame = _read(job_csv_dir('a,b,y\nNA,"x, y",1\n2020-01-01,,0\n007, True ,1\n'))
+    assert frame["a"].tolist() == ["NA", "2020-01-01", "007"]  # NA is text, not missing
+    assert pd.isna(frame["b"].iloc[1])
+    assert frame["b"].iloc[0] == "x, y" and frame["b"].iloc[2] == " True "
 
 
 def test_columns_option_reads_a_headerless_file(job_csv_dir: CsvDir) -> None:
@@ -137,12 +145,12 @@ def test_columns_option_reads_a_headerless_file(job_csv_dir: CsvDir) -> None:
 
 
 def test_columns_option_with_a_header_row_is_rejected(job_csv_dir: CsvDir) -> None:
-    with pytest.raises(DataError, match="has a header row. Drop --columns"):
+    with pytest.raises(DataError, match="has a header row. Remove data.columns"):
         _read(job_csv_dir("a,y\n1,0\n"), ["a", "y"])
 
 
 def test_columns_option_with_the_wrong_count(job_csv_dir: CsvDir) -> None:
-    with pytest.raises(DataError, match="--columns names 3 columns but line 1 has 2 fields"):
+    with pytest.raises(DataError, match="data.columns names 3 columns but line 1 has 2 fields"):
         _read(job_csv_dir("1,0\n"), ["a", "b", "y"])
 
 
@@ -167,9 +175,9 @@ def test_target_missing_lists_the_columns() -> None:
         pp.prepare_target(_frame(a=["1"], b=["2"]), "label", "binary")
 
 
-def test_semicolon_file_gets_a_delimiter_hint() -> None:
-    with pytest.raises(DataError, match="not comma-separated"):
-        pp.prepare_target(_frame(**{"a;label": ["1;0"]}), "label", "binary")
+def test_semicolon_file_gets_the_delimiter_setting(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match=r"splits into 2 fields at ';'. Set data.delimiter: ';'"):
+        _read(job_csv_dir("a;label\n1,5;0\n"))
 
 
 def test_binary_target_with_three_values_lists_them() -> None:
@@ -220,7 +228,7 @@ def test_positive_class_for_regression_is_an_error() -> None:
 
 def test_regression_target_must_be_numeric() -> None:
     frame = _frame(a=["1", "2", "3"], y=["1.5", "n/a?", "2"])
-    with pytest.raises(DataError, match=r"d\.csv line 3: regression target 'y' has value 'n/a\?'"):
+    with pytest.raises(DataError, match=r"d\.csv line 3: regression target 'y': 'n/a\?' is not a"):
         pp.prepare_target(frame, "y", "regression")
 
 
@@ -255,13 +263,13 @@ def test_feature_types() -> None:
 def test_mostly_numeric_column_with_text_names_value_and_line() -> None:
     frame = _frame(n=[str(i) for i in range(19)] + ["oops"])
     with pytest.raises(
-        DataError, match=r"d\.csv line 21: column 'n' is 95\.0% numeric but has value 'oops'"
+        DataError, match=r"d\.csv line 21: column 'n' is numeric, but 'oops' is not a number"
     ):
         pp.infer_feature_types(frame)
 
 
 def test_infinite_values_count_as_bad_numbers() -> None:
-    with pytest.raises(DataError, match="has value 'inf'"):
+    with pytest.raises(DataError, match="'inf' is not a finite number"):
         pp.infer_feature_types(_frame(n=[str(i) for i in range(10)] + ["inf"]))
 
 
@@ -277,12 +285,19 @@ def test_no_feature_columns_is_an_error() -> None:
 
 
 def test_coerce_features_types_columns() -> None:
-    frame = pd.DataFrame({"n": ["1", "x", None, "inf"], "c": ["a", None, "1", "b"]})
+    frame = pd.DataFrame({"n": ["1", " 2e3 ", None, ""], "c": [" a ", None, "1", "NA"]})
     typed = pp.coerce_features(frame, ["n"], ["c"])
     assert typed["n"].dtype == np.float64
-    assert typed["n"].iloc[0] == 1.0 and typed["n"].iloc[1:].isna().all()
+    assert typed["n"].iloc[:2].tolist() == [1.0, 2000.0] and typed["n"].iloc[2:].isna().all()
     assert typed["c"].dtype == object
-    assert typed["c"].iloc[0] == "a" and typed["c"].iloc[1] is np.nan
+    assert typed["c"].tolist()[::2] == ["a", "1"] and typed["c"].iloc[1] is np.nan
+    assert typed["c"].iloc[3] == "NA"
+
+
+def test_coerce_features_refuses_text_in_a_numeric_column() -> None:
+    frame = _frame(n=["1", "x"], c=["a", "b"])
+    with pytest.raises(DataError, match=r"d\.csv line 3: column 'n' is numeric, but 'x'"):
+        pp.coerce_features(frame, ["n"], ["c"])
 
 
 # --------------------------------------------------------------------------- split
@@ -340,12 +355,12 @@ def test_splits_depend_only_on_the_seed() -> None:
 
 
 def test_transformer_is_fitted_on_train_and_ignores_unseen_categories() -> None:
-    train = pd.DataFrame({"n": ["1", "3", None], "c": ["a", "b", None]})
-    types = pp.FeatureTypes(columns=["n", "c"], numeric=["n"], categorical=["c"])
-    transformer = pp.fit_transformer(train, types)
-    rows = transformer.transform(
-        pp.coerce_features(pd.DataFrame({"n": [None], "c": ["zzz"]}), ["n"], ["c"])
-    )
+    train = pp.coerce_features(pd.DataFrame({"n": ["1", "3", None], "c": ["a", "b", None]}),
+                               ["n"], ["c"])  # fmt: skip
+    transformer, layout = features.fit_transformer(train, ["n"], ["c"])
+    assert layout == features.DENSE
+    typed = pp.coerce_features(pd.DataFrame({"n": [None], "c": ["zzz"]}), ["n"], ["c"])
+    rows = features.feature_matrix(transformer, typed, ["n"], ["c"], layout)
     assert isinstance(rows, np.ndarray)  # dense: zeros stay zeros for XGBoost
     np.testing.assert_allclose(rows, [[2.0, 0.0, 0.0]])
 
@@ -417,9 +432,10 @@ def test_main_end_to_end(
     assert scoring.shape == (30, 4)
     np.testing.assert_array_equal(scoring[1].to_numpy(), test["x2"].to_numpy())
     transformer = joblib.load(output / "transformer" / pp.TRANSFORMER_FILE)
-    assert transformer.transform(
-        pp.coerce_features(train, schema["numeric_columns"], schema["categorical_columns"])
-    ).shape == (139, 2 + 3 + 2)
+    numeric, categorical = schema["numeric_columns"], schema["categorical_columns"]
+    typed = pp.coerce_features(train, numeric, categorical)
+    matrix = features.feature_matrix(transformer, typed, numeric, categorical)
+    assert matrix.shape == (139, 2 + 3 + 2) and schema["matrix_layout"] == features.DENSE
 
 
 def test_main_is_reproducible(job_csv_dir: CsvDir, tmp_path: Path) -> None:
@@ -436,8 +452,8 @@ def test_main_reports_a_data_error_and_writes_nothing(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    reason = tmp_path / "failure-reason"
-    monkeypatch.setenv(pp.FAILURE_REASON_ENV, str(reason))
+    monkeypatch.setenv(OUTPUT_DIR_ENV, str(tmp_path / "opt-ml-output"))
+    reason = tmp_path / "opt-ml-output" / "message"  # a processing job's ExitMessage
     frame = pd.DataFrame({"a": range(40), "y": ["x", "y", "z", "w"] * 10})
     output = tmp_path / "output"
     assert _run(job_csv_dir(frame), output, "--problem-type", "binary", target="y") == 2

@@ -327,6 +327,27 @@ FAILING_SCRIPTS = {
         """,
         "AlgorithmError: ValueError: boom, exit code: 1",
     ),
+    # SageMaker reads a processing job's /opt/ml/output/message (its ExitMessage), not the
+    # training jobs' /opt/ml/output/failure: a reason written there would be lost on AWS.
+    "failure-file-is-for-training": (
+        """
+        import sys
+        from pathlib import Path
+        Path(sys.argv[2]).with_name("failure").write_text("only training jobs read this")
+        print("ERROR: the reason SageMaker shows", file=sys.stderr)
+        sys.exit(2)
+        """,
+        "the reason SageMaker shows",
+    ),
+    "long-message": (
+        """
+        import sys
+        from pathlib import Path
+        Path(sys.argv[2]).write_text("x" * 1500)
+        sys.exit(2)
+        """,
+        "x" * 1024,
+    ),
 }
 
 

@@ -206,7 +206,7 @@ def test_gradient_boosting_gets_close_to_the_oracle(medium: pd.DataFrame) -> Non
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
-    from scripts.preprocess import build_transformer
+    from tabular.features import build_transformer
 
     labels = medium[sd.TARGET].to_numpy()
     features = observed(medium)

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scripts import evaluate as ev
 from scripts import inference, preprocess
 from scripts import train as tr
 from scripts.train import Hyperparameters, TrainingError
+from tabular.schema import Schema
 
 
 def test_unknown_arguments_are_ignored_and_paths_come_from_the_environment(
@@ -62,12 +64,12 @@ def test_metric_definitions_match_the_printed_lines_only() -> None:
 
 
 def test_read_split_checks_columns_against_the_schema(tmp_path: Path) -> None:
-    schema = {"target": "y", "feature_columns": ["a", "b"]}
+    schema = Schema("y", "binary", ["a", "b"], ["a", "b"], [])
     (tmp_path / "train.csv").write_text("y,b,a\n1,2,3\n")
     with pytest.raises(TrainingError, match=r"columns \['y', 'b', 'a'\] do not match"):
         tr.read_split(tmp_path / "train.csv", schema)
     (tmp_path / "train.csv").write_text("y,a,b\n1,2,3\nx,4,5\n")
-    with pytest.raises(TrainingError, match="non-numeric value 'x' at line 3"):
+    with pytest.raises(TrainingError, match=r"train\.csv line 3: column 'y' is numeric, but 'x'"):
         tr.read_split(tmp_path / "train.csv", schema)
 
 
@@ -98,13 +100,15 @@ def test_invalid_hyperparameters_become_a_training_error() -> None:
         tr.train_booster(hp, "binary", data, data)
 
 
-def test_coerce_features_is_the_same_in_every_script() -> None:
-    import pandas as pd
+def test_every_job_reads_with_the_one_shared_package() -> None:
+    """Not copies kept identical: each job imports the same functions from `tabular`."""
+    import tabular.values
 
-    frame = pd.DataFrame({"n": ["1", "x", None, "-inf"], "c": ["a", None, "1", "b"]})
-    expected = preprocess.coerce_features(frame, ["n"], ["c"])
-    for module in (tr, inference):
-        pd.testing.assert_frame_equal(module.coerce_features(frame, ["n"], ["c"]), expected)
+    assert preprocess.values.coerce_features is tabular.values.coerce_features
+    assert inference.coerce_features is tabular.values.coerce_features
+    assert tr.read_labelled is ev.read_labelled
+    for module in (preprocess, tr, ev, inference):  # no job parses CSV on its own
+        assert "read_csv(" not in Path(module.__file__).read_text(encoding="utf-8"), module
 
 
 def test_file_names_agree_with_preprocess_and_inference() -> None:
@@ -160,5 +164,6 @@ def test_main_reports_a_wrong_objective(
     argv[argv.index("--objective") + 1] = "reg:squarederror"
     assert tr.main(argv) == 2
     assert "ERROR: hyperparameter objective='reg:squarederror'" in capsys.readouterr().err
-    assert "does not fit the binary" in (tmp_path / "output" / tr.FAILURE_FILE).read_text()
+    # A training job's FailureReason is the first 1024 characters of /opt/ml/output/failure.
+    assert "does not fit the binary" in (tmp_path / "output" / "failure").read_text()
     assert not (tmp_path / "model").exists()

@@ -1,0 +1,420 @@
+"""Reading a CSV file or a request body, and writing the canonical files jobs exchange.
+
+One parser for every job (pandas' CSV reader, pyarrow engine when installed, C engine
+otherwise; both give the same result with these options), one set of rules:
+
+* UTF-8, with or without a byte-order mark (Excel's "CSV UTF-8"); other encodings are refused
+  with the byte offset. Line endings LF, CRLF or CR.
+* RFC 4180 quoting: ``"`` around a field, ``""`` for a quote inside it. A field may not hold a
+  line break: batch transform cuts its input at line breaks, so such a record could not be
+  scored. Blank lines are skipped.
+* Every value is read as text; :mod:`tabular.values` decides what it means. Column names lose
+  surrounding whitespace, must be unique and non-empty, with two exceptions that are dropped:
+  trailing unnamed columns that are empty in every row (a trailing delimiter on every line)
+  and an unnamed first column of distinct integers (an index saved by pandas' ``to_csv``).
+* Every record has as many fields as the header; a record that does not is refused with its
+  line number.
+
+Rows are indexed by ``(file, line)`` (:func:`tabular.errors.row_index`) so every message can
+name the line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .dialect import WHITESPACE, Dialect, other_delimiters
+from .errors import DataError, describe_row, row_index
+
+CSV_SUFFIX = ".csv"
+QUOTE = '"'
+LINE_BREAK = r"[\r\n]"
+BYTE_ORDER_MARKS = {
+    codecs.BOM_UTF32_LE: "UTF-32",
+    codecs.BOM_UTF32_BE: "UTF-32",
+    codecs.BOM_UTF16_LE: "UTF-16",
+    codecs.BOM_UTF16_BE: "UTF-16",
+}
+REQUEST = "request"
+"""The ``file`` of a request body's rows."""
+
+logger = logging.getLogger(__name__)
+
+
+def csv_engine() -> str:
+    """Return "pyarrow" (multi-threaded) when pyarrow is importable, else "c"."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return "c"
+    return "pyarrow"
+
+
+def list_csv_files(input_path: Path) -> list[Path]:
+    """Return the CSV files to read: ``input_path`` itself or every ``*.csv`` below it."""
+    if input_path.is_file():
+        return [input_path]
+    if not input_path.is_dir():
+        raise DataError(
+            f"{input_path}: input path does not exist. Point the processing input at "
+            "the S3 prefix or file holding the CSV data."
+        )
+    files = sorted(
+        (p for p in input_path.rglob("*") if p.is_file()),
+        key=lambda p: p.relative_to(input_path).as_posix(),
+    )
+    csv_files = [p for p in files if p.suffix.lower() == CSV_SUFFIX]
+    if not csv_files:
+        found = ", ".join(p.relative_to(input_path).as_posix() for p in files[:10])
+        raise DataError(
+            f"{input_path}: no {CSV_SUFFIX} file found (files: [{found}]). Put the data "
+            f"in files ending in {CSV_SUFFIX} under the input prefix."
+        )
+    return csv_files
+
+
+def check_utf8(path: Path, chunk_size: int = 1 << 20) -> int:
+    """Raise DataError (byte offset, line) unless ``path`` is UTF-8; return its LF count."""
+    with path.open("rb") as handle:
+        start = handle.read(4)
+    for bom, name in BYTE_ORDER_MARKS.items():
+        if start.startswith(bom):
+            raise DataError(
+                f'{path.name}: the file is {name} encoded (Excel\'s "Unicode Text" export); '
+                'export it as "CSV UTF-8" instead.'
+            )
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    newlines = 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            pending = decoder.getstate()[0]
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                buffer = pending + chunk
+                bad = offset - len(pending) + exc.start
+                line = newlines + buffer[: exc.start].count(b"\n") + 1
+                raise DataError(
+                    f"{path.name}: byte 0x{buffer[exc.start]:02x} at byte offset {bad} "
+                    f"(line {line}) is not valid UTF-8. Re-export the file with UTF-8 "
+                    'encoding (Excel: "CSV UTF-8").'
+                ) from None
+            if not chunk:
+                return newlines
+            offset += len(chunk)
+            newlines += chunk.count(b"\n")
+
+
+def first_record(path: Path, dialect: Dialect) -> list[str] | None:
+    """The first non-blank record of ``path`` (fields as written), or None if there is none."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for record in csv.reader(handle, delimiter=dialect.delimiter):
+            if record:
+                return record
+    return None
+
+
+def check_delimiter(source: str, record: Sequence[str], dialect: Dialect) -> None:
+    """Refuse a one-field first record that another delimiter would split (a wrong dialect)."""
+    if len(record) != 1:
+        return
+    for other in other_delimiters(dialect.delimiter):
+        fields = record[0].split(other)
+        if len(fields) > 1:
+            decimal = (
+                " Numbers with decimal commas need data.decimal: ','."
+                if other == ";" and dialect.decimal == "."
+                else ""
+            )
+            raise DataError(
+                f"{source}: line 1 is one field {record[0][:80]!r} with data.delimiter "
+                f"{dialect.delimiter!r}, but it splits into {len(fields)} fields at {other!r}. "
+                f"Set data.delimiter: {other!r} in the config.{decimal}"
+            )
+
+
+def check_column_names(source: str, names: Sequence[str]) -> None:
+    """Raise DataError for duplicate or empty column names."""
+    duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicates:
+        raise DataError(
+            f"{source}: duplicate column names {duplicates} (surrounding spaces are not part "
+            "of a name). Rename the columns so that every name is unique."
+        )
+    blank = [i + 1 for i, n in enumerate(names) if not n]
+    if blank:
+        raise DataError(
+            f"{source}: column(s) {blank} have an empty name. Name every column (an "
+            "unnamed first column is usually a saved index: export with index=False)."
+        )
+
+
+def _find_ragged_row(path: Path, dialect: Dialect, expected: int) -> tuple[int, int] | None:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=dialect.delimiter)
+        for record in reader:
+            if record and len(record) != expected:
+                return reader.line_num, len(record)
+    return None
+
+
+def _raise_if_ragged(path: Path, dialect: Dialect, expected: int) -> None:
+    ragged = _find_ragged_row(path, dialect, expected)
+    if ragged is not None:
+        line, fields = ragged
+        raise DataError(
+            f"{path.name}: line {line} has {fields} fields but the header has {expected}. "
+            "Fix that row (quote values holding the delimiter) or remove it."
+        )
+
+
+def _record_lines(path: Path, dialect: Dialect) -> list[int]:
+    """The line on which each non-blank record of ``path`` starts (the slow, exact way)."""
+    lines = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=dialect.delimiter)
+        previous = 0
+        for record in reader:
+            if record:
+                lines.append(previous + 1)
+            previous = reader.line_num
+    return lines
+
+
+def header_names(record: Sequence[str]) -> list[str]:
+    """The column names a header record gives, as :func:`read_csv_file` keeps them.
+
+    Surrounding whitespace removed, trailing unnamed columns and an unnamed first column
+    (a saved index) left out.
+    """
+    names, trailing = _names_from_header(record)
+    names = names[: len(names) - trailing]
+    return names[1:] if names and not names[0] else names
+
+
+def _names_from_header(record: Sequence[str]) -> tuple[list[str], int]:
+    """Column names of a header record, and how many trailing unnamed columns it has."""
+    names = [field.strip(WHITESPACE) for field in record]
+    trailing = 0
+    while trailing < len(names) - 1 and not names[len(names) - 1 - trailing]:
+        trailing += 1
+    return names, trailing
+
+
+def _drop_trailing(frame: pd.DataFrame, source: str, trailing: int) -> pd.DataFrame:
+    """Drop trailing unnamed columns that are empty in every row (a trailing delimiter)."""
+    if not trailing:
+        return frame
+    extra = frame.iloc[:, -trailing:]
+    filled = extra.notna() & (extra.apply(lambda c: c.str.strip(WHITESPACE)) != "")
+    if bool(filled.to_numpy().any()):
+        column, row = np.argwhere(filled.to_numpy().T)[0]
+        raise DataError(
+            f"{source}: column {frame.shape[1] - trailing + column + 1} has no name but "
+            f"{describe_row(frame.index[row])} holds {extra.iat[row, column]!r}. Name the "
+            "column in the header row."
+        )
+    return frame.iloc[:, : frame.shape[1] - trailing]
+
+
+def _drop_saved_index(frame: pd.DataFrame, source: str, names: list[str]) -> pd.DataFrame:
+    """Drop an unnamed first column of distinct integers: an index saved by pandas."""
+    if names[0] or len(names) < 2:
+        return frame
+    first = frame.iloc[:, 0].str.strip(WHITESPACE)
+    numbers = pd.to_numeric(first, errors="coerce")
+    if numbers.notna().all() and (numbers == np.round(numbers)).all() and numbers.is_unique:
+        logger.warning(
+            "%s: dropped the unnamed first column (an index saved with the data, values %s..)",
+            source,
+            ", ".join(first.iloc[:3]),
+        )
+        return frame.iloc[:, 1:]
+    return frame
+
+
+def _check_line_breaks(frame: pd.DataFrame, names: Sequence[object]) -> None:
+    for position, name in enumerate(names):
+        column = frame.iloc[:, position]
+        breaks = np.asarray(column.str.contains(LINE_BREAK, regex=True, na=False), bool)
+        if breaks.any():
+            row = int(np.flatnonzero(breaks)[0])
+            raise DataError(
+                f"{describe_row(frame.index[row])}: column {name!r} holds a line break inside "
+                f"a quoted value ({column.iloc[row][:40]!r}). Batch scoring splits records "
+                "at line breaks, so remove line breaks from values in the source."
+            )
+
+
+def _read(
+    source: Path | io.StringIO, dialect: Dialect, width: int, header: bool, engine: str
+) -> pd.DataFrame:
+    """Every field as text, empty fields NaN; columns named by position (names come later)."""
+    return pd.read_csv(
+        source,
+        sep=dialect.delimiter,
+        quotechar=QUOTE,
+        dtype=str,
+        engine=engine,
+        header=0 if header else None,
+        names=[f"c{i}" for i in range(width)],
+        keep_default_na=False,
+        na_values=[""],
+        **({"encoding": "utf-8-sig"} if isinstance(source, Path) else {}),
+    )
+
+
+def read_csv_file(
+    path: Path, dialect: Dialect, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read one CSV file as text (missing fields NaN); the index is ``(file, line)``.
+
+    ``columns`` names the columns of a file without a header row.
+    """
+    if path.stat().st_size == 0:
+        raise DataError(f"{path.name}: file is empty. Remove it or export the data again.")
+    newlines = check_utf8(path)
+    first = first_record(path, dialect)
+    if first is None:
+        raise DataError(
+            f"{path.name}: file has no records (only blank lines). Remove it or export "
+            "the data again."
+        )
+    check_delimiter(path.name, first, dialect)
+    trailing = 0
+    if columns is None:
+        names, trailing = _names_from_header(first)
+        named = names[: len(names) - trailing]
+        # An unnamed first column may be a saved index, dropped once its values are known.
+        check_column_names(path.name, named if named[0] else named[1:])
+    else:
+        names = list(columns)
+        stripped = [field.strip(WHITESPACE) for field in first]
+        if stripped[: len(names)] == names:
+            raise DataError(
+                f"{path.name}: line 1 repeats the data.columns names, so the file has a "
+                "header row. Remove data.columns from the config for files with a header."
+            )
+        trailing = len(first) - len(names)
+        if trailing < 0 or any(f.strip(WHITESPACE) for f in first[len(names) :]):
+            raise DataError(
+                f"{path.name}: data.columns names {len(names)} columns but line 1 has "
+                f"{len(first)} fields. Give one name per field in data.columns."
+            )
+        names += [""] * trailing
+    engine = csv_engine()
+    try:
+        frame = _read(path, dialect, len(names), columns is None, engine)
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{path.name}: file is empty. Remove it or export the data again."
+        ) from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        _raise_if_ragged(path, dialect, len(names))
+        raise DataError(
+            f"{path.name}: could not be parsed as CSV ({exc}). Check delimiters and "
+            f"quoting; the file must be {dialect.delimiter!r}-separated with double-quoted text."
+        ) from None
+    if engine == "c":  # the C engine silently pads short rows; find them ourselves
+        _raise_if_ragged(path, dialect, len(names))
+    if frame.empty:
+        raise DataError(
+            f"{path.name}: file has a header row but no data rows. Export the data "
+            "again with its rows."
+        )
+    header_lines = 1 if columns is None else 0
+    terminated, blank_at_end = _line_ends(path)
+    records = len(frame) + header_lines
+    if newlines - blank_at_end == (records if terminated else records - 1):
+        lines = np.arange(len(frame)) + header_lines + 1
+    else:  # blank lines, CR line endings or a record over several lines: count exactly
+        lines = np.asarray(_record_lines(path, dialect)[header_lines:])
+    frame.index = row_index(path.name, lines)
+    _check_line_breaks(frame, names)
+    frame = _drop_trailing(frame, path.name, trailing)
+    frame.columns = names[: len(names) - trailing]
+    if columns is None:
+        frame = _drop_saved_index(frame, path.name, list(frame.columns))
+        check_column_names(path.name, list(frame.columns))
+    return frame
+
+
+def _line_ends(path: Path, tail: int = 1 << 16) -> tuple[bool, int]:
+    """Whether the last record ends with a newline, and how many blank lines follow it."""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - tail))
+        end = handle.read()
+    newlines = end[len(end.rstrip(b"\r\n")) :].count(b"\n")
+    return newlines > 0, max(0, newlines - 1)
+
+
+def check_field_counts(text: str, expected: int | None = None) -> tuple[int, list[int]]:
+    """The field count of a body's records and the line of each; refuse a record without it.
+
+    ``expected`` defaults to the field count of the first record. Blank lines are skipped;
+    the body must hold at least one record.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    lines: list[int] = []
+    previous = 0
+    for record in reader:
+        if record:
+            if expected is None:
+                expected = len(record)
+            if len(record) != expected:
+                raise DataError(
+                    f"{REQUEST} line {reader.line_num}: {len(record)} field(s), expected "
+                    f"{expected} (the model's feature columns, no target, no header)."
+                )
+            lines.append(previous + 1)
+        previous = reader.line_num
+    if not lines or expected is None:
+        raise DataError("request body has no CSV records; send one record per line.")
+    return expected, lines
+
+
+def parse_records(text: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Parse a header-less body of canonical CSV records into text columns named ``columns``.
+
+    Without ``columns`` the fields are named ``0..n-1`` after the first record. The rows are
+    indexed by ``("request", line)``.
+    """
+    fields, lines = check_field_counts(text, None if columns is None else len(columns))
+    names = list(columns) if columns is not None else list(range(fields))
+    frame = _read(io.StringIO(text), Dialect(), fields, header=False, engine="c")
+    frame.index = row_index(REQUEST, lines)
+    _check_line_breaks(frame, names)
+    frame.columns = names
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, path: Path, header: bool) -> None:
+    """Write ``frame`` in the canonical dialect: ``,``, ``.`` decimals, empty = missing, LF.
+
+    Floats are written in their shortest round-trip form, so a reader gets the same number.
+    Fields are quoted where needed (header names always, with pyarrow's writer). A record
+    whose only field is missing is written as ``""``, not as a blank line.
+    """
+    if len(frame.columns) > 1:
+        try:
+            import pyarrow as pa
+            import pyarrow.csv as pa_csv
+        except ImportError:
+            pass
+        else:  # about ten times faster than pandas' writer
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            options = pa_csv.WriteOptions(include_header=header, quoting_style="needed")
+            pa_csv.write_csv(table, path, options)
+            return
+    frame.to_csv(path, index=False, header=header, na_rep="", lineterminator="\n", encoding="utf-8")

@@ -1,0 +1,77 @@
+"""schema.json: what Preprocess learned about the data, read by every later job and the model.
+
+Preprocess writes it beside the fitted transformer; Train copies both into the model, so the
+serving code reads the data exactly as Preprocess did (:attr:`Schema.dialect`) and builds the
+same matrix (:attr:`Schema.matrix_layout`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .csvio import check_column_names, read_csv_file
+from .dialect import DEFAULT_MISSING_VALUES, Dialect
+from .errors import DataError
+from .features import DENSE
+from .values import numeric_values
+
+SCHEMA_FILE = "schema.json"
+TRANSFORMER_FILE = "transformer.joblib"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The parts of schema.json that decide how rows are read and encoded."""
+
+    target: str
+    problem_type: str
+    feature_columns: list[str]
+    numeric_columns: list[str]
+    categorical_columns: list[str]
+    missing_values: tuple[str, ...] = DEFAULT_MISSING_VALUES
+    matrix_layout: str = DENSE
+
+    @property
+    def dialect(self) -> Dialect:
+        """How split files and requests are read: canonical CSV, the data's missing values."""
+        return Dialect(missing_values=self.missing_values)
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Schema:
+        return cls(
+            target=document["target"],
+            problem_type=document["problem_type"],
+            feature_columns=list(document["feature_columns"]),
+            numeric_columns=list(document["numeric_columns"]),
+            categorical_columns=list(document["categorical_columns"]),
+            missing_values=tuple(document.get("missing_values", DEFAULT_MISSING_VALUES)),
+            matrix_layout=document.get("matrix_layout", DENSE),
+        )
+
+
+def read_labelled(path: Path, schema: Schema, fix: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read a split Preprocess wrote (header, target first): text features, float labels.
+
+    ``fix`` is what to do when the file does not fit the schema.
+    """
+    frame = read_csv_file(path, schema.dialect)
+    expected = [schema.target, *schema.feature_columns]
+    check_column_names(path.name, list(frame.columns))
+    if list(frame.columns) != expected:
+        raise DataError(
+            f"{path.name}: columns {list(frame.columns)} do not match the schema {expected}. {fix}"
+        )
+    labels = numeric_values(frame[schema.target], schema.dialect, schema.target)
+    missing = np.flatnonzero(np.isnan(labels))
+    if missing.size:
+        raise DataError(
+            f"{path.name} line {frame.index[missing[0]][1]}: target {schema.target!r} is "
+            f"missing. {fix}"
+        )
+    return frame[schema.feature_columns], labels

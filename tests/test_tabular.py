@@ -1,0 +1,163 @@
+"""The shared job package on its own: canonical files, request records, the feature matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabular import csvio, features, values
+from tabular.dialect import Dialect
+from tabular.errors import DataError
+from tabular.failure import OUTPUT_DIR_ENV, PROCESSING, TRAINING, write_failure
+
+
+def test_canonical_files_round_trip_through_the_request_parser(tmp_path: Path) -> None:
+    """What a job writes for batch scoring, the serving parser reads back value for value."""
+    frame = pd.DataFrame(
+        {
+            "n": [0.1 + 0.2, -0.0, 1e20, np.nan, 3.0],
+            "c": ['say "hi", twice', np.nan, "NA", "=1+1", " "],
+        }
+    )
+    path = tmp_path / "scoring.csv"
+    csvio.write_csv(frame, path, header=False)
+    assert b"\r" not in path.read_bytes()
+    parsed = csvio.parse_records(path.read_text(encoding="utf-8"), ["n", "c"])
+    typed = values.coerce_features(parsed, ["n"], ["c"], Dialect())
+    np.testing.assert_array_equal(typed["n"].to_numpy(), frame["n"].to_numpy())
+    assert typed["c"].tolist()[:4:2] == ['say "hi", twice', "NA"]
+    assert pd.isna(typed["c"].iloc[1]) and pd.isna(typed["c"].iloc[4])  # " " is empty: missing
+
+
+def test_a_record_whose_only_field_is_missing_is_not_a_blank_line(tmp_path: Path) -> None:
+    """Batch scoring skips blank lines: a one-column missing value must still be a record."""
+    path = tmp_path / "scoring.csv"
+    csvio.write_csv(pd.DataFrame({"x": [1.5, np.nan, 2.0]}), path, header=False)
+    text = path.read_text(encoding="utf-8")
+    assert text.splitlines() == ["1.5", '""', "2"] or text.splitlines() == ["1.5", '""', "2.0"]
+    assert len(csvio.parse_records(text, ["x"])) == 3
+
+
+def test_request_records_name_their_line(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"request line 2: column 'c' holds a line break"):
+        csvio.parse_records('1,a\n2,"b\nc"\n', ["n", "c"])
+    with pytest.raises(DataError, match=r"request line 2: 3 field\(s\), expected 2"):
+        csvio.parse_records("1,a\n2,b,c\n", ["n", "c"])
+
+
+@pytest.mark.parametrize(
+    ("dialect", "text", "expected"),
+    [
+        (Dialect(), ["1", "+2.5", "-3e2", " 4 ", ".5"], [1, 2.5, -300, 4, 0.5]),
+        (Dialect(decimal=","), ["1,5", "-2", "3,25e1"], [1.5, -2, 32.5]),
+        (Dialect(thousands=","), ["1,234.5", "12", "1,234,567"], [1234.5, 12, 1234567]),
+        (Dialect(decimal=",", thousands="."), ["1.234,5", "7,0"], [1234.5, 7]),
+        (Dialect(thousands=" "), ["1 234", "1\u00a0234.5", "1\u202f000"], [1234, 1234.5, 1000]),
+    ],
+)
+def test_numbers_under_each_dialect(
+    dialect: Dialect, text: list[str], expected: list[float]
+) -> None:
+    parsed = values.parse_numbers(values.strip(pd.Series(text, dtype=object)), dialect)
+    np.testing.assert_allclose(parsed, expected)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "text"),
+    [
+        (Dialect(thousands=","), "1,23"),  # not a thousands group
+        (Dialect(thousands=","), "12,34,567"),
+        (Dialect(decimal=","), "1.5"),
+        (Dialect(), "1,5"),
+        (Dialect(), "nan"),
+        (Dialect(), "Infinity"),
+        (Dialect(), "0x1F"),
+        (Dialect(), "1_000"),
+    ],
+)
+def test_what_is_not_a_number(dialect: Dialect, text: str) -> None:
+    assert np.isnan(values.parse_numbers(pd.Series([text], dtype=object), dialect)[0])
+
+
+def test_an_ambiguous_number_offers_both_readings() -> None:
+    message = values.explain("1,234", Dialect())
+    assert "data.thousands: ','" in message and "data.decimal: ','" in message
+
+
+def _typed(rows: int, categories: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "n": np.where(rng.random(rows) < 0.5, 0.0, rng.normal(size=rows)),
+            "id": pd.Series([f"v{i}" for i in rng.integers(0, categories, rows)], dtype=object),
+        }
+    )
+
+
+def test_a_wide_one_hot_matrix_is_sparse_and_keeps_numeric_zeros() -> None:
+    typed = _typed(2000, 500)
+    transformer, layout = features.fit_transformer(typed, ["n"], ["id"])
+    assert layout == features.SPARSE
+    matrix = features.feature_matrix(transformer, typed, ["n"], ["id"], layout)
+    assert matrix.format == "csr" and matrix.shape[1] == 1 + typed["id"].nunique()
+    assert matrix.nnz == 2 * len(typed)  # every numeric value (zeros too) and one category
+    first = matrix[:, 0]
+    stored = first.toarray().ravel()  # float32, as XGBoost stores values
+    assert first.nnz == len(typed) and (stored == typed["n"].astype("float32")).all()
+
+
+def test_top_k_bounds_the_width_and_sends_rare_and_unseen_values_to_other() -> None:
+    typed = _typed(3000, 2000)
+    transformer, layout = features.fit_transformer(typed, ["n"], ["id"], top_k=20)
+    matrix = features.feature_matrix(transformer, typed, ["n"], ["id"], layout)
+    assert matrix.shape[1] == 1 + 20 + 1
+    unseen = pd.DataFrame({"n": [1.0], "id": pd.Series(["never seen"], dtype=object)})
+    row = features.feature_matrix(transformer, unseen, ["n"], ["id"], layout)
+    row = row.toarray() if hasattr(row, "toarray") else row
+    assert row[0, -1] == 1.0 and row[0, 1:-1].sum() == 0  # the "other" column
+
+
+def test_the_cap_names_the_column_and_the_fixes() -> None:
+    typed = _typed(500, 400)
+    with pytest.raises(
+        DataError, match=r"column 'id' has \d+ distinct values.*drop_columns.*top_k"
+    ):
+        features.check_cardinality(typed, ["id"], 100, features.REFUSE)
+    assert features.check_cardinality(typed, ["id"], 100, features.TOP_K)["id"] > 100
+
+
+def test_sparse_and_dense_layouts_train_the_same_kind_of_model() -> None:
+    """XGBoost reads a stored numeric zero as zero (not missing) in the sparse layout."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(1)
+    rows = 3000
+    typed = pd.DataFrame(
+        {
+            "n": np.where(rng.random(rows) < 0.5, 0.0, np.nan),
+            "id": pd.Series([f"v{i % 3}" for i in range(rows)], dtype=object),
+        }
+    )
+    typed["n"] = typed["n"].fillna(1.0)  # the imputer sees no gap: 0 and 1 are values
+    labels = (typed["n"] == 0).astype(float).to_numpy()
+    transformer, _ = features.fit_transformer(typed, ["n"], ["id"])
+    for layout in features.LAYOUTS:
+        matrix = features.feature_matrix(transformer, typed, ["n"], ["id"], layout)
+        booster = xgb.train(
+            {"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(matrix, label=labels), 5
+        )
+        predictions = booster.predict(xgb.DMatrix(matrix))
+        assert ((predictions > 0.5) == (labels == 1)).all(), layout
+
+
+@pytest.mark.parametrize(("kind", "file"), [(TRAINING, "failure"), (PROCESSING, "message")])
+def test_a_job_writes_its_failure_where_sagemaker_reads_it(
+    kind: str, file: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(OUTPUT_DIR_ENV, str(tmp_path))
+    assert write_failure(kind, "café: broken\n") == tmp_path / file
+    assert (tmp_path / file).read_bytes() == "café: broken\n".encode()
+    assert [p.name for p in tmp_path.iterdir()] == [file]
