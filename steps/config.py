@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from scripts.evaluate import METRICS
+from steps.sqs import check_queue_url
 from tabular.dialect import (
     DECIMAL_MARKS,
     DEFAULT_MISSING_VALUES,
@@ -39,7 +40,6 @@ from tabular.dialect import (
     dialect_problems,
 )
 from tabular.features import DEFAULT_MAX_CATEGORIES, HIGH_CARDINALITY_POLICIES, REFUSE
-from steps.sqs import check_queue_url
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
