@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.definition import build
 from pipelines.local import LocalRun, run_local, runner_for, summary_table
 from steps.config import Config, load_config
 
@@ -46,6 +45,11 @@ def config(tmp_path: Path, data: Path, **data_fields: Any) -> Config:
 
 
 def run(cfg: Config, workspace: Path) -> LocalRun:
+    from pipelines.sdk import prepare_sdk
+
+    prepare_sdk(cfg)  # as the CLI does before it imports the builders
+    from pipelines.definition import build
+
     return run_local(cfg, build(cfg), workspace=workspace, quiet=True)
 
 
