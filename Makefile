@@ -53,7 +53,7 @@ lock: | $(UV)
 	$(COMPILE) $(LOCKS)/tools.in -o $(LOCKS)/tools.txt
 
 ## upgrade: newest allowed versions: relock, reinstall, rebuild the golden file, report the diff
-upgrade: $(STAMP)
+upgrade: | $(UV)
 	MAKE="$(MAKE)" $(PYTHON) -m tools.upgrade
 
 ## lint: ruff, mypy on the builders, and the import contracts (job code stays SDK-free)

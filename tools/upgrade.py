@@ -1,7 +1,7 @@
 """`make upgrade`: the newest versions pyproject.toml allows, arriving as one reviewed diff.
 
 1. Relock with `--upgrade`; when no lock file changes, that is all.
-2. Lint and test on the current lock (the venv still holds it).
+2. Sync the venv to the committed lock, lint and test.
 3. Install the new lock, rebuild the golden definition, lint and test again.
 4. Print the version changes, the golden definition's diff and the test results before and after
    (also written to build/upgrade/report.txt, with the logs beside it).
@@ -65,12 +65,15 @@ class SuiteResults:
     failed: int = 0
     skipped: int = 0
     failing: tuple[str, ...] = ()
+    not_run: str = ""  # why neither lint nor the tests ran
 
     @property
     def ok(self) -> bool:
         return self.lint_ok and self.ran and self.failed == 0
 
     def summary(self) -> str:
+        if self.not_run:
+            return f"not run: {self.not_run}"
         lint = "lint passed" if self.lint_ok else "lint FAILED"
         if not self.ran:
             return f"{lint}; pytest did not run to the end (see its log)"
@@ -173,6 +176,14 @@ def run(command: Sequence[str | Path], log: Path | None) -> int:
 
 def run_tests(label: str) -> SuiteResults:
     say(f"lint and tests {label} (logs: build/upgrade/{label}-*.log)")
+    if make("install", log=UPGRADE_DIR / f"{label}-install.log") != 0:
+        results = SuiteResults(
+            lint_ok=False,
+            ran=False,
+            not_run=f"the lock does not install (build/upgrade/{label}-install.log)",
+        )
+        print(f"   {results.summary()}", flush=True)
+        return results
     lint_ok = make("lint", log=UPGRADE_DIR / f"{label}-lint.log") == 0
     junit = UPGRADE_DIR / f"{label}-pytest.xml"
     junit.unlink(missing_ok=True)
