@@ -45,7 +45,8 @@ LOCK_NAMES = (*SETS, BUILD_LOCK, TOOLS_LOCK)
 ALL_SET = list(SETS)[-1]
 STATE = """State:
   The venv holds the new lock in requirements/, which is NOT committed yet.
-  Keep it: review this report, then commit requirements/ and tests/golden/ together.
+  Keep it: review this report, then commit requirements/ and tests/golden/ together (with any
+  pyproject.toml change, and the README's versions if a test names them).
   Drop it: git checkout -- requirements tests/golden && make install"""
 
 
