@@ -5,24 +5,62 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# uv (pinned in requirements/tools.in) locks and installs; it lives in the venv's folder, outside
+# the locked set it installs.
+TOOLS := $(VENV)/.tools
+UV := $(TOOLS)/bin/uv
+LOCKS := requirements
+# The venv holds one locked set at a time (runtime, dev or bench); its stamp names the set.
+STAMP := $(VENV)/.synced-dev
 CONFIG ?= configs/pipeline.yaml
 LOCAL_CONFIG ?= configs/local.yaml
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	@touch $(STAMP)
+# One resolution of every extra (bench.txt); dev.txt and runtime.txt are cut from it, so a package
+# has the same version in every set. Universal: one file for Linux, macOS and Windows on Python 3.11
+# and 3.12, with one version per package across them (fork strategy `fewest`).
+COMPILE = $(UV) pip compile --quiet --universal --fork-strategy fewest --python-version 3.11 \
+	--generate-hashes --custom-compile-command "make lock"
 
-## install: create .venv and install the package with its test tools
-install: $(STAMP)
+$(UV): $(LOCKS)/tools.txt
+	rm -rf $(TOOLS)
+	$(PYTHON) -m pip install -qq --root-user-action=ignore --require-hashes --no-deps \
+		--target $(TOOLS) -r $<
+	@touch $@
+
+# Sync the venv to one lock exactly: what older installs left goes, the locked versions win, and
+# the project itself is installed editable, built by the locked setuptools. uv checks every hash
+# the lock holds (tests/test_lockfiles.py: every pin has them); nothing is resolved here.
+$(VENV)/.synced-%: $(LOCKS)/%.txt $(LOCKS)/build.txt pyproject.toml | $(UV)
+	@test -x $(BIN)/python || $(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	@rm -f $(VENV)/.synced-*
+	$(UV) pip sync --quiet --python $(BIN)/python --build-constraints $(LOCKS)/build.txt \
+		--require-build-hashes $< <(echo "--editable .")
+	@$(UV) pip check --quiet --python $(BIN)/python || { \
+		echo "$< does not hold what pyproject.toml requires: run \`make lock\`" >&2; exit 1; }
+	@touch $@
+
+## install: sync .venv to the lock: the package and its test tools (other targets sync on change)
+install:
+	@rm -f $(STAMP)
+	@$(MAKE) --no-print-directory $(STAMP)
+
+## lock: regenerate requirements/*.txt from pyproject.toml (locked versions kept where allowed)
+lock: | $(UV)
+	$(COMPILE) $(LOCK_ARGS) pyproject.toml --extra dev --extra bench -o $(LOCKS)/bench.txt
+	$(COMPILE) pyproject.toml --extra dev -c $(LOCKS)/bench.txt -o $(LOCKS)/dev.txt
+	$(COMPILE) pyproject.toml -c $(LOCKS)/bench.txt -o $(LOCKS)/runtime.txt
+	$(COMPILE) $(LOCK_ARGS) $(LOCKS)/build.in -o $(LOCKS)/build.txt
+	$(COMPILE) $(LOCKS)/tools.in -o $(LOCKS)/tools.txt
+
+## upgrade: newest allowed versions: relock, reinstall, rebuild the golden file, report the diff
+upgrade: | $(UV)
+	MAKE="$(MAKE)" $(PYTHON) -m tools.upgrade
 
 ## lint: ruff, mypy on the builders, and the import contracts (job code stays SDK-free)
 lint: $(STAMP)
-	$(BIN)/ruff check pipelines steps scripts runtime tests conftest.py
-	$(BIN)/ruff format --check pipelines steps scripts runtime tests conftest.py
-	$(BIN)/mypy pipelines steps runtime
+	$(BIN)/ruff check pipelines steps scripts runtime tools tests conftest.py
+	$(BIN)/ruff format --check pipelines steps scripts runtime tools tests conftest.py
+	$(BIN)/mypy pipelines steps runtime tools
 	$(BIN)/lint-imports
 
 ## test: lint, then every test (no AWS, no network: moto stands in for the API)
@@ -62,8 +100,7 @@ infra-lint: $(STAMP)
 	$(BIN)/cfn-lint --include-checks I -- infra/template.yaml
 
 ## bench: measure overhead, caching, build time, scale, AUC (build/bench/results.json, .png)
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
+bench: $(VENV)/.synced-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## clean: remove build outputs (keeps .venv)
@@ -74,4 +111,4 @@ clean:
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 14
 
-.PHONY: install lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench
+.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench
