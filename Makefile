@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 # the locked set it installs.
 TOOLS := $(VENV)/.tools
 UV := $(TOOLS)/bin/uv
+# uv trusts the platform's certificate store, as pip does (a TLS-inspecting proxy's CA lives there),
+# also in a shell without SSL_CERT_FILE.
+export UV_SYSTEM_CERTS := 1
 LOCKS := requirements
 # The venv holds one locked set at a time (runtime, dev or bench); its stamp names the set.
 STAMP := $(VENV)/.synced-dev
