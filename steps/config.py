@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from scripts.evaluate import METRICS
+from steps.deploy_config import DeploySection, security_problems
 from steps.sqs import check_queue_url
 from tabular.dialect import (
     DECIMAL_MARKS,
@@ -336,6 +337,7 @@ class EvaluationSection(Section):
     comparison: Literal["gte", "lte"] | None = None
     probability_threshold: Fraction = 0.5
     bootstrap_rounds: Annotated[int, Field(ge=0, le=1000)] = 50
+    smoke_sample_rows: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
 class DataQualitySection(Section):
@@ -467,10 +469,16 @@ class Config(Section):
     schedule: ScheduleSection
     security: SecuritySection
     retry: RetrySection
+    deploy: DeploySection  # schema and rules: steps/deploy_config.py
 
     @model_validator(mode="after")
     def _check_gate(self) -> Config:
         self.gate  # noqa: B018 - resolving the gate validates metric, threshold and comparison
+        problems = security_problems(
+            self.deploy, self.security.enable_network_isolation, self.security.subnets
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
