@@ -361,10 +361,11 @@ class StageSection(Section):
 
 
 def step_instances(size: int, unit: str, fleet: int) -> int:
-    """Instances one step activates: a count, or a share of the fleet rounded up."""
+    """Instances one step activates: a count, or a share of the fleet rounded down to stay
+    within the share, but at least one instance."""
     if unit == "instances":
         return size
-    return max(1, math.ceil(fleet * size / 100))
+    return max(1, math.floor(fleet * size / 100))
 
 
 def rollout_problems(rollout: RolloutSection, fleet: int | None) -> list[str]:
@@ -398,6 +399,8 @@ def rollout_problems(rollout: RolloutSection, fleet: int | None) -> list[str]:
         return problems
     active = step_instances(rollout.size, rollout.unit, fleet)
     share = 100.0 * active / fleet
+    # A share in range is honoured as rounded; one instance above the share is too few.
+    low = low if rollout.unit == "instances" else 0.0
     if not low <= share <= high:
         what = "a canary above 50 %" if mode == "canary" else f"a {mode} step outside its range"
         problems.append(

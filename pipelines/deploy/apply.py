@@ -110,12 +110,13 @@ def _message(error: ClientError) -> str:
 
 
 def not_found(error: ClientError) -> bool:
-    """SageMaker answers a missing endpoint, config or model with ValidationException."""
+    """SageMaker answers a missing endpoint, config, model or package with ValidationException
+    ("Could not find ...", "... does not exist", "... not found")."""
     if _code(error) in NOT_FOUND_CODES:
         return True
     text = _message(error).lower()
-    return _code(error) == "ValidationException" and ("could not find" in text or
-                                                      "does not exist" in text)  # fmt: skip
+    missing = ("could not find", "does not exist", "not found")
+    return _code(error) == "ValidationException" and any(m in text for m in missing)
 
 
 def failed(what: str, error: ClientError) -> DeployFailed:
@@ -326,16 +327,19 @@ def wait_for_endpoint(
 
 
 def tripped_alarms(clients: Clients, watched: list[str], since: datetime) -> list[tuple[str, str]]:
-    """The rollback alarms that went to ALARM since `since`, with CloudWatch's reason."""
+    """The rollback alarms in ALARM, with CloudWatch's reason; when none is any more (the new
+    fleet is gone, its metrics with it), those whose history went to ALARM since `since`."""
+    states = alarm_states(clients, watched)
+    now = [(name, str(a.get("StateReason", ""))) for name, a in states.items()
+           if a.get("StateValue") == ALARM]  # fmt: skip
+    if now:
+        return now
     found = []
-    for name, alarm in alarm_states(clients, watched).items():
-        if alarm.get("StateValue") == ALARM:
-            found.append((name, str(alarm.get("StateReason", ""))))
-            continue
-        history_items = clients.cloudwatch.describe_alarm_history(
+    for name in states:
+        items = clients.cloudwatch.describe_alarm_history(
             AlarmName=name, HistoryItemType="StateUpdate", StartDate=since
         ).get("AlarmHistoryItems", [])
-        for item in history_items:
+        for item in items:
             data = json.loads(item.get("HistoryData") or "{}")
             if (data.get("newState") or {}).get("stateValue") == ALARM:
                 found.append((name, str(item.get("HistorySummary", ""))))
@@ -377,15 +381,18 @@ def verify(
 
 
 def _ensure(
-    clients: Clients, what: str, describe: Callable[..., Any], key: dict[str, str],
+    what: str, describe: Callable[..., Any], key: dict[str, str],
     create: Callable[..., Any], request: dict[str, Any], clock: Clock, out: Out,
-) -> None:  # fmt: skip
-    """Create a content-named resource unless it exists (a re-run, a rollback)."""
+) -> bool:  # fmt: skip
+    """Create a content-named resource unless it exists (a re-run, a rollback); True when
+    this call created it."""
+    name = next(iter(key.values()))
     if _absent(describe, **key) is not None:
-        out(f"{what} {next(iter(key.values()))}: exists")
-        return
-    eventually(f"creating {what} {next(iter(key.values()))}", create, clock, not_found, **request)
-    out(f"{what} {next(iter(key.values()))}: created")
+        out(f"{what} {name}: exists")
+        return False
+    eventually(f"creating {what} {name}", create, clock, not_found, **request)
+    out(f"{what} {name}: created")
+    return True
 
 
 def _is_not_registered(error: ClientError) -> bool:
@@ -434,36 +441,39 @@ def execute(
     d = deployment
     target = d.target
     sagemaker = clients.sagemaker
-    _ensure(clients, "model", sagemaker.describe_model, {"ModelName": d.model_name},
-            sagemaker.create_model, d.model, clock, out)  # fmt: skip
-    _ensure(clients, "endpoint config", sagemaker.describe_endpoint_config,
-            {"EndpointConfigName": d.config_name}, sagemaker.create_endpoint_config, d.config,
-            clock, out)  # fmt: skip
+    created = []
+    if _ensure("model", sagemaker.describe_model, {"ModelName": d.model_name},
+               sagemaker.create_model, d.model, clock, out):  # fmt: skip
+        created.append(Call("sagemaker", "DeleteModel", {"ModelName": d.model_name}))
+    if _ensure("endpoint config", sagemaker.describe_endpoint_config,
+               {"EndpointConfigName": d.config_name}, sagemaker.create_endpoint_config, d.config,
+               clock, out):  # fmt: skip
+        created.append(
+            Call("sagemaker", "DeleteEndpointConfig", {"EndpointConfigName": d.config_name})
+        )
     for alarm in d.alarms:
         call(f"alarm {alarm['AlarmName']}", clients.cloudwatch.put_metric_alarm, **alarm)
         out(f"alarm {alarm['AlarmName']}: put")
-    if d.rescale:
-        out("autoscaling: released while the instance type changes")
-        release_scaling(clients, d.release_scaling(), out)
+    if d.kind != UNCHANGED:
+        created.append(Call("cloudwatch", "DeleteAlarms", {"AlarmNames": d.alarm_names}))
     since = clock.now()
     described: dict[str, Any] | None = None
+    released = False
     try:
-        if d.kind == CREATE:
-            assert d.endpoint is not None
-            eventually(f"creating endpoint {target.endpoint}", sagemaker.create_endpoint,
-                       clock, not_found, **d.endpoint)  # fmt: skip
-            out(f"endpoint {target.endpoint}: creating on {d.config_name}")
-        elif d.kind == UPDATE:
-            assert d.endpoint is not None
-            eventually(f"updating endpoint {target.endpoint}", sagemaker.update_endpoint,
-                       clock, not_found, **d.endpoint)  # fmt: skip
-            out(f"endpoint {target.endpoint}: updating to {d.config_name} ({d.plan.mode})")
-        else:
-            out(f"endpoint {target.endpoint}: already on {d.config_name}, nothing to update")
+        if d.rescale:
+            out("autoscaling: released while the instance type changes")
+            release_scaling(clients, d.release_scaling(), out)
+            released = True
+        try:
+            start_endpoint(clients, d, out, clock)
+        except DeployFailed:
+            discard(clients, reversed(created), out)  # nothing changed: leave nothing behind
+            raise
         described = wait_for_endpoint(clients, target, d.config_name, d.rollback_alarms, out, clock)
     finally:
-        if described is not None and described["EndpointStatus"] == IN_SERVICE:
-            _settle_scaling(clients, d, out, clock)
+        serving = described is not None and described["EndpointStatus"] == IN_SERVICE
+        if serving or (released and described is None):
+            _settle_scaling(clients, d, out, clock)  # as configured, whatever config is live
     verify(clients, d, described, since)
     result = None
     if target.stage.smoke.enabled:
@@ -477,6 +487,32 @@ def execute(
     record(clients, d, described, who, clock)
     cleanup(clients, d, out)
     return result
+
+
+def start_endpoint(clients: Clients, d: Deployment, out: Out, clock: Clock) -> None:
+    """CreateEndpoint or UpdateEndpoint (retried while the new config is not visible yet)."""
+    endpoint = d.target.endpoint
+    sagemaker = clients.sagemaker
+    if d.kind == CREATE:
+        assert d.endpoint is not None
+        eventually(f"creating endpoint {endpoint}", sagemaker.create_endpoint, clock,
+                   not_found, **d.endpoint)  # fmt: skip
+        out(f"endpoint {endpoint}: creating on {d.config_name}")
+    elif d.kind == UPDATE:
+        assert d.endpoint is not None
+        eventually(f"updating endpoint {endpoint}", sagemaker.update_endpoint, clock,
+                   not_found, **d.endpoint)  # fmt: skip
+        out(f"endpoint {endpoint}: updating to {d.config_name} ({d.plan.mode})")
+    else:
+        out(f"endpoint {endpoint}: already on {d.config_name}, nothing to update")
+
+
+def discard(clients: Clients, calls: Iterator[Call] | list[Call], out: Out) -> None:
+    """Delete what this run created before SageMaker refused to use it."""
+    for item in calls:
+        _delete(getattr(clients.of(item.service), _snake(item.operation)), **item.request)
+        out(f"{item.operation.removeprefix('Delete')} {next(iter(item.request.values()))}: "
+            "removed (not used)")  # fmt: skip
 
 
 def _settle_scaling(clients: Clients, d: Deployment, out: Out, clock: Clock) -> None:
@@ -626,7 +662,7 @@ def apply_monitoring(clients: Clients, d: Deployment, out: Out, clock: Clock) ->
     job, create = d.monitoring
     sagemaker = clients.sagemaker
     name = job["JobDefinitionName"]
-    _ensure(clients, "data-quality job definition", sagemaker.describe_data_quality_job_definition,
+    _ensure("data-quality job definition", sagemaker.describe_data_quality_job_definition,
             {"JobDefinitionName": name}, sagemaker.create_data_quality_job_definition, job,
             clock, out)  # fmt: skip
     schedule_name = create["MonitoringScheduleName"]
@@ -854,7 +890,7 @@ def start_shadow(clients: Clients, d: Deployment, out: Out, clock: Clock) -> dic
                 "one runs at a time: wait for it or undeploy"
             )
     sagemaker = clients.sagemaker
-    _ensure(clients, "model", sagemaker.describe_model, {"ModelName": d.model_name},
+    _ensure("model", sagemaker.describe_model, {"ModelName": d.model_name},
             sagemaker.create_model, d.model, clock, out)  # fmt: skip
     start = clock.now()
     request = d.shadow_request(start)

@@ -69,8 +69,9 @@ def _deploy(args: argparse.Namespace, action: str) -> int:
     except DeployFailed as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return EXIT_FAILED
+    done = "rolled back to" if action == ROLLBACK else "deployed"
     _print(
-        f"{action}ed {package.label} to {target.endpoint}: live on {deployment.config_name}"
+        f"{done} {package.label} on {target.endpoint}: live on {deployment.config_name}"
         + (" and smoke-tested" if target.stage.smoke.enabled else "")
     )
     return 0

@@ -128,6 +128,8 @@ class Hosting:
     models: dict[str, Model] = field(default_factory=dict)  # package ARN -> model
     updates: list[dict[str, Any]] = field(default_factory=list)
     invocations: list[dict[str, Any]] = field(default_factory=list)
+    trip: str | None = None  # this rollback alarm of an update goes to ALARM while it bakes
+    offset: float = 0.0  # added to every prediction (an endpoint that answers otherwise)
 
     @property
     def backend(self) -> Any:
@@ -169,7 +171,16 @@ class Hosting:
             )
         watched = [a["AlarmName"] for a in params.get("DeploymentConfig", {})
                    .get("AutoRollbackConfiguration", {}).get("Alarms", [])]  # fmt: skip
-        alarms = self.session.client("cloudwatch").describe_alarms(AlarmNames=watched)
+        cloudwatch = self.session.client("cloudwatch")
+        for alarm in watched:
+            if self.trip and alarm.endswith(f"-{self.trip}"):
+                cloudwatch.set_alarm_state(
+                    AlarmName=alarm,
+                    StateValue="ALARM",
+                    StateReason="Threshold Crossed: 1 datapoint [3.0] was greater than the "
+                    "threshold (0.0).",
+                )
+        alarms = cloudwatch.describe_alarms(AlarmNames=watched)
         if watched and any(a["StateValue"] == "ALARM" for a in alarms["MetricAlarms"]):
             endpoint.failure_reason = "Deployment was rolled back: an alarm went to ALARM."
         else:
@@ -193,7 +204,11 @@ class Hosting:
 
     def answer(self, endpoint_name: str, body: bytes, content_type: str, accept: str) -> bytes:
         self.invocations.append({"endpoint": endpoint_name, "body": body})
-        return self._serving(endpoint_name).handler(body, content_type, accept)
+        answer = self._serving(endpoint_name).handler(body, content_type, accept)
+        if not self.offset:
+            return answer
+        values = [float(line) + self.offset for line in answer.decode().splitlines()]
+        return "".join(f"{value:.9g}\n" for value in values).encode()
 
     def _invoke(self, params: dict[str, Any]) -> Any:
         name = params["EndpointName"]
