@@ -472,3 +472,43 @@ def test_async_and_serverless_endpoints(
         EndpointConfigName=account.endpoint("tabular-xgboost-serverless")["EndpointConfigName"]
     )
     assert config["ProductionVariants"][0]["ServerlessConfig"]["MemorySizeInMB"] == 3072
+
+
+IAM_PREFIX = {"sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker",
+              "cloudwatch": "cloudwatch", "application-autoscaling": "application-autoscaling",
+              "s3": "s3"}  # fmt: skip
+S3_READS = {"HeadObject": "GetObject"}
+
+
+def test_every_call_deploy_makes_is_one_the_deploy_role_allows(
+    account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A whole life cycle (deploy, update, status, smoke, rollback, undeploy, an asynchronous
+    endpoint with autoscaling from zero), every AWS call recorded, against infra/deploy-role.yaml."""
+    from test_infra import INFRA, as_list, load_template, statements
+
+    made: set[str] = set()
+
+    def record(model: Any, **_: Any) -> None:
+        service = model.service_model.service_name
+        if service != "sts":  # GetCallerIdentity needs no permission
+            made.add(f"{IAM_PREFIX[service]}:{S3_READS.get(model.name, model.name)}")
+
+    for client in vars(account.clients).values():
+        client.meta.events.register("before-call.*.*", record)
+    reference = yaml.safe_load((PIPELINE_CONFIG.parent / "deploy-reference.yaml").read_text())
+    stage = {**reference["deploy"]["stages"]["async"], "monitoring": {"enabled": False}}
+    account.reconfigure(tmp_path / "cycle.yaml", {"async": stage})
+    for argv in (["deploy", "--stage", "async"], ["undeploy", "--stage", "async"]):
+        account.package()
+        assert account.run(capsys, *argv)[0] == 0
+    for verb in ("deploy", "deploy", "status", "smoke", "rollback", "undeploy"):
+        if verb == "deploy":
+            account.package()
+        code, _, err = account.run(capsys, verb, "--stage", "staging")
+        assert code == 0, (verb, err)
+    role = load_template(INFRA / "deploy-role.yaml")
+    allowed = {a for s in statements(role, "DeployRole") for a in as_list(s["Action"])}
+    assert made - allowed == set()
+    assert {"sagemaker:UpdateEndpoint", "sagemaker:InvokeEndpointAsync", "s3:PutObject",
+            "application-autoscaling:PutScalingPolicy"} <= made  # fmt: skip
