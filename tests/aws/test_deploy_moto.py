@@ -484,7 +484,7 @@ def test_every_call_deploy_makes_is_one_the_deploy_role_allows(
     account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """A whole life cycle (deploy, update, status, smoke, rollback, undeploy, an asynchronous
-    endpoint with autoscaling from zero), every AWS call recorded, against infra/deploy-role.yaml."""
+    endpoint scaling from zero), every AWS call recorded, against infra/deploy-role.yaml."""
     from test_infra import INFRA, as_list, load_template, statements
 
     made: set[str] = set()
