@@ -30,7 +30,8 @@ from pydantic import (
 )
 
 from scripts.evaluate import METRICS
-from steps.deploy_config import DeploySection, security_problems
+from steps.deploy_config import DeploySection, merge
+from steps.deploy_rules import security_problems
 from steps.sqs import check_queue_url
 from tabular.dialect import (
     DECIMAL_MARKS,
@@ -517,16 +518,6 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message lists every problem."""
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one)."""
 
@@ -617,7 +608,7 @@ def _resolve(path: Path, named_by: str, seen: tuple[Path, ...] = ()) -> dict[str
     if parent_path is None:
         return raw
     reference = f"fix `extends: {parent}` in {path}: it must name" if parent else "restore"
-    return _deep_merge(_resolve(parent_path, reference, (*seen, path)), raw)
+    return merge(_resolve(parent_path, reference, (*seen, path)), raw)
 
 
 def _format_errors(path: Path, error: ValidationError, from_env: dict[str, str]) -> str:

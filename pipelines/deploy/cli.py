@@ -123,12 +123,19 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _deploy(args, ROLLBACK)
 
 
-def cmd_undeploy(args: argparse.Namespace) -> int:
+def _stage(args: argparse.Namespace) -> tuple[Target, Any]:
+    """The stage's target and deploy's AWS clients (credentials checked)."""
     from pipelines.deploy import apply
 
     cfg = load_config(args.config)
     target = _target(cfg, args.stage)
-    clients = apply.Clients.for_config(cfg)
+    return target, apply.Clients.for_config(cfg)
+
+
+def cmd_undeploy(args: argparse.Namespace) -> int:
+    from pipelines.deploy import apply
+
+    target, clients = _stage(args)
     try:
         removed = apply.undeploy(clients, target, _print, apply.Clock())
     except DeployFailed as error:
@@ -141,9 +148,7 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from pipelines.deploy import apply
 
-    cfg = load_config(args.config)
-    target = _target(cfg, args.stage)
-    clients = apply.Clients.for_config(cfg)
+    target, clients = _stage(args)
     live = apply.read_live(clients, target)
     alarms = {}
     if live.owned:
@@ -168,9 +173,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     from pipelines.deploy import apply
     from pipelines.deploy.package import Package
 
-    cfg = load_config(args.config)
-    target = _target(cfg, args.stage)
-    clients = apply.Clients.for_config(cfg)
+    target, clients = _stage(args)
     live = apply.read_live(clients, target)
     arn = live.tags.get(PACKAGE_TAG)
     if not live.exists or not arn:

@@ -18,7 +18,7 @@ from pipelines.deploy.package import Package, PackageRefused
 from pipelines.deploy.plan import RolloutPlan, alarm_definitions
 from pipelines.deploy.requests import Target
 from pipelines.errors import UsageError
-from steps.deploy_config import rollout_problems
+from steps.deploy_rules import rollout_problems
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
 POLICY_ARN = "arn:aws:autoscaling:<region>:<account>:scalingPolicy:<returned by PutScalingPolicy>"

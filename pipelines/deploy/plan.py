@@ -4,7 +4,7 @@
 requests.py); a local router can carry out the same steps and evaluate the same alarms on its own
 metrics (`RolloutPlan.scaled` shortens the waits for a rehearsal; `AlarmDefinition.state`
 evaluates datapoints the way CloudWatch does). The step arithmetic is the config's
-(steps/deploy_config.py), so the plan and the validation cannot disagree.
+(steps/deploy_rules.py), so the plan and the validation cannot disagree.
 
 Traffic on the new fleet follows its active capacity: a canary of 1 of 4 instances takes 25 %.
 """
@@ -15,15 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from steps.deploy_config import (
-    AlarmSection,
-    RolloutSection,
-    StageSection,
-    final_bake,
-    step_bakes,
-    step_count,
-    step_instances,
-)
+from steps.deploy_config import AlarmSection, RolloutSection, StageSection
+from steps.deploy_rules import final_bake, step_bakes, step_count, step_instances
 
 ALL_AT_ONCE = "all_at_once"
 OK, ALARM, INSUFFICIENT_DATA = "OK", "ALARM", "INSUFFICIENT_DATA"

@@ -1,57 +1,22 @@
 """The deploy verbs as a new user runs them: a bare shell (no AWS settings, an empty HOME, no
-network but what the test serves), against moto's HTTP server where AWS is needed."""
+network but what the test serves), against moto's HTTP server where AWS is needed. (Without
+credentials, and offline, they are among tests/test_environment.py's AWS verbs.)"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import boto3
-import pytest
 import yaml
-from deploy_support import Model, register, trained_model
+from deploy_support import Model, register
 from offline_guard import bare_command
-from test_environment import FAKE_CREDENTIALS, IMDS, NO_SDK, ROOT, Shell, clean
+from test_environment import FAKE_CREDENTIALS, NO_SDK, ROOT, Shell, clean
 
-from pipelines import aws
 from pipelines.deploy.golden import GOLDEN_DIR
-from scripts import preprocess
 from steps.config import PIPELINE_CONFIG, load_config
-
-VERBS = [
-    ["deploy", "--stage", "staging"],
-    ["deploy", "--stage", "prod", "--dry-run"],
-    ["rollback", "--stage", "prod"],
-    ["undeploy", "--stage", "staging"],
-    ["status", "--stage", "prod"],
-    ["smoke", "--stage", "staging"],
-]
-
-
-@pytest.mark.parametrize("argv", VERBS, ids=[" ".join(v) for v in VERBS])
-def test_without_credentials_the_verbs_say_so_at_once(argv: list[str], tmp_path: Path) -> None:
-    shell = Shell(tmp_path)
-    result = shell.run(*argv)
-    output = clean(result)
-    assert result.returncode == 1, output
-    assert "no AWS credentials found (region us-east-1 from aws.region)" in result.stderr
-    assert NO_SDK in result.stderr, "deploy never imports the SageMaker SDK"
-    probes = [line for line in shell.attempts() if IMDS in line]
-    assert len(probes) <= 2 and len(shell.attempts()) == len(probes), shell.attempts()
-
-
-def test_offline_the_verbs_name_the_endpoint_they_cannot_reach(tmp_path: Path) -> None:
-    shell = Shell(tmp_path, **FAKE_CREDENTIALS)
-    result = shell.run("status", "--stage", "prod")
-    clean(result)
-    assert result.returncode == 1
-    assert "ERROR: cannot connect to https://api.sagemaker.us-east-1.amazonaws.com" in (
-        result.stderr
-    )
-    assert len(shell.attempts()) <= aws.CONNECT_ATTEMPTS
 
 
 def test_bad_input_is_refused_before_aws_is_asked(tmp_path: Path) -> None:
@@ -91,21 +56,6 @@ def test_golden_requests_are_regenerated_offline(tmp_path: Path) -> None:
     assert written == {p.name: p.read_text() for p in GOLDEN_DIR.glob("*.json")}
 
 
-@pytest.fixture(scope="module")
-def served(
-    job_model_archive: Callable[[str], Path],
-    job_prepared: Callable[[str], Path],
-    job_scripts_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Model:
-    return trained_model(
-        job_model_archive("binary"),
-        job_prepared("binary") / preprocess.TEST,
-        job_scripts_dir,
-        tmp_path_factory.mktemp("served"),
-    )
-
-
 def queue_answers(endpoint: str, answers: list[bytes]) -> None:
     """What moto's server answers to the next InvokeEndpoint calls (its static results)."""
     import urllib.request
@@ -123,7 +73,7 @@ def queue_answers(endpoint: str, answers: list[bytes]) -> None:
 
 
 def test_deploy_status_smoke_and_undeploy_against_moto_server(
-    moto_server: str, served: Model, tmp_path: Path
+    moto_server: str, job_served: Model, tmp_path: Path
 ) -> None:
     endpoint = f"http://{moto_server}"
     config = tmp_path / "stages.yaml"
@@ -141,6 +91,7 @@ def test_deploy_status_smoke_and_undeploy_against_moto_server(
         def client(self, service: str) -> object:
             return setup.client(service, endpoint_url=endpoint)
 
+    served = job_served
     register(Remote(), cfg, served.sample)  # type: ignore[arg-type]
     sample = served.sample
     body = sample["records"].encode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,12 +15,11 @@ import boto3
 import pytest
 import yaml
 from botocore.awsrequest import AWSResponse
-from deploy_support import Hosting, Model, register, trained_model
+from deploy_support import Hosting, Model, register
 
 from pipelines import cli
 from pipelines.deploy import apply, names
 from pipelines.deploy.history import read
-from scripts import preprocess
 from steps.config import PIPELINE_CONFIG, Config, load_config
 from steps.deploy_config import merge
 
@@ -46,20 +45,10 @@ class FakeClock:
 
 
 @pytest.fixture(scope="module")
-def models(
-    job_model_archive: Callable[[str], Path],
-    job_prepared: Callable[[str], Path],
-    job_scripts_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, Model]:
+def models(job_served: Model) -> dict[str, Model]:
     """A trained model as the pipeline leaves it, and a copy whose recorded predictions the
     endpoint does not reproduce (train/serve skew)."""
-    good = trained_model(
-        job_model_archive("binary"),
-        job_prepared("binary") / preprocess.TEST,
-        job_scripts_dir,
-        tmp_path_factory.mktemp("served"),
-    )
+    good = job_served
     sample = dict(good.sample)
     sample["predictions"] = [p + 0.05 for p in sample["predictions"]]
     return {"good": good, "skewed": Model(good.handler, sample)}

@@ -9,13 +9,8 @@ import pytest
 import yaml
 
 from steps.config import CONFIG_DIR, PIPELINE_CONFIG, ConfigError, load_config
-from steps.deploy_config import (
-    RolloutSection,
-    merge,
-    rollout_problems,
-    step_count,
-    total_wait_seconds,
-)
+from steps.deploy_config import RolloutSection, merge
+from steps.deploy_rules import rollout_problems, step_count, total_wait_seconds
 
 REFERENCE = CONFIG_DIR / "deploy-reference.yaml"
 

@@ -15,7 +15,7 @@ from pipelines.deploy.plan import (
     alarm_definitions,
 )
 from steps.config import CONFIG_DIR, PIPELINE_CONFIG, load_config
-from steps.deploy_config import total_wait_seconds
+from steps.deploy_rules import total_wait_seconds
 
 
 @pytest.fixture(scope="module")
