@@ -1,5 +1,8 @@
 """The only module of deploy that talks to AWS: read what is live, apply, wait, verify, undo.
 
+It is long on purpose: every AWS call of deploy is here and nowhere else (the rest of
+pipelines/deploy builds requests and plans as data, tested without AWS).
+
 Clients come from pipelines/aws.py (the config's region, standard retries for throttling and
 transient faults). On top of those retries, calls that SageMaker or Application Auto Scaling may
 refuse for a short while after the resource they name was created (eventual consistency: a new
@@ -15,6 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -122,6 +126,8 @@ def not_found(error: ClientError) -> bool:
 def failed(what: str, error: ClientError) -> DeployFailed:
     """An AWS error, with the resource it concerns and what to do about it."""
     code, message = _code(error), _message(error)
+    if code in aws.EXPIRED | aws.UNRECOGNISED:  # credentials, not the resource
+        return DeployFailed(f"{what}: {aws.explain(error)}")
     fixes = {
         "ResourceLimitExceeded": "raise the quota in Service Quotas (SageMaker endpoint "
         "usage for the instance type) or choose a smaller fleet",
@@ -132,6 +138,15 @@ def failed(what: str, error: ClientError) -> DeployFailed:
     }
     fix = fixes.get(code, "see the message; `python -m pipelines status` shows what is live")
     return DeployFailed(f"{what}: {code}: {message}; {fix}")
+
+
+@contextmanager
+def context(what: str) -> Iterator[None]:
+    """AWS errors inside become a DeployFailed that says what was being done."""
+    try:
+        yield
+    except ClientError as error:
+        raise failed(what, error) from None
 
 
 def call(what: str, function: Callable[..., Any], /, **request: Any) -> Any:
@@ -188,6 +203,11 @@ def sagemaker_tags(clients: Clients, arn: str) -> dict[str, str]:
 
 def read_live(clients: Clients, target: Target) -> Live:
     """The endpoint, its config, tags, autoscaling and monitoring schedule as they are now."""
+    with context(f"reading what is live for endpoint {target.endpoint}"):
+        return _read_live(clients, target)
+
+
+def _read_live(clients: Clients, target: Target) -> Live:
     sagemaker = clients.sagemaker
     endpoint = _absent(sagemaker.describe_endpoint, EndpointName=target.endpoint)
     if endpoint is None:
@@ -218,6 +238,11 @@ def read_live(clients: Clients, target: Target) -> Live:
 
 def resolve_package(clients: Clients, cfg: Config, version: int | None) -> Package:
     """Version `version` of the group, or its latest Approved version."""
+    with context(f"reading model package group {cfg.registry.model_package_group}"):
+        return _resolve_package(clients, cfg, version)
+
+
+def _resolve_package(clients: Clients, cfg: Config, version: int | None) -> Package:
     group = cfg.registry.model_package_group
     sagemaker = clients.sagemaker
     if version is None:
@@ -482,10 +507,11 @@ def execute(
         if not result.passed:
             restored = restore(clients, d, out, clock)
             raise DeployFailed(f"{result.summary()}; {restored}")
-    if d.monitoring is not None:
-        apply_monitoring(clients, d, out, clock)
-    record(clients, d, described, who, clock)
-    cleanup(clients, d, out)
+    with context(f"finishing the deploy of {d.package.label} to {target.endpoint}"):
+        if d.monitoring is not None:
+            apply_monitoring(clients, d, out, clock)
+        record(clients, d, described, who, clock)
+        cleanup(clients, d, out)
     return result
 
 
@@ -818,6 +844,11 @@ def wait_deleted(clients: Clients, target: Target, clock: Clock) -> None:
 
 def undeploy(clients: Clients, target: Target, out: Out, clock: Clock) -> list[str]:
     """Remove what deploy created for the stage, in dependency order; return what went."""
+    with context(f"undeploying endpoint {target.endpoint}"):
+        return _undeploy(clients, target, out, clock)
+
+
+def _undeploy(clients: Clients, target: Target, out: Out, clock: Clock) -> list[str]:
     live = read_live(clients, target)
     if live.exists and not live.owned:
         raise DeployRefused(

@@ -63,12 +63,7 @@ def _deploy(args: argparse.Namespace, action: str) -> int:
     if args.dry_run:
         _print("dry run: nothing was changed")
         return 0
-    clock = apply.Clock()
-    try:
-        apply.execute(clients, deployment, apply.caller(clients), _print, clock)
-    except DeployFailed as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    apply.execute(clients, deployment, apply.caller(clients), _print, apply.Clock())
     done = "rolled back to" if action == ROLLBACK else "deployed"
     _print(
         f"{done} {package.label} on {target.endpoint}: live on {deployment.config_name}"
@@ -95,11 +90,7 @@ def _shadow(args: argparse.Namespace, clients: Any, deployment: Any) -> int:
     if args.dry_run:
         _print("dry run: nothing was changed")
         return 0
-    try:
-        apply.start_shadow(clients, deployment, _print, apply.Clock())
-    except DeployFailed as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    apply.start_shadow(clients, deployment, _print, apply.Clock())
     return 0
 
 
@@ -136,11 +127,7 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
     from pipelines.deploy import apply
 
     target, clients = _stage(args)
-    try:
-        removed = apply.undeploy(clients, target, _print, apply.Clock())
-    except DeployFailed as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    removed = apply.undeploy(clients, target, _print, apply.Clock())
     _print(f"stage {args.stage}: {len(removed) or 'nothing'} removed")
     return 0
 
@@ -152,9 +139,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     live = apply.read_live(clients, target)
     alarms = {}
     if live.owned:
-        owned = [a for a in apply.owned_alarms(clients, target)
-                 if live.config_name and a.startswith(live.config_name)]  # fmt: skip
-        alarms = apply.alarm_states(clients, owned)
+        with apply.context(f"reading the alarms of endpoint {target.endpoint}"):
+            owned = [a for a in apply.owned_alarms(clients, target)
+                     if live.config_name and a.startswith(live.config_name)]  # fmt: skip
+            alarms = apply.alarm_states(clients, owned)
     extra = []
     if live.schedule is not None:
         schedule = live.schedule
@@ -180,13 +168,10 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         raise DeployRefused(
             f"endpoint {target.endpoint} has no package deployed by this tool; deploy first"
         )
-    described = clients.sagemaker.describe_model_package(ModelPackageName=arn)
+    with apply.context(f"reading model package {arn}"):
+        described = clients.sagemaker.describe_model_package(ModelPackageName=arn)
     package = Package.from_description(described)
-    try:
-        result = apply.smoke_test(clients, target, package, _print, apply.Clock())
-    except (DeployFailed, SmokeSampleError) as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    result = apply.smoke_test(clients, target, package, _print, apply.Clock())
     _print(result.summary())
     return 0 if result.passed else EXIT_FAILED
 
@@ -205,11 +190,24 @@ def cmd_deploy_golden(args: argparse.Namespace) -> int:
     return 0
 
 
+def exits(handler: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A verb whose failed deploy (or unusable smoke sample) exits 1 with its message."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (DeployFailed, SmokeSampleError) as error:
+            print(f"ERROR: {error}", file=sys.stderr)
+            return EXIT_FAILED
+
+    return run
+
+
 def add_verbs(verb: Verb) -> None:
     """Register the deploy verbs with the CLI's `verb(name, handler, help, default_config)`."""
 
     def staged(name: str, handler: Callable[[Any], int], text: str) -> argparse.ArgumentParser:
-        sub = verb(name, handler, text, PIPELINE_CONFIG)
+        sub = verb(name, exits(handler), text, PIPELINE_CONFIG)
         sub.add_argument("--stage", required=True, help="a stage of deploy.stages")
         return sub
 

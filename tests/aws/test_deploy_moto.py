@@ -501,3 +501,19 @@ def test_every_call_deploy_makes_is_one_the_deploy_role_allows(
     assert made - allowed == set()
     assert {"sagemaker:UpdateEndpoint", "sagemaker:InvokeEndpointAsync", "s3:PutObject",
             "application-autoscaling:PutScalingPolicy"} <= made  # fmt: skip
+
+
+def test_a_permission_missing_names_what_was_read_and_the_role(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
+    denied = _failing_once(
+        "DescribeEndpoint",
+        "AccessDeniedException",
+        "User is not authorized to perform: sagemaker:DescribeEndpoint",
+    )
+    account.clients.sagemaker.meta.events.register_first(
+        "before-send.sagemaker.DescribeEndpoint", denied)  # fmt: skip
+    code, out, err = account.run(capsys, "status", "--stage", "staging")
+    assert code == 1 and "Traceback" not in out + err
+    assert f"reading what is live for endpoint {STAGING}: AccessDeniedException" in err
+    assert "infra/deploy-role.yaml" in err
