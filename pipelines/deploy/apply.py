@@ -534,7 +534,7 @@ def start_endpoint(clients: Clients, d: Deployment, out: Out, clock: Clock) -> N
 
 
 def discard(clients: Clients, calls: Iterator[Call] | list[Call], out: Out) -> None:
-    """Delete what this run created before SageMaker refused to use it."""
+    """Delete what this run created and no endpoint uses."""
     for item in calls:
         _delete(getattr(clients.of(item.service), _snake(item.operation)), **item.request)
         out(f"{item.operation.removeprefix('Delete')} {next(iter(item.request.values()))}: "
@@ -561,6 +561,11 @@ def restore(clients: Clients, d: Deployment, out: Out, clock: Clock) -> str:
             call(f"deleting endpoint {target.endpoint}", sagemaker.delete_endpoint,
                  EndpointName=target.endpoint)  # fmt: skip
             wait_deleted(clients, target, clock)
+            discard(clients, [
+                Call("cloudwatch", "DeleteAlarms", {"AlarmNames": d.alarm_names}),
+                Call("sagemaker", "DeleteEndpointConfig", {"EndpointConfigName": d.config_name}),
+                Call("sagemaker", "DeleteModel", {"ModelName": d.model_name}),
+            ], out)  # fmt: skip
             return f"the new endpoint {target.endpoint} was deleted: nothing is deployed"
         return f"{d.package.label} stays live (it was already); roll back with `rollback`"
     previous_type = d.live.variant.get("InstanceType")

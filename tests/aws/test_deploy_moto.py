@@ -267,7 +267,11 @@ def test_a_new_endpoint_that_fails_its_smoke_test_is_deleted(
     account.package("skewed")
     code, _, err = account.run(capsys, "deploy", "--stage", "staging")
     assert code == 1 and "nothing is deployed" in err
-    assert account.clients.sagemaker.list_endpoints()["Endpoints"] == []
+    sagemaker = account.clients.sagemaker
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sagemaker.list_models()["Models"] == []
+    assert account.clients.cloudwatch.describe_alarms()["MetricAlarms"] == []
 
 
 def test_only_an_approved_package_deploys(
