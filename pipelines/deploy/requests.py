@@ -17,6 +17,7 @@ from typing import Any
 from pipelines.deploy import names
 from pipelines.deploy.package import Package
 from pipelines.deploy.plan import AlarmDefinition, RolloutPlan
+from pipelines.errors import UsageError
 from steps.config import Config
 from steps.deploy_config import RolloutSection, StageSection
 
@@ -412,7 +413,10 @@ def _monitor_registries() -> dict[str, str]:
 def monitor_image(region: str) -> str:
     accounts = _monitor_registries()
     if region not in accounts:
-        raise KeyError(f"Model Monitor has no analyzer image in region {region}")
+        raise UsageError(
+            f"Model Monitor has no analyzer image in region {region} (aws.region); disable "
+            "deploy monitoring there or deploy in a region it serves"
+        )
     domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
     return f"{accounts[region]}.dkr.ecr.{region}.{domain}/{MONITOR_REPOSITORY}"
 
