@@ -14,6 +14,12 @@ are computed with scikit-learn and written in the SageMaker model-quality layout
 
 The standard deviations come from a seeded bootstrap over test rows, computed with
 vectorised resampling weights rather than one scikit-learn call per round.
+
+Beside the report it writes ``smoke_sample.json``: the first ``--smoke-rows`` test records as
+the request body the endpoint takes (header-less canonical CSV, feature columns in schema
+order) and the predictions the serving code gave for them. The model package points at it
+(CustomerMetadataProperties ``SmokeSampleS3Uri``); ``python -m pipelines deploy`` sends those
+records to the live endpoint and compares its answers with these predictions.
 :func:`metric_json_path` gives the JsonGet path of a metric in this file.
 """
 
@@ -27,6 +33,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any, NoReturn
@@ -34,6 +41,7 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from tabular.csvio import write_csv
 from tabular.errors import DataError
 from tabular.failure import PROCESSING, write_failure
 from tabular.schema import Schema, read_labelled
@@ -45,6 +53,13 @@ EVALUATION_OUTPUT_DIR = f"{PROCESSING_ROOT}/evaluation"
 EVALUATION_OUTPUT = "evaluation"
 EVALUATION_FILE = "evaluation.json"
 MODEL_ARCHIVE = "model.tar.gz"
+SMOKE_SAMPLE_FILE = "smoke_sample.json"
+SMOKE_SAMPLE_PROPERTY = "SmokeSampleS3Uri"
+"""The model package's CustomerMetadataProperties key naming the smoke sample's S3 URI."""
+SMOKE_CONTENT_TYPE_KEY = "content_type"
+SMOKE_RECORDS_KEY = "records"
+SMOKE_PREDICTIONS_KEY = "predictions"
+DEFAULT_SMOKE_ROWS = 20
 TEST_FILE = "test.csv"
 SERVING_MODULE_FILE = "inference.py"
 SERVING_MODULE_NAME = "serving_inference"
@@ -356,7 +371,31 @@ def _finite_or_none(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def smoke_sample(
+    features: pd.DataFrame, scores: np.ndarray, rows: int, content_type: str, scratch: Path
+) -> dict[str, Any]:
+    """The first `rows` test records as a request body, with the predictions made for them.
+
+    The body is written by the same canonical CSV writer that wrote the splits (no header,
+    feature columns in schema order), so the endpoint reads it as it reads any request.
+    """
+    head = features.iloc[:rows]
+    body = scratch / "smoke-records.csv"
+    write_csv(head, body, header=False)
+    return {
+        SMOKE_CONTENT_TYPE_KEY: content_type,
+        SMOKE_RECORDS_KEY: body.read_text(encoding="utf-8"),
+        SMOKE_PREDICTIONS_KEY: [float(v) for v in scores[:rows]],
+    }
+
+
 # --------------------------------------------------------------------------- job
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    report: dict[str, Any]
+    smoke_sample: dict[str, Any]
 
 
 def evaluate(
@@ -367,8 +406,9 @@ def evaluate(
     threshold: float = DEFAULT_THRESHOLD,
     bootstrap_rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
     seed: int = DEFAULT_SEED,
-) -> dict[str, Any]:
-    """Extract the model, score the test split with the serving code, return the report."""
+    smoke_rows: int = DEFAULT_SMOKE_ROWS,
+) -> Evaluation:
+    """Extract the model, score the test split with the serving code: report and smoke sample."""
     serving = load_serving_module(serving_code_dir)
     archive = find_model_archive(model_dir)
     with tempfile.TemporaryDirectory() as extracted:
@@ -392,17 +432,28 @@ def evaluate(
     deviations = bootstrap_standard_deviations(
         problem_type, labels, scores, threshold, bootstrap_rounds, seed
     )
-    return build_report(problem_type, values, deviations, len(labels))
+    with tempfile.TemporaryDirectory() as scratch:
+        sample = smoke_sample(features, scores, smoke_rows, serving.CONTENT_TYPE_CSV, Path(scratch))
+    return Evaluation(build_report(problem_type, values, deviations, len(labels)), sample)
+
+
+def _write_json(document: dict[str, Any], path: Path) -> Path:
+    """Write `document` via a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return path
 
 
 def write_report(report: dict[str, Any], output_dir: Path) -> Path:
-    """Write evaluation.json via a temporary file and an atomic rename."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / EVALUATION_FILE
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    """Write evaluation.json."""
+    return _write_json(report, output_dir / EVALUATION_FILE)
+
+
+def write_smoke_sample(sample: dict[str, Any], output_dir: Path) -> Path:
+    """Write smoke_sample.json."""
+    return _write_json(sample, output_dir / SMOKE_SAMPLE_FILE)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -427,6 +478,13 @@ def _rounds(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser of the job."""
     parser = _Parser(description=__doc__.splitlines()[0])
@@ -438,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold-probability", type=_probability, default=DEFAULT_THRESHOLD)
     parser.add_argument("--bootstrap-rounds", type=_rounds, default=DEFAULT_BOOTSTRAP_ROUNDS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--smoke-rows", type=_positive, default=DEFAULT_SMOKE_ROWS)
     return parser
 
 
@@ -445,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the evaluation job; return 0, or 2 after reporting a known error."""
     args = build_parser().parse_args(argv)
     try:
-        report = evaluate(
+        evaluation = evaluate(
             model_dir=args.model_dir,
             test_dir=args.test_dir,
             serving_code_dir=args.serving_code_dir,
@@ -453,13 +512,17 @@ def main(argv: list[str] | None = None) -> int:
             threshold=args.threshold_probability,
             bootstrap_rounds=args.bootstrap_rounds,
             seed=args.seed,
+            smoke_rows=args.smoke_rows,
         )
     except EvaluationError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         write_failure(PROCESSING, str(exc))
         return ERROR_EXIT_CODE
+    report = evaluation.report
     path = write_report(report, args.output_dir)
     print(f"wrote {path} ({report[ROWS_KEY]} rows)")
+    sample = write_smoke_sample(evaluation.smoke_sample, args.output_dir)
+    print(f"wrote {sample} ({len(evaluation.smoke_sample[SMOKE_PREDICTIONS_KEY])} rows)")
     for name, entry in report[REPORT_KEYS[args.problem_type]].items():
         print(f"{name}: {entry[VALUE_KEY]} (sd {entry[STANDARD_DEVIATION_KEY]})")
     return 0

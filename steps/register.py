@@ -10,6 +10,7 @@ from sagemaker.mlops.workflow.quality_check_step import QualityCheckStep
 from sagemaker.mlops.workflow.steps import TrainingStep
 from sagemaker.serve.model_builder import ModelBuilder
 
+from scripts import evaluate as evaluation
 from scripts import inference as serving
 from steps.context import BuildContext
 from steps.jobs import XGBOOST, image_uri
@@ -42,7 +43,11 @@ def serving_model(ctx: BuildContext, train: TrainingStep) -> ModelBuilder:
 
 
 def build_register_step(
-    ctx: BuildContext, train: TrainingStep, data_quality: QualityCheckStep, report_uri: Join
+    ctx: BuildContext,
+    train: TrainingStep,
+    data_quality: QualityCheckStep,
+    report_uri: Join,
+    smoke_sample_uri: Join,
 ) -> ModelStep:
     quality = data_quality.properties
     step_args = serving_model(ctx, train).register(
@@ -52,6 +57,8 @@ def build_register_step(
         inference_instances=list(ctx.cfg.registry.inference_instance_types),
         transform_instances=list(ctx.cfg.registry.transform_instance_types),
         approval_status=ctx.params.model_approval_status,
+        # Where deploy finds test records and the predictions made for them (its smoke test).
+        customer_metadata_properties={evaluation.SMOKE_SAMPLE_PROPERTY: smoke_sample_uri},
         model_metrics=ModelMetrics(
             model_statistics=MetricsSource(content_type=CONTENT_TYPE_JSON, s3_uri=report_uri),
             model_data_statistics=MetricsSource(
