@@ -31,13 +31,15 @@ $(UV): $(LOCKS)/tools.txt
 	@touch $@
 
 # Sync the venv to one lock exactly: what older installs left goes, the locked versions win, and
-# the project itself is installed editable, built by the locked setuptools. uv checks every hash
+# the project itself is installed editable, built by the locked setuptools. Bytecode is compiled
+# at install (--compile-bytecode), so no job process compiles pandas or scikit-learn again, also
+# where PYTHONDONTWRITEBYTECODE is set or the venv is read-only. uv checks every hash
 # the lock holds (tests/test_lockfiles.py: every pin has them); nothing is resolved here.
 $(VENV)/.synced-%: $(LOCKS)/%.txt $(LOCKS)/build.txt pyproject.toml | $(UV)
 	@test -x $(BIN)/python || $(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	@rm -f $(VENV)/.synced-*
-	$(UV) pip sync --quiet --python $(BIN)/python --build-constraints $(LOCKS)/build.txt \
-		--require-build-hashes $< <(echo "--editable .")
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python \
+		--build-constraints $(LOCKS)/build.txt --require-build-hashes $< <(echo "--editable .")
 	@$(UV) pip check --quiet --python $(BIN)/python || { \
 		echo "$< does not hold what pyproject.toml requires: run \`make lock\`" >&2; exit 1; }
 	@touch $@

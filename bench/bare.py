@@ -64,6 +64,7 @@ class BareRun:
 
     seconds: float = 0.0
     steps: dict[str, float] = field(default_factory=dict)
+    peak_rss_bytes: dict[str, int] = field(default_factory=dict)
 
 
 def _link_tree(source: Path, target: Path) -> None:
@@ -80,15 +81,19 @@ def _link_tree(source: Path, target: Path) -> None:
             shutil.copyfile(file, destination)
 
 
-def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], what: str) -> None:
+def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], what: str) -> int:
+    """Run a job to its end; return its peak RSS in bytes (wait4's ru_maxrss, KiB on Linux)."""
     log = cwd / "job.log"
     with log.open("ab") as out:
-        code = subprocess.run(
+        process = subprocess.Popen(
             list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        ).returncode
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = code = os.waitstatus_to_exitcode(status)
     if code != 0:
         tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         raise BareRunError(f"bare {what} exited with {code}; end of {log}:\n" + "\n".join(tail))
+    return usage.ru_maxrss * 1024
 
 
 class _Bare:
@@ -111,6 +116,7 @@ class _Bare:
         self.outputs: dict[tuple[str, str], Path] = {}  # (step, output name) -> directory
         self.models: dict[str, Path] = {}  # training step -> model.tar.gz
         self.env = dict(os.environ)
+        self.peak_rss: dict[str, int] = {}
 
     @staticmethod
     def _no_properties(step: str) -> dict[str, Any]:
@@ -187,7 +193,7 @@ class _Bare:
         argv = [self.python, *(map_container_value(sandbox, a) for a in command)]
         environment = args.get("Environment") or {}
         env = {**self.env, **{k: map_container_value(sandbox, v) for k, v in environment.items()}}
-        _run(argv, cwd=sandbox, env=env, what=name)
+        self.peak_rss[name] = _run(argv, cwd=sandbox, env=env, what=name)
 
     def data_quality(self, name: str) -> None:
         """The quality check's analyzer on the train split, without a baseline (a first run)."""
@@ -203,7 +209,8 @@ class _Bare:
         argv += ["--output-dir", str(sandbox / "results")]
         if not header:
             argv.append("--no-header")
-        _run(argv, cwd=sandbox, env={**self.env, "PYTHONPATH": str(ROOT)}, what=name)
+        env = {**self.env, "PYTHONPATH": str(ROOT)}
+        self.peak_rss[name] = _run(argv, cwd=sandbox, env=env, what=name)
 
     def training(self, name: str) -> None:
         """Script mode: code in /opt/ml/code, channels, ``--key value`` hyperparameters, SM_*."""
@@ -225,7 +232,7 @@ class _Bare:
         argv = [self.python, hyperparameters["sagemaker_program"]]
         for key in sorted(k for k in hyperparameters if not k.startswith(SAGEMAKER_HP_PREFIX)):
             argv += [f"--{key}", hyperparameters[key]]
-        _run(argv, cwd=code_dir, env=env, what=name)
+        self.peak_rss[name] = _run(argv, cwd=code_dir, env=env, what=name)
         archive = sandbox / "artifacts" / MODEL_ARCHIVE  # what the container publishes
         archive.parent.mkdir()
         model_dir = container_path(sandbox, MODEL_DIR)
@@ -271,15 +278,20 @@ class _Bare:
         env = {**self.env, **environment, "PYTHONPATH": str(ROOT)}
         env[FAILURE_REASON_FILE_ENV] = str(container_path(sandbox, FAILURE_FILE))
         argv = [self.python, "-m", "runtime.transform", "--request", str(request)]
-        _run(argv, cwd=sandbox, env=env, what=name)
+        self.peak_rss[name] = _run(argv, cwd=sandbox, env=env, what=name)
 
 
 def run_bare(
-    definition: dict[str, Any], code: Mapping[str, bytes], csv: Path, root: Path
+    definition: dict[str, Any],
+    code: Mapping[str, bytes],
+    csv: Path,
+    root: Path,
+    only: Sequence[str] | None = None,
 ) -> BareRun:
     """Preprocess, DataQuality, Train, Evaluate and BatchScore's jobs, bare and in order.
 
-    ``code`` maps each code object's S3 URI to its bytes (what `make upsert` uploads).
+    ``code`` maps each code object's S3 URI to its bytes (what `make upsert` uploads);
+    ``only`` runs the first jobs of that sequence, up to the last one it names.
     """
     # The step modules import the SDK, which needs the region first (pipelines.sdk).
     from steps import batch_score, data_quality, evaluate, preprocess, train
@@ -298,6 +310,12 @@ def run_bare(
             lambda: bare.transform(batch_score.STEP_NAME, batch_score.CREATE_MODEL_STEP_NAME),
         ),
     ]
+    if only:
+        names = [name for name, _ in jobs]
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise BareRunError(f"no bare job {unknown}; the jobs are {names}")
+        jobs = jobs[: max(names.index(n) for n in only) + 1]
     result = BareRun()
     started = time.perf_counter()
     for name, job in jobs:
@@ -305,4 +323,5 @@ def run_bare(
         job()
         result.steps[name] = time.perf_counter() - begin
     result.seconds = time.perf_counter() - started
+    result.peak_rss_bytes = dict(bare.peak_rss)
     return result

@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ def measure(rows: int, workspace: Path, data_uri: str | None) -> dict[str, Any]:
     from pipelines.local import run_local
 
     load = os.getloadavg()[0]
+    begun = datetime.now(UTC).isoformat(timespec="milliseconds")
     started = time.perf_counter()
     run = run_local(
         cfg,
@@ -72,6 +73,7 @@ def measure(rows: int, workspace: Path, data_uri: str | None) -> dict[str, Any]:
         "input_data_uri": execution.parameters.get("InputDataUri"),
         "wall_seconds": wall,
         "execution_seconds": _seconds_between(execution.start, execution.end),
+        "run_start": begun,
         "load_average_before": load,
         "bootstrapped_baseline": run.bootstrapped_baseline,
         "steps": {
@@ -82,6 +84,7 @@ def measure(rows: int, workspace: Path, data_uri: str | None) -> dict[str, Any]:
                 "peak_rss_bytes": r.peak_rss_bytes,
                 "cacheable": r.cacheable,
                 "cache_hit": r.cache_hit,
+                "end": r.end,
             }
             for name, r in execution.steps.items()
         },
