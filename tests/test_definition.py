@@ -251,3 +251,18 @@ def test_security_settings_reach_every_job_step(tmp_path: Path, build) -> None: 
 def test_definition_holds_no_credentials(built) -> None:  # type: ignore[no-untyped-def]
     for marker in ("AKIA", "ASIA", "aws_secret_access_key", "SecretAccessKey", "SessionToken"):
         assert marker not in built.definition
+
+
+def test_sdk_defaults_are_validated_once_and_still_refused_when_invalid(built) -> None:  # type: ignore[no-untyped-def]
+    import jsonschema
+    from sagemaker.core.config.config_manager import SageMakerConfig
+
+    from pipelines.sdk import SDK_DEFAULTS
+
+    validate = SageMakerConfig.validate_sagemaker_config
+    assert getattr(validate, "validates_once", False)
+    validate(SDK_DEFAULTS)  # the session's own document: valid
+    wrong = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"Nope": 1}}}}
+    for _ in range(2):  # refused every time, never remembered as valid
+        with pytest.raises(jsonschema.ValidationError):
+            validate(wrong)
