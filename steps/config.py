@@ -29,7 +29,6 @@ from pydantic import (
     model_validator,
 )
 
-from scripts.evaluate import METRICS
 from steps.sqs import check_queue_url
 from tabular.dialect import (
     DECIMAL_MARKS,
@@ -39,7 +38,7 @@ from tabular.dialect import (
     WHITESPACE,
     dialect_problems,
 )
-from tabular.features import DEFAULT_MAX_CATEGORIES, HIGH_CARDINALITY_POLICIES, REFUSE
+from tabular.names import DEFAULT_MAX_CATEGORIES, HIGH_CARDINALITY_POLICIES, METRICS, REFUSE
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from runtime.engine import flatten
-from scripts import evaluate as evaluate_job
 from steps.config import Config
+from tabular import names
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "pipeline.json"
 EXPECTED_TYPES = {
@@ -104,12 +104,12 @@ def test_condition_reads_a_key_that_evaluate_writes(definition: dict, base_confi
     json_get = condition["LeftValue"]["Std:JsonGet"]
     assert json_get["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
     problem = base_config.data.problem_type
-    assert json_get["Path"] == evaluate_job.metric_json_path(problem, base_config.gate.metric)
+    assert json_get["Path"] == names.metric_json_path(problem, base_config.gate.metric)
     assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
     report = flatten(definition)[0]["Evaluate"]["PropertyFiles"][0]
     assert report == {
-        "FilePath": evaluate_job.EVALUATION_FILE,
-        "OutputName": evaluate_job.EVALUATION_OUTPUT,
+        "FilePath": names.EVALUATION_FILE,
+        "OutputName": names.EVALUATION_OUTPUT,
         "PropertyFileName": "EvaluationReport",
     }
 
