@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 # the locked set it installs.
 TOOLS := $(VENV)/.tools
 UV := $(TOOLS)/bin/uv
+# uv trusts the platform's certificate store, as pip does (a TLS-inspecting proxy's CA lives there),
+# also in a shell without SSL_CERT_FILE.
+export UV_SYSTEM_CERTS := 1
 LOCKS := requirements
 # The venv holds one locked set at a time (runtime, dev or bench); its stamp names the set.
 STAMP := $(VENV)/.synced-dev
@@ -95,9 +98,38 @@ schedule: $(STAMP)
 unschedule: $(STAMP)
 	$(BIN)/python -m pipelines unschedule --config $(CONFIG)
 
-## infra-lint: cfn-lint on infra/template.yaml (bucket, roles, queues, model package group)
+## infra-lint: cfn-lint on every template in infra/ (pipeline resources, deploy role)
 infra-lint: $(STAMP)
-	$(BIN)/cfn-lint --include-checks I -- infra/template.yaml
+	$(BIN)/cfn-lint --include-checks I -- infra/*.yaml
+
+# The deploy targets take STAGE=<a stage of deploy.stages>; VERSION=<n> pins a package version.
+STAGED = $(if $(STAGE),--stage $(STAGE),$(error STAGE is required, e.g. make $@ STAGE=staging))
+
+## deploy: deploy the latest approved package to STAGE (VERSION=n pins one, DRY_RUN=1 plans only)
+deploy: $(STAMP)
+	$(BIN)/python -m pipelines deploy --config $(CONFIG) $(STAGED) \
+		$(if $(VERSION),--version $(VERSION)) $(if $(DRY_RUN),--dry-run)
+
+## rollback: deploy STAGE's previously deployed package again (VERSION=n: that version)
+rollback: $(STAMP)
+	$(BIN)/python -m pipelines rollback --config $(CONFIG) $(STAGED) \
+		$(if $(VERSION),--to-version $(VERSION)) $(if $(DRY_RUN),--dry-run)
+
+## undeploy: remove STAGE's endpoint and everything deploy created for it
+undeploy: $(STAMP)
+	$(BIN)/python -m pipelines undeploy --config $(CONFIG) $(STAGED)
+
+## status: STAGE's endpoint, live package, alarms, autoscaling, monitoring and history
+status: $(STAMP)
+	$(BIN)/python -m pipelines status --config $(CONFIG) $(STAGED)
+
+## smoke: invoke STAGE's live endpoint with its package's test rows; exit 1 on a mismatch
+smoke: $(STAMP)
+	$(BIN)/python -m pipelines smoke --config $(CONFIG) $(STAGED)
+
+## deploy-golden: regenerate tests/golden/deploy/ (the reference deployments' requests, offline)
+deploy-golden: $(STAMP)
+	$(BIN)/python -m pipelines deploy-golden
 
 ## bench: measure overhead, caching, build time, scale, AUC (build/bench/results.json, .png)
 bench: $(VENV)/.synced-bench
@@ -111,4 +143,4 @@ clean:
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 14
 
-.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench
+.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench deploy rollback undeploy status smoke deploy-golden

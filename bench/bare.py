@@ -26,6 +26,7 @@ from typing import Any
 
 from runtime.engine import flatten, parameter_values
 from runtime.expressions import ResolutionError, Scope, resolve
+from runtime.files import extract_tar
 from runtime.jobs import (
     FAILURE_FILE,
     FAILURE_REASON_FILE_ENV,
@@ -148,7 +149,7 @@ class _Bare:
         """A code object the definition names (the built bytes): a file, a prefix or a tarball."""
         if uri in self.code and uri.endswith(".tar.gz"):
             with tarfile.open(fileobj=io.BytesIO(self.code[uri])) as tar:
-                tar.extractall(target, filter="data")
+                extract_tar(tar, target)
             return
         matches = {
             u: p for u, p in self.code.items() if u == uri or u.startswith(uri.rstrip("/") + "/")
@@ -241,7 +242,7 @@ class _Bare:
         model_dir = container_path(sandbox, MODEL_DIR)
         self.stage(container["ModelDataUrl"], sandbox / "artifacts", name)
         with tarfile.open(sandbox / "artifacts" / MODEL_ARCHIVE) as tar:
-            tar.extractall(model_dir, filter="data")
+            extract_tar(tar, model_dir)
         environment = container["Environment"]
         code_dir = container_path(sandbox, "/opt/ml/code")
         self.stage_code(environment["SAGEMAKER_SUBMIT_DIRECTORY"], code_dir, name)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.deploy.cli import add_verbs as add_deploy_verbs
 from pipelines.errors import UsageError
 from runtime.files import WorkspaceError, write_atomic
 from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
@@ -65,6 +66,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"{args.config}: valid; pipeline {cfg.pipeline.name}, {cfg.data.problem_type} on "
         f"{cfg.data.input_uri}, gate {gate.metric} {gate.comparison} {gate.threshold}"
     )
+    for name, stage in cfg.deploy.stages.items():
+        print(
+            f"  deploy stage {name}: {stage.endpoint_type} endpoint {stage.endpoint_name}, "
+            f"rollout {stage.rollout.mode}"
+        )
     return 0
 
 
@@ -278,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = verb("registry", cmd_registry, "list the local Model Registry", LOCAL_CONFIG)
     sub.add_argument("--group", help="model package group (default: the configured one)")
+    add_deploy_verbs(verb)  # deploy, rollback, undeploy, status, smoke (pipelines/deploy/cli.py)
     return root
 
 

@@ -47,6 +47,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from runtime.files import extract_tar
 from runtime.store import LocalS3, StoreError
 
 __all__ = [
@@ -616,7 +617,7 @@ def _safe_extract(archive: Path, destination: Path, field: str) -> None:
                         f"{field}: {archive.name} holds the unsafe member {member.name!r} "
                         "(absolute or '..' path); rebuild the archive with relative paths.",
                     )
-            tar.extractall(destination, filter="data")
+            extract_tar(tar, destination)
     except tarfile.TarError as error:
         raise JobSetupError(
             CLIENT_ERROR, f"{field}: {archive} is not a readable tar archive: {error}"

@@ -16,6 +16,12 @@ The standard deviations come from a seeded bootstrap over test rows, computed wi
 vectorised resampling weights rather than one scikit-learn call per round.
 The report's layout and its metrics are named in :mod:`tabular.names` (one list of metrics,
 shared with the config's gate and the builders' JsonGet paths).
+
+Beside the report it writes ``smoke_sample.json``: the first ``--smoke-rows`` test records as
+the request body the endpoint takes (header-less canonical CSV, feature columns in schema
+order) and the predictions the serving code gave for them. The model package points at it
+(CustomerMetadataProperties ``SmokeSampleS3Uri``); ``python -m pipelines deploy`` sends those
+records to the live endpoint and compares its answers with these predictions.
 """
 
 from __future__ import annotations
@@ -27,13 +33,16 @@ import shutil
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from tabular.contract import MODEL_ARCHIVE
+from tabular.contract import CSV, MODEL_ARCHIVE
+from tabular.csvio import write_csv
 from tabular.errors import JobError
 from tabular.files import write_atomic
 from tabular.job import PROCESSING, JobParser, find_input, run_job
@@ -42,6 +51,7 @@ from tabular.names import (
     DEFAULT_BOOTSTRAP_ROUNDS,
     DEFAULT_PROBABILITY_THRESHOLD,
     DEFAULT_SEED,
+    DEFAULT_SMOKE_ROWS,
     EVALUATION_FILE,
     EVALUATION_OUTPUT_DIR,
     METRICS,
@@ -50,6 +60,10 @@ from tabular.names import (
     REPORT_KEYS,
     ROWS_KEY,
     SERVING_SCRIPT,
+    SMOKE_CONTENT_TYPE_KEY,
+    SMOKE_PREDICTIONS_KEY,
+    SMOKE_RECORDS_KEY,
+    SMOKE_SAMPLE_FILE,
     STANDARD_DEVIATION_KEY,
     TEST,
     TEST_FILE,
@@ -319,7 +333,33 @@ def _finite_or_none(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def smoke_sample(
+    features: pd.DataFrame, scores: np.ndarray, rows: int, content_type: str, scratch: Path
+) -> dict[str, Any]:
+    """The first `rows` test records as a request body, with the predictions made for them.
+
+    The body is written by the same canonical CSV writer that wrote the splits (no header,
+    feature columns in schema order), so the endpoint reads it as it reads any request.
+    """
+    head = features.iloc[:rows]
+    body = scratch / "smoke-records.csv"
+    write_csv(head, body, header=False)
+    return {
+        SMOKE_CONTENT_TYPE_KEY: content_type,
+        SMOKE_RECORDS_KEY: body.read_text(encoding="utf-8"),
+        SMOKE_PREDICTIONS_KEY: [float(v) for v in scores[:rows]],
+    }
+
+
 # --------------------------------------------------------------------------- job
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What Evaluate writes: the report and the smoke sample."""
+
+    report: dict[str, Any]
+    smoke_sample: dict[str, Any]
 
 
 def evaluate(
@@ -330,8 +370,9 @@ def evaluate(
     threshold: float = DEFAULT_PROBABILITY_THRESHOLD,
     bootstrap_rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
     seed: int = DEFAULT_SEED,
-) -> dict[str, Any]:
-    """Extract the model, score the test split with the serving code, return the report."""
+    smoke_rows: int = DEFAULT_SMOKE_ROWS,
+) -> Evaluation:
+    """Extract the model, score the test split with the serving code: report and smoke sample."""
     serving = load_serving_module(serving_code_dir)
     archive = find_model_archive(model_dir)
     with tempfile.TemporaryDirectory() as extracted:
@@ -356,12 +397,19 @@ def evaluate(
     deviations = bootstrap_standard_deviations(
         problem_type, labels, scores, threshold, bootstrap_rounds, seed
     )
-    return build_report(problem_type, values, deviations, len(labels))
+    with tempfile.TemporaryDirectory() as scratch:
+        sample = smoke_sample(features, scores, smoke_rows, CSV, Path(scratch))
+    return Evaluation(build_report(problem_type, values, deviations, len(labels)), sample)
 
 
 def write_report(report: dict[str, Any], output_dir: Path) -> Path:
     """Write evaluation.json whole (a temporary file renamed into place)."""
     return write_atomic(output_dir / EVALUATION_FILE, json.dumps(report, indent=2) + "\n")
+
+
+def write_smoke_sample(sample: dict[str, Any], output_dir: Path) -> Path:
+    """Write smoke_sample.json whole."""
+    return write_atomic(output_dir / SMOKE_SAMPLE_FILE, json.dumps(sample, indent=2) + "\n")
 
 
 def _probability(text: str) -> float:
@@ -378,6 +426,13 @@ def _rounds(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is below 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser of the job."""
     parser = JobParser(PROCESSING, __doc__.splitlines()[0])
@@ -391,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bootstrap-rounds", type=_rounds, default=DEFAULT_BOOTSTRAP_ROUNDS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--smoke-rows", type=_positive, default=DEFAULT_SMOKE_ROWS)
     return parser
 
 
@@ -399,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def work() -> None:
-        report = evaluate(
+        evaluation = evaluate(
             model_dir=args.model_dir,
             test_dir=args.test_dir,
             serving_code_dir=args.serving_code_dir,
@@ -407,9 +463,13 @@ def main(argv: list[str] | None = None) -> int:
             threshold=args.threshold_probability,
             bootstrap_rounds=args.bootstrap_rounds,
             seed=args.seed,
+            smoke_rows=args.smoke_rows,
         )
+        report = evaluation.report
         path = write_report(report, args.output_dir)
         print(f"wrote {path} ({report[ROWS_KEY]} rows)")
+        sample = write_smoke_sample(evaluation.smoke_sample, args.output_dir)
+        print(f"wrote {sample} ({len(evaluation.smoke_sample[SMOKE_PREDICTIONS_KEY])} rows)")
         for name, entry in report[REPORT_KEYS[args.problem_type]].items():
             print(f"{name}: {entry[VALUE_KEY]} (sd {entry[STANDARD_DEVIATION_KEY]})")
 

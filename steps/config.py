@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from steps.deploy_config import DeploySection, merge
+from steps.deploy_rules import security_problems
 from steps.sqs import check_queue_url
 from tabular.dialect import (
     DECIMAL_MARKS,
@@ -38,7 +40,13 @@ from tabular.dialect import (
     WHITESPACE,
     dialect_problems,
 )
-from tabular.names import DEFAULT_MAX_CATEGORIES, HIGH_CARDINALITY_POLICIES, METRICS, REFUSE
+from tabular.names import (
+    DEFAULT_MAX_CATEGORIES,
+    DEFAULT_SMOKE_ROWS,
+    HIGH_CARDINALITY_POLICIES,
+    METRICS,
+    REFUSE,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
@@ -335,6 +343,7 @@ class EvaluationSection(Section):
     comparison: Literal["gte", "lte"] | None = None
     probability_threshold: Fraction = 0.5
     bootstrap_rounds: Annotated[int, Field(ge=0, le=1000)] = 50
+    smoke_sample_rows: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_SMOKE_ROWS
 
 
 class DataQualitySection(Section):
@@ -466,10 +475,16 @@ class Config(Section):
     schedule: ScheduleSection
     security: SecuritySection
     retry: RetrySection
+    deploy: DeploySection  # schema and rules: steps/deploy_config.py
 
     @model_validator(mode="after")
     def _check_gate(self) -> Config:
         self.gate  # noqa: B018 - resolving the gate validates metric, threshold and comparison
+        problems = security_problems(
+            self.deploy, self.security.enable_network_isolation, self.security.subnets
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -506,16 +521,6 @@ class Gate(Section):
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message lists every problem."""
-
-
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -608,7 +613,7 @@ def _resolve(path: Path, named_by: str, seen: tuple[Path, ...] = ()) -> dict[str
     if parent_path is None:
         return raw
     reference = f"fix `extends: {parent}` in {path}: it must name" if parent else "restore"
-    return _deep_merge(_resolve(parent_path, reference, (*seen, path)), raw)
+    return merge(_resolve(parent_path, reference, (*seen, path)), raw)
 
 
 def _format_errors(path: Path, error: ValidationError, from_env: dict[str, str]) -> str:

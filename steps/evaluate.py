@@ -1,4 +1,5 @@
-"""Evaluate: score the test split through the serving code and write evaluation.json."""
+"""Evaluate: score the test split through the serving code; write evaluation.json and the smoke
+sample (test records with their predictions) that deploy sends to the endpoint."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from tabular.names import (
     EVALUATION_OUTPUT_DIR,
     MODEL_INPUT_DIR,
     SERVING_SCRIPT,
+    SMOKE_SAMPLE_FILE,
     TEST,
     TEST_INPUT_DIR,
 )
@@ -66,6 +68,8 @@ def build_evaluate_step(
             str(ctx.cfg.evaluation.probability_threshold),
             "--bootstrap-rounds",
             str(ctx.cfg.evaluation.bootstrap_rounds),
+            "--smoke-rows",
+            str(ctx.cfg.evaluation.smoke_sample_rows),
         ],  # fmt: skip
     )
     return ProcessingStep(
@@ -80,4 +84,13 @@ def build_evaluate_step(
 
 def report_uri(evaluate: ProcessingStep) -> Join:
     """The S3 URI of evaluation.json, for the model registry's metrics."""
-    return Join(on="/", values=[output_s3_uri(evaluate, EVALUATION_OUTPUT), EVALUATION_FILE])
+    return _output_file(evaluate, EVALUATION_FILE)
+
+
+def smoke_sample_uri(evaluate: ProcessingStep) -> Join:
+    """The S3 URI of smoke_sample.json, recorded with the model package for deploy."""
+    return _output_file(evaluate, SMOKE_SAMPLE_FILE)
+
+
+def _output_file(evaluate: ProcessingStep, name: str) -> Join:
+    return Join(on="/", values=[output_s3_uri(evaluate, EVALUATION_OUTPUT), name])

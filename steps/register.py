@@ -21,7 +21,7 @@ from tabular.contract import (
     SERVING_REGION,
     SERVING_SUBMIT_DIRECTORY,
 )
-from tabular.names import SERVING_ENV, SERVING_SCRIPT
+from tabular.names import SERVING_ENV, SERVING_SCRIPT, SMOKE_SAMPLE_PROPERTY
 
 STEP_NAME = "Register"
 LOG_LEVEL = "20"
@@ -49,7 +49,11 @@ def serving_model(ctx: BuildContext, train: TrainingStep) -> ModelBuilder:
 
 
 def build_register_step(
-    ctx: BuildContext, train: TrainingStep, data_quality: QualityCheckStep, report_uri: Join
+    ctx: BuildContext,
+    train: TrainingStep,
+    data_quality: QualityCheckStep,
+    report_uri: Join,
+    smoke_sample_uri: Join,
 ) -> ModelStep:
     quality = data_quality.properties
     step_args = serving_model(ctx, train).register(
@@ -59,6 +63,8 @@ def build_register_step(
         inference_instances=list(ctx.cfg.registry.inference_instance_types),
         transform_instances=list(ctx.cfg.registry.transform_instance_types),
         approval_status=ctx.params.model_approval_status,
+        # Where deploy finds test records and the predictions made for them (its smoke test).
+        customer_metadata_properties={SMOKE_SAMPLE_PROPERTY: smoke_sample_uri},
         model_metrics=ModelMetrics(
             model_statistics=MetricsSource(content_type=JSON, s3_uri=report_uri),
             model_data_statistics=MetricsSource(

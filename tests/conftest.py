@@ -9,6 +9,7 @@ from __future__ import annotations
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,3 +204,22 @@ def job_model_archive(
 def job_scripts_dir() -> Path:
     """The repository's scripts/ directory (the serving code evaluate.py imports)."""
     return Path(preprocess.__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def job_served(
+    job_model_archive: Callable[[str], Path],
+    job_prepared: Callable[[str], Path],
+    job_scripts_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Any:
+    """The binary model as an endpoint serves it (the serving handler) with the smoke sample the
+    Evaluate job recorded for it (tests/deploy_support.py)."""
+    from deploy_support import trained_model
+
+    return trained_model(
+        job_model_archive("binary"),
+        job_prepared("binary") / preprocess.TEST,
+        job_scripts_dir,
+        tmp_path_factory.mktemp("served"),
+    )

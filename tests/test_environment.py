@@ -114,6 +114,12 @@ AWS_VERBS = [
     ["approve", "0123abcd", "--aws"],
     ["reject", "0123abcd", "--aws", "--reason", "no"],
     ["upsert"],
+    ["deploy", "--stage", "staging"],
+    ["deploy", "--stage", "prod", "--dry-run"],
+    ["rollback", "--stage", "prod"],
+    ["undeploy", "--stage", "staging"],
+    ["status", "--stage", "prod"],
+    ["smoke", "--stage", "staging"],
 ]
 
 

@@ -1,5 +1,5 @@
-"""infra/template.yaml: cfn-lint clean (offline), least privilege, and the names the committed
-config uses are the ones the template creates."""
+"""infra/: every template cfn-lint clean (offline) and least privilege; infra/template.yaml creates
+the names the committed config uses (the deploy role: tests/unit/deploy/test_deploy_role.py)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,22 @@ from cfnlint.decode import decode
 from pipelines.schedule import schedule_request
 from steps.config import Config
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
+INFRA = Path(__file__).resolve().parent.parent / "infra"
+TEMPLATE = INFRA / "template.yaml"
+TEMPLATES = sorted(INFRA.glob("*.yaml"))
 SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    decoded, errors = decode(str(path))
+    assert not errors, errors
+    assert decoded is not None
+    return dict(decoded)
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    decoded, errors = decode(str(TEMPLATE))
-    assert not errors, errors
-    assert decoded is not None
-    return dict(decoded)
+    return load_template(TEMPLATE)
 
 
 class Resolver:
@@ -119,8 +125,9 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_cfn_lint_is_clean_offline(no_network: None) -> None:
-    matches = lint_file(TEMPLATE, config=ManualArgs(include_checks=["I"]))
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_is_clean_offline(path: Path, no_network: None) -> None:
+    matches = lint_file(path, config=ManualArgs(include_checks=["I"]))
     assert [str(m) for m in matches] == []
 
 
@@ -195,7 +202,15 @@ def test_bucket_is_encrypted_versioned_and_private(template: dict[str, Any]) -> 
 
 # Reviewed: actions that have no resource-level permissions, so "*" is the only resource IAM
 # accepts for them (Service Authorization Reference).
-WILDCARD_RESOURCE_ALLOWED = {"ecr:GetAuthorizationToken", "sagemaker:ListModelPackages"}
+WILDCARD_RESOURCE_ALLOWED = {
+    "ecr:GetAuthorizationToken",
+    "sagemaker:ListModelPackages",
+    "sagemaker:ListEndpointConfigs",
+    "sagemaker:ListModels",
+    "sagemaker:ListDataQualityJobDefinitions",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+}
 GOLDEN = Path(__file__).resolve().parent / "golden" / "pipeline.json"
 EXECUTION = "0123abcdefgh"
 
@@ -213,6 +228,7 @@ def policy_documents(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]
         if resource["Type"] in (
             "AWS::IAM::Role",
             "AWS::IAM::ManagedPolicy",
+            "AWS::IAM::Policy",
             "AWS::S3::BucketPolicy",
         ):
             found[name] = statements(template, name)
@@ -234,9 +250,14 @@ def wildcard_resource(arn: str) -> bool:
     )
 
 
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
 def test_no_wildcard_action_and_no_unconditioned_wildcard_resource(
-    template: dict[str, Any], resolver: Resolver
+    path: Path, base_config: Config
 ) -> None:
+    template = load_template(path)
+    account = base_config.aws.role_arn.split(":")[4]
+    resolver = Resolver(template, account, base_config.aws.region)
+    assert policy_documents(template), f"{path.name} grants nothing?"
     for owner, found in policy_documents(template).items():
         for statement in found:
             if statement["Effect"] == "Deny":

@@ -94,6 +94,8 @@ def test_registry_holds_a_pending_then_approved_package(
     assert runner_for(cfg, workspace).store.path(metrics_uri).is_file()
     baselines = package["DriftCheckBaselines"]["ModelDataQuality"]
     assert runner_for(cfg, workspace).store.path(baselines["Statistics"]["S3Uri"]).is_file()
+    smoke = package["CustomerMetadataProperties"]["SmokeSampleS3Uri"]  # deploy's smoke test
+    assert runner_for(cfg, workspace).store.path(smoke).is_file()
 
 
 def test_predictions_exist_for_every_test_row(

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from runtime.files import extract_tar
 from scripts import preprocess as pp
 from scripts import train as tr
 from steps.code import CodeStore
@@ -262,7 +263,7 @@ def serving_code(tmp_path: Path) -> Path:
     (artifact,) = store.artifacts
     code = tmp_path / "code"
     with tarfile.open(fileobj=io.BytesIO(artifact.payload)) as tar:
-        tar.extractall(code, filter="data")
+        extract_tar(tar, code)
     return code
 
 

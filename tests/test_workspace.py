@@ -8,12 +8,14 @@ are real: bytes of state.db overwritten or cut, a read-only bind mount, a small 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import textwrap
 import threading
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from pathlib import Path
 import pytest
 from test_faults import SMALL  # the small, slow-training config of the fault tests
 
-from runtime.files import WorkspaceError, atomic_path, write_atomic
+from runtime.files import WorkspaceError, atomic_path, extract_tar, write_atomic
 from runtime.state import LocalState
 from runtime.store import LocalS3
 from steps.approval_message import MODEL_PACKAGE_ARN
@@ -384,3 +386,36 @@ def test_an_execution_runs_in_one_process_at_a_time(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def _archive(tmp_path: Path, *members: tuple[str, bytes | None, str | None]) -> Path:
+    """A tar.gz of (name, content, link target): a file, or a symlink when content is None."""
+    path = tmp_path / "archive.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content, link in members:
+            info = tarfile.TarInfo(name)
+            if content is None:
+                info.type, info.linkname = tarfile.SYMTYPE, link or ""
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return path
+
+
+@pytest.mark.parametrize("filters", ["with-filters", "before-3.11.4"])
+def test_archives_extract_their_files_and_refuse_what_leaves_the_folder(
+    filters: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if filters == "before-3.11.4":  # Debian 12's Python 3.11.2 has no tarfile filters
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    good = _archive(tmp_path, ("model.json", b"{}", None), ("code/inference.py", b"x = 1", None))
+    with tarfile.open(good) as tar:
+        extract_tar(tar, tmp_path / "out")
+    assert (tmp_path / "out" / "code" / "inference.py").read_bytes() == b"x = 1"
+    for bad in (("../escape.txt", b"x", None), ("link", None, "/etc/passwd")):
+        (tmp_path / "bad").mkdir(exist_ok=True)
+        archive = _archive(tmp_path / "bad", bad)
+        with tarfile.open(archive) as tar, pytest.raises(tarfile.TarError):
+            extract_tar(tar, tmp_path / "bad-out")
+        assert not (tmp_path / "escape.txt").exists()

@@ -120,6 +120,15 @@ VALUE_KEY = "value"
 STANDARD_DEVIATION_KEY = "standard_deviation"
 ROWS_KEY = "evaluation_rows"
 
+SMOKE_SAMPLE_FILE = "smoke_sample.json"
+"""Evaluate's second output file: test records and the predictions made for them."""
+SMOKE_SAMPLE_PROPERTY = "SmokeSampleS3Uri"
+"""The model package's CustomerMetadataProperties key naming the smoke sample's S3 URI."""
+SMOKE_CONTENT_TYPE_KEY = "content_type"
+SMOKE_RECORDS_KEY = "records"
+SMOKE_PREDICTIONS_KEY = "predictions"
+DEFAULT_SMOKE_ROWS = 20
+
 
 def metric_json_path(problem_type: str, metric: str) -> str:
     """The JsonGet path of ``metric`` in evaluation.json, e.g. ``"...auc.value"``."""
