@@ -83,6 +83,40 @@ def test_what_is_not_a_number(dialect: Dialect, text: str) -> None:
     assert np.isnan(values.parse_numbers(pd.Series([text], dtype=object), dialect)[0])
 
 
+TRICKY_NUMBERS = [
+    "1", "+2.5", "-3e2", ".5", "1.", "00012", "-0", "1E+05", "1e400", "-1e400", "4.9e-324",
+    "0.1", "123456789.123456789", "nan", "NaN", "inf", "-Infinity", "0x1F", "1_000", "1,5",
+    "1d5", "1e", "e5", "-", "+", "\u0661\u0662", "\uff11", "3.4028236e38", "1 234", "1.234,5",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [Dialect(), Dialect(decimal=","), Dialect(thousands=","), Dialect(thousands=" ")],
+)
+@pytest.mark.parametrize("mixed", [False, True])
+def test_text_held_by_pyarrow_reads_as_the_same_numbers(dialect: Dialect, mixed: bool) -> None:
+    """csvio reads text into pyarrow, whose cast parses plain numbers: value for value what
+    the pandas rules read, whether every value is a number (one cast) or not (each distinct
+    value by the rules)."""
+    text = TRICKY_NUMBERS if mixed else ["1", "+2.5", "-3e2", ".5", "1.", "-0", "1e400"]
+    expected = values.parse_numbers(pd.Series(text * 3, dtype=object), dialect)
+    held = pd.Series(text * 3, dtype="string[pyarrow]")
+    parsed = values.parse_numbers(held, dialect)
+    np.testing.assert_array_equal(parsed, expected)
+    assert not np.signbit(parsed[text.index("-0")])  # "-0" is 0, as pandas reads it
+    assert str(held.dtype) == "string" and held.array.__class__.__name__ == "ArrowStringArray"
+
+
+def test_the_reader_hands_pyarrow_text_to_the_rules(tmp_path: Path) -> None:
+    """The fast path is taken: read_csv_file holds each column as pyarrow text."""
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n1,x\n2.5,y\n", encoding="utf-8")
+    frame = csvio.read_csv_file(path, Dialect())
+    assert all(isinstance(frame[c].dtype, pd.StringDtype) for c in frame.columns)
+    assert {frame[c].dtype.storage for c in frame.columns} == {"pyarrow"}
+
+
 def test_an_ambiguous_number_offers_both_readings() -> None:
     message = values.explain("1,234", Dialect())
     assert "data.thousands: ','" in message and "data.decimal: ','" in message

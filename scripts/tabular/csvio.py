@@ -265,7 +265,7 @@ def _read(
         source,
         sep=dialect.delimiter,
         quotechar=QUOTE,
-        dtype=str,
+        dtype="string[pyarrow]" if engine == "pyarrow" else str,
         engine=engine,
         header=0 if header else None,
         names=[f"c{i}" for i in range(width)],

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,9 +75,43 @@ def number_pattern(decimal: str, thousands: str | None) -> re.Pattern[str]:
 
 
 def parse_numbers(stripped: pd.Series, dialect: Dialect) -> np.ndarray:
-    """float64 of each stripped, non-missing value; NaN where it is not a finite number."""
+    """float64 of each stripped, non-missing value; NaN where it is not a finite number.
+
+    Text held by pyarrow (how :mod:`tabular.csvio` reads) is parsed in pyarrow: a column of
+    plain numbers is cast at once; any other column has each distinct value parsed once by
+    the rules below (pyarrow's cast fails on every value those rules do not read as a number
+    and reads the same float for the rest: tests/test_tabular.py pins both).
+    """
     if len(stripped) == 0:
         return np.empty(0, dtype="float64")
+    text = _arrow_text(stripped)
+    if text is None:
+        return _parse_text(stripped, dialect)
+    if dialect.is_plain:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            return _finite(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False))
+        except pa.ArrowInvalid:
+            pass  # some value is not a plain number
+    encoded = text.dictionary_encode()
+    distinct = pd.Series(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    return _parse_text(distinct, dialect)[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _arrow_text(stripped: pd.Series) -> Any:
+    """The values as one pyarrow string array when pyarrow holds them without a gap, else None."""
+    dtype = stripped.dtype
+    if not isinstance(dtype, pd.StringDtype) or dtype.storage != "pyarrow" or stripped.hasnans:
+        return None
+    import pyarrow as pa
+
+    text = pa.array(stripped.array)  # zero-copy: the array pandas holds
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+
+
+def _parse_text(stripped: pd.Series, dialect: Dialect) -> np.ndarray:
     if dialect.is_plain:
         # pandas' parser reads exactly the plain grammar plus inf/nan, removed below.
         parsed = pd.to_numeric(stripped, errors="coerce")
@@ -88,8 +123,12 @@ def parse_numbers(stripped: pd.Series, dialect: Dialect) -> np.ndarray:
             lambda v: _plain(v, dialect) if isinstance(v, str) else v
         )
         parsed = pd.to_numeric(cleaned, errors="coerce")
-    values = np.asarray(parsed, dtype="float64")
-    return np.where(np.isfinite(values), values, np.nan)
+    return _finite(np.asarray(parsed, dtype="float64"))
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """NaN where a value is not finite; ``-0.0`` as ``0.0`` (pandas reads "-0" as the integer 0)."""
+    return np.where(np.isfinite(values), values + 0.0, np.nan)
 
 
 def not_numbers(numbers: np.ndarray) -> np.ndarray:
