@@ -35,6 +35,7 @@ from runtime.jobs import (
     MODEL_DIR,
     OUTPUT_DATA_DIR,
     OUTPUT_DIR,
+    SHARED_HOST_DEFAULTS,
     container_path,
     map_container_value,
 )
@@ -115,7 +116,7 @@ class _Bare:
         )
         self.outputs: dict[tuple[str, str], Path] = {}  # (step, output name) -> directory
         self.models: dict[str, Path] = {}  # training step -> model.tar.gz
-        self.env = dict(os.environ)
+        self.env = {**SHARED_HOST_DEFAULTS, **os.environ}  # the runtime's thread settings
         self.peak_rss: dict[str, int] = {}
 
     @staticmethod

@@ -111,7 +111,7 @@ RUNTIME_VARIABLES = frozenset(
         "PATH", "LD_LIBRARY_PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR",
         "PYTHONUTF8", "PYTHONIOENCODING", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
         "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-        "NUMEXPR_MAX_THREADS", "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_MAX_THREADS", "VECLIB_MAXIMUM_THREADS", "OMP_WAIT_POLICY",
     }
 )  # fmt: skip
 RUNTIME_PREFIXES = ("LC_",)
@@ -119,6 +119,13 @@ RUNTIME_PREFIXES = ("LC_",)
 time zone, temporary directory, thread counts). A container starts from its image's environment
 plus the job's contract variables, never the caller's: no credentials, tokens, profiles, config
 files or HOME reach a job (an allowlist, so a variable nobody thought of stays out too)."""
+SHARED_HOST_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+"""Thread settings for jobs that share the host's cores, unless the host sets them. A SageMaker
+job has its instance to itself; here jobs run beside each other (DataQuality beside Train) and
+beside whatever else the machine runs, and OpenMP threads that spin while they wait for a
+descheduled sibling (libgomp's default) make each XGBoost round several times slower on a busy
+machine (measured in bench/: train time 3-9x on 2 shared cores). Passive threads sleep instead;
+what the job computes does not change."""
 JOB_HOME = "home"
 """``HOME`` of a job: ``<sandbox>/home``, empty, so ``~/.aws`` and other dotfiles are not found."""
 PYTHON_COMMAND = re.compile(r"python(3(\.\d+)?)?")
@@ -523,11 +530,12 @@ def _field(mapping: Any, key: str, where: str) -> Any:
 
 def _base_env(sandbox: Path) -> dict[str, str]:
     """The runtime's share of the host environment, and a HOME inside the sandbox."""
-    env = {
-        key: value
+    env = dict(SHARED_HOST_DEFAULTS)
+    env.update(
+        (key, value)
         for key, value in os.environ.items()
         if key in RUNTIME_VARIABLES or key.startswith(RUNTIME_PREFIXES)
-    }
+    )
     home = Path(sandbox, JOB_HOME)
     home.mkdir(parents=True, exist_ok=True)
     env["HOME"] = str(home)

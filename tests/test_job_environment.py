@@ -44,6 +44,15 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
+def test_the_hosts_thread_wait_policy_passes_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert jobs._base_env(tmp_path)["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert jobs._base_env(tmp_path)["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
 def step_of(seen: dict[str, Any]) -> str:
     parts = Path(seen["cwd"]).parts
     return parts[parts.index("steps") + 1]
@@ -64,6 +73,7 @@ def test_jobs_get_an_allowlisted_environment_and_a_home_of_their_own(
         return launch([sys.executable, "-c", SHIM, str(seen_dir), *argv], **kwargs)
 
     monkeypatch.setattr(jobs, "run_command", through_shim)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     workspace = tmp_path / "ws"
     run = run_local(cfg, built, workspace=workspace, quiet=True)
     assert run.execution.status == "Succeeded", run.execution.failure_reason
@@ -86,6 +96,9 @@ def test_jobs_get_an_allowlisted_environment_and_a_home_of_their_own(
         assert Path(env["HOME"]).parent == sandbox and Path(env["HOME"]).is_dir(), step
         for name, value in KEPT.items():
             assert env.get(name) == value, (step, name)
+        # Jobs share the host's cores: OpenMP threads sleep while they wait (the host's
+        # own choice, had it made one, would pass through like the thread counts).
+        assert env.get("OMP_WAIT_POLICY") == "PASSIVE", step
     assert seen["Train"]["env"]["SM_MODEL_DIR"].endswith("/opt/ml/model")
     assert seen["Train"]["env"]["TRAINING_JOB_NAME"]
     assert seen["BatchScore"]["env"]["SAGEMAKER_PROGRAM"] == "inference.py"
