@@ -116,7 +116,8 @@ class _Bare:
         )
         self.outputs: dict[tuple[str, str], Path] = {}  # (step, output name) -> directory
         self.models: dict[str, Path] = {}  # training step -> model.tar.gz
-        self.env = {**SHARED_HOST_DEFAULTS, **os.environ}  # the runtime's thread settings
+        # The host's environment with the thread settings the local runtime gives its jobs.
+        self.env: dict[str, str] = {**SHARED_HOST_DEFAULTS, **os.environ}
         self.peak_rss: dict[str, int] = {}
 
     @staticmethod

@@ -402,8 +402,8 @@ def yardstick(env: Setup, csv: Path, out: Path) -> dict[str, Any]:
     # The thread settings the local runtime gives its jobs, so both sides compute alike.
     from runtime.jobs import SHARED_HOST_DEFAULTS
 
-    env = {**SHARED_HOST_DEFAULTS, **os.environ}
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    threads = {**SHARED_HOST_DEFAULTS, **os.environ}
+    done = subprocess.run(argv, cwd=ROOT, env=threads, capture_output=True, text=True)
     if done.returncode != 0:
         raise BenchError(f"bench.yardstick exited with {done.returncode}:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
