@@ -61,9 +61,9 @@ upgrade: | $(UV)
 
 ## lint: ruff, mypy on the builders, and the import contracts (job code stays SDK-free)
 lint: $(STAMP)
-	$(BIN)/ruff check pipelines steps scripts runtime tools tests conftest.py
-	$(BIN)/ruff format --check pipelines steps scripts runtime tools tests conftest.py
-	$(BIN)/mypy pipelines steps runtime tools
+	$(BIN)/ruff check pipelines steps config scripts runtime bench tools tests conftest.py
+	$(BIN)/ruff format --check pipelines steps config scripts runtime bench tools tests conftest.py
+	$(BIN)/mypy pipelines steps config runtime tools
 	$(BIN)/lint-imports
 
 ## test: lint, then every test (no AWS, no network: moto stands in for the API)

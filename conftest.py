@@ -21,8 +21,8 @@ os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
+from config import PIPELINE_CONFIG, Config, load_config  # noqa: E402
 from pipelines.document import BuiltPipeline  # noqa: E402
-from steps.config import PIPELINE_CONFIG, Config, load_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from runtime.engine import flatten, parameter_values
+from runtime.engine import parameter_values
 from runtime.expressions import ResolutionError, Scope, resolve
 from runtime.files import extract_tar
 from runtime.jobs import (
@@ -38,6 +38,7 @@ from runtime.jobs import (
     container_path,
     map_container_value,
 )
+from tabular.contract import definition_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_REFERENCE = re.compile(
@@ -97,7 +98,7 @@ class _Bare:
     def __init__(
         self, definition: dict[str, Any], code: Mapping[str, bytes], csv: Path, root: Path
     ) -> None:
-        self.steps, _ = flatten(definition)
+        self.steps, _ = definition_steps(definition)
         self.code = code
         self.csv = csv
         self.root = root
@@ -282,20 +283,20 @@ def run_bare(
     ``code`` maps each code object's S3 URI to its bytes (what `make upsert` uploads).
     """
     # The step modules import the SDK, which needs the region first (pipelines.sdk).
-    from steps import batch_score, data_quality, evaluate, preprocess, train
+    from steps import names as steps
 
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
     bare = _Bare(definition, code, csv, root)
     jobs: list[tuple[str, Callable[[], None]]] = [
-        (preprocess.STEP_NAME, lambda: bare.processing(preprocess.STEP_NAME)),
-        (data_quality.STEP_NAME, lambda: bare.data_quality(data_quality.STEP_NAME)),
-        (train.STEP_NAME, lambda: bare.training(train.STEP_NAME)),
-        (evaluate.STEP_NAME, lambda: bare.processing(evaluate.STEP_NAME)),
+        (steps.PREPROCESS, lambda: bare.processing(steps.PREPROCESS)),
+        (steps.DATA_QUALITY, lambda: bare.data_quality(steps.DATA_QUALITY)),
+        (steps.TRAIN, lambda: bare.training(steps.TRAIN)),
+        (steps.EVALUATE, lambda: bare.processing(steps.EVALUATE)),
         (
-            batch_score.STEP_NAME,
-            lambda: bare.transform(batch_score.STEP_NAME, batch_score.CREATE_MODEL_STEP_NAME),
+            steps.BATCH_SCORE,
+            lambda: bare.transform(steps.BATCH_SCORE, steps.CREATE_MODEL),
         ),
     ]
     result = BareRun()

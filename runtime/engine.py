@@ -53,6 +53,7 @@ from runtime.files import (
 from runtime.monitor import VIOLATIONS_FILE
 from runtime.state import LocalState, StateError
 from runtime.store import LocalS3
+from tabular.contract import definition_steps
 
 SUCCEEDED, FAILED, EXECUTING, NOT_STARTED, SKIPPED, STOPPED = (
     "Succeeded", "Failed", "Executing", "NotStarted", "NotExecuted", "Stopped"
@@ -201,24 +202,6 @@ def published_uris(kind: str, properties: dict[str, Any]) -> list[str]:
     return []
 
 
-def flatten(
-    definition: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, bool]]]:
-    """Steps by name, and for each step inside a condition branch: (condition, branch)."""
-    steps: dict[str, dict[str, Any]] = {}
-    branch_of: dict[str, tuple[str, bool]] = {}
-    pending = list(definition["Steps"])
-    while pending:
-        step = pending.pop(0)
-        steps[step["Name"]] = step
-        if step["Type"] == "Condition":
-            for branch, key in ((True, "IfSteps"), (False, "ElseSteps")):
-                for inner in step["Arguments"].get(key, []):
-                    branch_of[inner["Name"]] = (step["Name"], branch)
-                    pending.append(inner)
-    return steps, branch_of
-
-
 def parameter_values(definition: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Declared defaults with overrides cast to each parameter's type; unknown names refused."""
     declared = {p["Name"]: p for p in definition.get("Parameters", [])}
@@ -277,7 +260,7 @@ class LocalPipelineRunner:
         raw = json.loads((folder / "execution.json").read_text())
         definition = json.loads((folder / "definition.json").read_text())
         records = raw.pop("steps")
-        steps = {name: StepRecord(**records[name]) for name in flatten(definition)[0]}
+        steps = {name: StepRecord(**records[name]) for name in definition_steps(definition)[0]}
         return Execution(**raw, steps=steps), definition
 
     def start(
@@ -294,7 +277,7 @@ class LocalPipelineRunner:
             execution.status, execution.end, execution.failure_reason = EXECUTING, None, None
         else:
             execution_id = uuid.uuid4().hex[:12]
-            steps, _ = flatten(definition)
+            steps, _ = definition_steps(definition)
             execution = Execution(
                 execution_id=execution_id,
                 pipeline=pipeline,
@@ -324,7 +307,7 @@ class _Run:
         self.execution = execution
         self.definition = definition
         self.hooks = hooks
-        self.steps, self.branch_of = flatten(definition)
+        self.steps, self.branch_of = definition_steps(definition)
         self.lock = threading.Lock()
         self.folder = runner.execution_dir(execution.execution_id)
         self.failed = False  # a step failed: start nothing new

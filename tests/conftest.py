@@ -62,7 +62,7 @@ evaluation: {{bootstrap_rounds: 5}}
 @pytest.fixture
 def small_run_config(tmp_path: Path) -> Path:
     """A config file for a quick local run of the whole graph on 3000 built-in rows."""
-    from steps.config import LOCAL_CONFIG
+    from config import LOCAL_CONFIG
 
     path = tmp_path / "small.yaml"
     path.write_text(SMALL_RUN.format(local=LOCAL_CONFIG), encoding="utf-8")

@@ -30,9 +30,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from moto.sagemaker.models import sagemaker_backends
 
+from config import Config
 from runtime.transform import Handler, load_handler
 from scripts import evaluate as evaluation
-from steps.config import Config
 from tabular import names
 from tabular.contract import MODEL_ARCHIVE
 

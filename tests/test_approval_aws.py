@@ -18,6 +18,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from config import Config
 from pipelines import approval, cli
 from pipelines.approval import (
     ApprovalError,
@@ -27,8 +28,7 @@ from pipelines.approval import (
     answer_on_aws,
     request_token,
 )
-from steps import approval_message
-from steps.config import Config
+from steps import names as approval_message
 
 PIPELINE_YAML = Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml"
 EXECUTION = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/tabular-xgboost/execution/abc123"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runtime.engine import flatten
-from steps.code import SCRIPTS_DIR
-from steps.config import Config
+from config import Config
+from config.paths import SCRIPTS_DIR
+from tabular.contract import definition_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def scripts_copy(tmp_path: Path) -> Path:
 
 
 def changed_steps(base: str, edited: str) -> set[str]:
-    before, after = flatten(json.loads(base))[0], flatten(json.loads(edited))[0]
+    before, after = definition_steps(json.loads(base))[0], definition_steps(json.loads(edited))[0]
     changed = {name for name in before if before[name] != after[name]}
     # A condition step embeds its branches: judge it by its own conditions only.
     if (
@@ -98,8 +98,8 @@ def test_a_new_module_of_the_shared_package_ships_with_every_job(
 
 def test_settings_change_only_preprocess(tmp_path: Path, built) -> None:  # type: ignore[no-untyped-def]
     """Reading rules reach Preprocess as a settings document; nothing else depends on them."""
+    from config import PIPELINE_CONFIG, load_config
     from pipelines.definition import build
-    from steps.config import PIPELINE_CONFIG, load_config
 
     config = tmp_path / "c.yaml"
     config.write_text(f"extends: {PIPELINE_CONFIG}\ndata: {{missing_values: ['', 'NULL']}}\n")

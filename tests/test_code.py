@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from steps.code import SCRIPTS_DIR, SHARED_PACKAGE, manifest_digest
-from steps.config import Config
+from config import Config
+from config.paths import SCRIPTS_DIR
+from steps.code import SHARED_PACKAGE, manifest_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 

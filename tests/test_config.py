@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.config import BASE_CONFIG, LOCAL_CONFIG, PIPELINE_CONFIG, ConfigError, load_config
+from config import BASE_CONFIG, LOCAL_CONFIG, PIPELINE_CONFIG, ConfigError, load_config
 
 MINIMAL = """\
 data:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from config import Config, load_config
 from pipelines.local import LocalRun, run_local, runner_for, summary_table
-from steps.config import Config, load_config
 
 FAST = {
     "training": {"hyperparameters": {"num_round": 20, "early_stopping_rounds": 5}},

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from runtime.engine import flatten
-from steps.config import Config
+from config import Config
 from tabular import names
+from tabular.contract import definition_steps
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "pipeline.json"
 EXPECTED_TYPES = {
@@ -47,12 +47,12 @@ def references(node: Any) -> list[str]:
 
 
 def test_every_step_present_with_its_type(definition: dict) -> None:
-    steps = flatten(definition)[0]
+    steps = definition_steps(definition)[0]
     assert {name: step["Type"] for name, step in steps.items()} == EXPECTED_TYPES
 
 
 def test_condition_branches_hold_the_gated_steps(definition: dict) -> None:
-    condition = flatten(definition)[0]["CheckMetric"]["Arguments"]
+    condition = definition_steps(definition)[0]["CheckMetric"]["Arguments"]
     assert [s["Name"] for s in condition["IfSteps"]] == [
         "Register", "Approval", "CreateModel", "BatchScore"
     ]  # fmt: skip
@@ -60,7 +60,7 @@ def test_condition_branches_hold_the_gated_steps(definition: dict) -> None:
 
 
 def test_property_references_resolve_to_existing_steps_and_outputs(definition: dict) -> None:
-    steps = flatten(definition)[0]
+    steps = definition_steps(definition)[0]
     parameters = {p["Name"] for p in definition["Parameters"]}
     for name, step in steps.items():
         for ref in references(step):
@@ -84,7 +84,7 @@ def test_property_references_resolve_to_existing_steps_and_outputs(definition: d
 
 
 def test_edges_follow_the_graph(definition: dict) -> None:
-    steps = flatten(definition)[0]
+    steps = definition_steps(definition)[0]
 
     def upstream(name: str) -> set[str]:
         found = {m.group(1) for r in references(steps[name]) if (m := STEP_REFERENCE.match(r))}
@@ -100,13 +100,13 @@ def test_edges_follow_the_graph(definition: dict) -> None:
 
 
 def test_condition_reads_a_key_that_evaluate_writes(definition: dict, base_config: Config) -> None:
-    condition = flatten(definition)[0]["CheckMetric"]["Arguments"]["Conditions"][0]
+    condition = definition_steps(definition)[0]["CheckMetric"]["Arguments"]["Conditions"][0]
     json_get = condition["LeftValue"]["Std:JsonGet"]
     assert json_get["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
     problem = base_config.data.problem_type
     assert json_get["Path"] == names.metric_json_path(problem, base_config.gate.metric)
     assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
-    report = flatten(definition)[0]["Evaluate"]["PropertyFiles"][0]
+    report = definition_steps(definition)[0]["Evaluate"]["PropertyFiles"][0]
     assert report == {
         "FilePath": names.EVALUATION_FILE,
         "OutputName": names.EVALUATION_OUTPUT,
@@ -138,7 +138,7 @@ def test_parameters_round_trip_the_config(definition: dict, base_config: Config)
 def test_retry_policies_carry_the_configured_exception_types(
     definition: dict, base_config: Config
 ) -> None:
-    steps = flatten(definition)[0]
+    steps = definition_steps(definition)[0]
     service, job = base_config.retry.service, base_config.retry.job
     for name in JOB_STEPS:
         by_kind = {p["ExceptionType"][0].split(".")[0]: p for p in steps[name]["RetryPolicies"]}
@@ -152,7 +152,7 @@ def test_retry_policies_carry_the_configured_exception_types(
 
 
 def test_job_steps_retry_and_cacheable_steps_cache(definition: dict, base_config: Config) -> None:
-    steps = flatten(definition)[0]
+    steps = definition_steps(definition)[0]
     for name in JOB_STEPS:
         kinds = {p["ExceptionType"][0].split(".")[0] for p in steps[name]["RetryPolicies"]}
         assert kinds == {"Step", "SageMaker"}, name
@@ -164,7 +164,7 @@ def test_job_steps_retry_and_cacheable_steps_cache(definition: dict, base_config
 
 
 def test_training_code_is_content_addressed_not_timestamped(definition: dict) -> None:
-    train = flatten(definition)[0]["Train"]["Arguments"]
+    train = definition_steps(definition)[0]["Train"]["Arguments"]
     submit = train["HyperParameters"]["sagemaker_submit_directory"]
     assert re.fullmatch(r"s3://[^/]+/.+/code/[0-9a-f]{64}/sourcedir\.tar\.gz", submit)
     assert [c["ChannelName"] for c in train["InputDataConfig"]] == [
@@ -190,14 +190,14 @@ def test_definition_matches_the_golden_snapshot(built) -> None:  # type: ignore[
 def test_objective_and_gate_follow_the_problem_type(
     problem_type: str, tmp_path: Path, build
 ) -> None:  # type: ignore[no-untyped-def]
-    from steps.config import load_config
+    from config import load_config
 
     config = tmp_path / "c.yaml"
     config.write_text(
         f"data: {{input_uri: 's3://b/k.csv', target: y, problem_type: {problem_type}}}\n"
     )
     document = json.loads(build(load_config(config, env={})).definition)
-    steps = flatten(document)[0]
+    steps = definition_steps(document)[0]
     objective = steps["Train"]["Arguments"]["HyperParameters"]["objective"]
     path = steps["CheckMetric"]["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]["Path"]
     if problem_type == "binary":
@@ -219,11 +219,11 @@ security:
 
 
 def test_security_settings_reach_every_job_step(tmp_path: Path, build) -> None:  # type: ignore[no-untyped-def]
-    from steps.config import PIPELINE_CONFIG, load_config
+    from config import PIPELINE_CONFIG, load_config
 
     config = tmp_path / "secure.yaml"
     config.write_text(SECURE.format(pipeline=PIPELINE_CONFIG))
-    steps = flatten(json.loads(build(load_config(config, env={})).definition))[0]
+    steps = definition_steps(json.loads(build(load_config(config, env={})).definition))[0]
     vpc = {"SecurityGroupIds": ["sg-0def"], "Subnets": ["subnet-0abc"]}
     volume = "arn:aws:kms:us-east-1:123456789012:key/volume"
     output = "arn:aws:kms:us-east-1:123456789012:key/output"

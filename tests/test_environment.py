@@ -20,8 +20,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from offline_guard import GUARD, bare_command, bare_env, can_unshare_network, install
 
+from config import LOCAL_CONFIG, PIPELINE_CONFIG, load_config
 from pipelines import aws
-from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "pipeline.json"

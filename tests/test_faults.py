@@ -15,9 +15,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from config import PIPELINE_CONFIG, Config, load_config
 from pipelines.local import run_local, runner_for
 from pipelines.publish import upsert
-from steps.config import PIPELINE_CONFIG, Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_ROWS = "".join(f"{i % 7},{'abc'[i % 3]},{i % 2}\n" for i in range(60))

@@ -12,8 +12,8 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode
 
+from config import Config
 from pipelines.schedule import schedule_request
-from steps.config import Config
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 TEMPLATE = INFRA / "template.yaml"
@@ -335,10 +335,10 @@ def test_kms_grants_only_for_aws_resources(template: dict[str, Any]) -> None:
 
 def output_objects(definition: dict[str, Any]) -> dict[str, str]:
     """Every output prefix the definition's steps write, for one execution: step/output -> ARN."""
-    from runtime.engine import flatten
+    from tabular.contract import definition_steps
 
     found = {}
-    for name, step in flatten(definition)[0].items():
+    for name, step in definition_steps(definition)[0].items():
         arguments = step.get("Arguments", {})
         outputs = [
             (o["OutputName"], o["S3Output"]["S3Uri"])

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from config import load_config
 from pipelines.local import run_local
 from runtime import jobs
-from steps.config import load_config
 
 SENTINELS = {
     "AWS_ACCESS_KEY_ID": "AKIASENTINEL00000000",

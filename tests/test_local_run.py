@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from config import Config, load_config
+from config.paths import SCRIPTS_DIR
 from pipelines.document import BuiltPipeline
 from pipelines.local import LAST_RUN, LocalRun, run_local, runner_for
-from steps.code import SCRIPTS_DIR
-from steps.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = """\

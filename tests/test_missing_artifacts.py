@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from config import Config, load_config
 from pipelines.document import BuiltPipeline
 from pipelines.local import LocalRun, run_local, runner_for
 from pipelines.sample_data import write_csv
 from runtime import jobs
-from runtime.state import APPROVED, LocalState, StateError
+from runtime.state import LocalState, StateError
 from runtime.store import LocalS3
-from steps.config import Config, load_config
+from tabular.contract import ApprovalStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = """\
@@ -111,7 +112,7 @@ def test_a_cached_step_whose_output_is_gone_runs_again_and_the_run_succeeds(
     package = runner_for(cfg, workspace).state.package(register["ModelPackageArn"])
     model_data = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert runner_for(cfg, workspace).store.path(model_data).is_file()
-    assert package["ModelApprovalStatus"] == APPROVED
+    assert package["ModelApprovalStatus"] == ApprovalStatus.APPROVED
 
 
 def test_a_changed_output_is_not_reused_and_a_restored_copy_is(
@@ -224,7 +225,7 @@ def test_approval_refuses_a_package_whose_model_is_gone(tmp_path: Path) -> None:
     arn = state.register_package(package_request(), "e1")["ModelPackageArn"]
     store.path(MODEL).unlink()
     with pytest.raises(StateError, match="cannot be approved"):
-        state.set_approval(arn, APPROVED, "looks fine")
+        state.set_approval(arn, ApprovalStatus.APPROVED, "looks fine")
     assert state.package(arn)["ModelApprovalStatus"] == "PendingManualApproval"
     assert state.set_approval(arn, "Rejected", "archive gone")["ModelApprovalStatus"] == "Rejected"
 
@@ -239,7 +240,7 @@ def test_local_approve_of_a_package_whose_model_is_gone_exits_2(
     package = state.register_package(
         {**package_request(), "ModelPackageGroupName": cfg.registry.model_package_group}, "e9"
     )
-    from steps.approval import MODEL_PACKAGE_ARN
+    from steps.names import MODEL_PACKAGE_ARN
 
     arguments = {MODEL_PACKAGE_ARN: package["ModelPackageArn"]}
     state.open_callback("t", "e9", "Approval", "", {"arguments": arguments})
@@ -254,7 +255,9 @@ def test_local_approve_of_a_package_whose_model_is_gone_exits_2(
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr and "cannot be approved" in result.stderr
-    assert state.package(package["ModelPackageArn"])["ModelApprovalStatus"] != APPROVED
+    assert (
+        state.package(package["ModelPackageArn"])["ModelApprovalStatus"] != ApprovalStatus.APPROVED
+    )
 
 
 def test_transform_advice_for_a_missing_model_archive_can_be_followed(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from config import Config, load_config
 from pipelines.publish import PublishError, upsert
-from steps.config import Config, load_config
 
 
 def test_create_then_no_change_then_update(

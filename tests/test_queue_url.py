@@ -11,8 +11,8 @@ import boto3
 import pytest
 from offline_guard import bare_env
 
-from steps.config import PIPELINE_CONFIG, ConfigError, load_config
-from steps.sqs import parse_queue_url
+from config import PIPELINE_CONFIG, ConfigError, load_config
+from config.queue_url import parse_queue_url
 
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"

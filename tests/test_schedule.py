@@ -9,6 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
+from config import Config, ConfigError, load_config
+from config.parameters import DATA_VERSION as DATA_VERSION_PARAMETER
 from pipelines import cli
 from pipelines.publish import upsert
 from pipelines.schedule import (
@@ -21,7 +23,6 @@ from pipelines.schedule import (
     schedule_name,
     start_request,
 )
-from steps.config import DATA_VERSION_PARAMETER, Config, ConfigError, load_config
 
 PIPELINE_YAML = Path(__file__).resolve().parent.parent / "configs" / "pipeline.yaml"
 

@@ -27,7 +27,7 @@ from test_faults import SMALL  # the small, slow-training config of the fault te
 from runtime.files import WorkspaceError, atomic_path, extract_tar, write_atomic
 from runtime.state import LocalState
 from runtime.store import LocalS3
-from steps.approval_message import MODEL_PACKAGE_ARN
+from steps.names import MODEL_PACKAGE_ARN
 
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTION = "0123456789ab"

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from config import PIPELINE_CONFIG, Config, load_config
 from pipelines.deploy.deployment import DeployFailed, DeployRefused, Live, prepare
 from pipelines.deploy.history import DEPLOY, ROLLBACK, read, rollback_target
 from pipelines.deploy.names import PACKAGE_TAG
 from pipelines.deploy.requests import Target
 from pipelines.deploy.show import plan_lines, status_lines
 from pipelines.deploy.smoke import SmokeSampleError
-from steps.config import PIPELINE_CONFIG, Config, load_config
 
 EXIT_FAILED = 1
 Verb = Callable[[str, Callable[[Any], int], str, Path], argparse.ArgumentParser]

@@ -14,12 +14,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from config import Config
+from config.deploy import RolloutSection, StageSection
 from pipelines.deploy import names
 from pipelines.deploy.package import Package
 from pipelines.deploy.plan import AlarmDefinition, RolloutPlan
 from pipelines.errors import UsageError
-from steps.config import Config
-from steps.deploy_config import RolloutSection, StageSection
 
 SAGEMAKER = "sagemaker"
 INSTANCE_COUNT_DIMENSION = "sagemaker:variant:DesiredInstanceCount"

@@ -15,8 +15,8 @@ from deploy_support import Model, register
 from offline_guard import bare_command
 from test_environment import FAKE_CREDENTIALS, NO_SDK, ROOT, Shell, clean
 
+from config import PIPELINE_CONFIG, load_config
 from pipelines.deploy.golden import GOLDEN_DIR
-from steps.config import PIPELINE_CONFIG, load_config
 
 
 def test_bad_input_is_refused_before_aws_is_asked(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ import yaml
 from botocore.awsrequest import AWSResponse
 from deploy_support import Hosting, Model, register
 
+from config import PIPELINE_CONFIG, Config, load_config
+from config.fields import merge
 from pipelines import cli
 from pipelines.deploy import apply, names
 from pipelines.deploy.history import read
-from steps.config import PIPELINE_CONFIG, Config, load_config
-from steps.deploy_config import merge
 
 STAGING = "tabular-xgboost-staging"
 

@@ -13,6 +13,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from config import Config, load_config
 from pipelines.deploy import golden, names
 from pipelines.deploy.deployment import (
     CREATE,
@@ -26,7 +27,6 @@ from pipelines.deploy.deployment import (
 )
 from pipelines.deploy.history import ROLLBACK
 from pipelines.deploy.package import PackageRefused
-from steps.config import Config, load_config
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "deploy"
 

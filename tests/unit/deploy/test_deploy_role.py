@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from test_infra import INFRA, Resolver, as_list, iam_matches, load_template, statements
 
+from config import PIPELINE_CONFIG, Config, load_config
+from config.paths import CONFIG_DIR
 from pipelines.deploy import golden, names
 from pipelines.deploy.deployment import DEPLOY, Deployment, Live, prepare
 from pipelines.deploy.requests import Target
-from steps.config import CONFIG_DIR, PIPELINE_CONFIG, Config, load_config
 
 ROLE = INFRA / "deploy-role.yaml"
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "deploy"

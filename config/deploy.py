@@ -9,7 +9,7 @@ are plain functions in steps/deploy_rules.py, so that the deploy plan applies th
 rules to the live fleet when autoscaling has changed its size.
 
 Enumerations (instance types, statistics) come from botocore's service models, like the job
-instance types in steps/config.py.
+instance types in config/catalogue.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal, cast
 import botocore.session
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from steps.deploy_rules import DEFAULT_SCALING_METRIC, stage_problems
+from config.deploy_rules import DEFAULT_SCALING_METRIC, stage_problems
+from config.fields import merge
 
 # Endpoint names are at most 63 characters; deploy derives the names of the configs, models and
 # job definitions (63 characters at most) as <endpoint>-v<version>-<8-hex hash>.
@@ -385,14 +386,3 @@ class DeploySection(Section):
                 f"no stage {name!r} in deploy.stages; the config defines "
                 f"{sorted(self.stages) or 'none'}"
             ) from None
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """`override` over `base`, mappings merged key by key (lists and values replace)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

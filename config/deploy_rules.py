@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from steps.deploy_config import DeploySection, RolloutSection, StageSection
+    from config.deploy import DeploySection, RolloutSection, StageSection
 
 GUARDED = ("canary", "linear", "rolling")
 DEFAULT_SCALING_METRIC = {

@@ -16,7 +16,13 @@ from sagemaker.core.shapes import (
 
 from steps.context import BuildContext
 from steps.security import processing_network
-from tabular.contract import OUTPUT_DIR, PROCESSING_CODE_DIR, SM_OUTPUT_DIR
+from tabular.contract import (
+    OUTPUT_DIR,
+    PROCESSING_CODE_DIR,
+    SM_OUTPUT_DIR,
+    InputMode,
+    S3DataType,
+)
 
 SKLEARN = "sklearn"
 XGBOOST = "xgboost"
@@ -89,8 +95,8 @@ def processing_input(name: str, source: str | PipelineVariable, local_path: str)
         s3_input=ProcessingS3Input(
             s3_uri=source,
             local_path=local_path,
-            s3_data_type="S3Prefix",
-            s3_input_mode="File",
+            s3_data_type=S3DataType.S3_PREFIX,
+            s3_input_mode=InputMode.FILE,
             s3_data_distribution_type="FullyReplicated",
         ),
     )
