@@ -24,23 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from runtime.engine import parameter_values
+from config.paths import ROOT
+from runtime.execution import parameter_values
 from runtime.expressions import ResolutionError, Scope, resolve
 from runtime.files import extract_tar
-from runtime.jobs import (
+from runtime.jobs import FAILURE_REASON_FILE_ENV, container_path, map_container_value
+from tabular.contract import (
     FAILURE_FILE,
-    FAILURE_REASON_FILE_ENV,
     INPUT_DATA_DIR,
     MODEL_ARCHIVE,
     MODEL_DIR,
     OUTPUT_DATA_DIR,
     OUTPUT_DIR,
-    container_path,
-    map_container_value,
+    definition_steps,
 )
-from tabular.contract import definition_steps
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_REFERENCE = re.compile(
     r"^Steps\.([A-Za-z0-9_-]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]"
 )
@@ -236,7 +234,7 @@ class _Bare:
         self.models[name] = archive
 
     def transform(self, name: str, model_step: str) -> None:
-        """``python -m runtime.transform`` with the model CreateModel describes."""
+        """``python -m runtime.serving.batch`` with the model CreateModel describes."""
         args = self.step(name)["Arguments"]
         container = self.step(model_step)["Arguments"]["PrimaryContainer"]
         sandbox = self.sandbox(name)
@@ -271,7 +269,7 @@ class _Bare:
         request.write_text(json.dumps(spec, indent=2))
         env = {**self.env, **environment, "PYTHONPATH": str(ROOT)}
         env[FAILURE_REASON_FILE_ENV] = str(container_path(sandbox, FAILURE_FILE))
-        argv = [self.python, "-m", "runtime.transform", "--request", str(request)]
+        argv = [self.python, "-m", "runtime.serving.batch", "--request", str(request)]
         _run(argv, cwd=sandbox, env=env, what=name)
 
 

@@ -14,6 +14,9 @@ What is measured (every figure is a ratio within this one run, medians over repe
 5. quality: the model's test AUC next to the oracle AUC of the same test rows.
 
 Exit codes: 0 measured (targets met or not), 1 a run failed, 2 bad arguments.
+
+Over 500 lines: the five measurements above, each a short function, and the report that puts
+their figures side by side; it is a tool outside the product, run by `make bench` only.
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 from bench import report
 from bench.bare import BareRunError, run_bare
+from config.paths import ROOT
 
 if TYPE_CHECKING:
     from config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "build" / "bench"
 RESULTS = "results.json"
 CHART = "results.png"

@@ -25,13 +25,8 @@ from config.paths import LOCAL_WORKSPACE
 from pipelines.approval import Decision
 from pipelines.document import BuiltPipeline
 from pipelines.errors import UsageError
-from runtime.engine import (
-    Execution,
-    Hooks,
-    LocalPipelineRunner,
-    StepRecord,
-    processing_output_file,
-)
+from runtime.engine import LocalPipelineRunner
+from runtime.execution import Execution, Hooks, StepRecord, processing_output_file
 from runtime.files import reported, write_atomic
 from runtime.state import CallbackStatus, LocalState, StateError
 from runtime.store import StoreError

@@ -13,6 +13,9 @@ A state file of an earlier version is upgraded in place.
 Like the service, the local registry refuses to register, create or approve a model whose
 artifacts are not there (CreateModel: "Could not find model data at ..."): every ``S3Uri``,
 ``ModelDataUrl`` and ``SAGEMAKER_SUBMIT_DIRECTORY`` a request names must exist in the store.
+
+Just over 500 lines: one class over one database file, whose tables share one schema, one
+version check and one transaction discipline; split by table, that discipline would be repeated.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ import copy
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from config import Config, load_config
@@ -25,7 +24,6 @@ from pipelines.deploy.plan import alarm_definitions
 from tabular.contract import ApprovalStatus, EndpointStatus, ScheduleStatus
 
 REFERENCE_CONFIG = CONFIG_DIR / "deploy-reference.yaml"
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "tests" / "golden" / "deploy"
 VERSION = 7
 PREVIOUS_VERSION = 6
 PREVIOUS_INSTANCE_TYPE = "ml.m5.large"

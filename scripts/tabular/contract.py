@@ -122,6 +122,8 @@ class StepStatus(StrEnum):
     STOPPED = "Stopped"
     FAILED = "Failed"
     SUCCEEDED = "Succeeded"
+    NOT_EXECUTED = "NotExecuted"
+    """A step on the branch a condition did not take."""
 
 
 class ExecutionStatus(StrEnum):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import botocore.session
@@ -14,6 +13,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from config import Config, load_config
+from config.paths import DEPLOY_GOLDEN_DIR
 from pipelines.deploy import golden, names
 from pipelines.deploy.deployment import (
     CREATE,
@@ -28,7 +28,7 @@ from pipelines.deploy.deployment import (
 from pipelines.deploy.history import ROLLBACK
 from pipelines.deploy.package import PackageRefused
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "deploy"
+GOLDEN = DEPLOY_GOLDEN_DIR
 
 
 @pytest.fixture(scope="module")
