@@ -32,7 +32,7 @@ $(UV): $(LOCKS)/tools.txt
 
 # Sync the venv to one lock exactly: what older installs left goes, the locked versions win, and
 # the project itself is installed editable, built by the locked setuptools. uv checks every hash
-# the lock holds (tests/test_lockfiles.py: every pin has them); nothing is resolved here.
+# the lock holds (tests/unit/pipelines/test_lockfiles.py: every pin has them); nothing is resolved here.
 $(VENV)/.synced-%: $(LOCKS)/%.txt $(LOCKS)/build.txt pyproject.toml | $(UV)
 	@test -x $(BIN)/python || $(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	@rm -f $(VENV)/.synced-*

@@ -1,6 +1,6 @@
 """The deploy verbs as a new user runs them: a bare shell (no AWS settings, an empty HOME, no
 network but what the test serves), against moto's HTTP server where AWS is needed. (Without
-credentials, and offline, they are among tests/test_environment.py's AWS verbs.)"""
+credentials, and offline, they are among tests/integration/test_environment.py's AWS verbs.)"""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import boto3
 import yaml
+from bare_shell import FAKE_CREDENTIALS, NO_SDK, Shell, clean
 from deploy_support import Model, register
 from offline_guard import bare_command
-from test_environment import FAKE_CREDENTIALS, NO_SDK, ROOT, Shell, clean
 
 from config import PIPELINE_CONFIG, load_config
-from config.paths import DEPLOY_GOLDEN_DIR
+from config.paths import DEPLOY_GOLDEN_DIR, ROOT
 
 
 def test_bad_input_is_refused_before_aws_is_asked(tmp_path: Path) -> None:

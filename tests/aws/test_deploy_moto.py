@@ -478,7 +478,7 @@ def test_every_call_deploy_makes_is_one_the_deploy_role_allows(
 ) -> None:
     """A whole life cycle (deploy, update, status, smoke, rollback, undeploy, an asynchronous
     endpoint scaling from zero), every AWS call recorded, against infra/deploy-role.yaml."""
-    from test_infra import INFRA, as_list, load_template, statements
+    from infra_support import INFRA, as_list, load_template, statements
 
     made: set[str] = set()
 

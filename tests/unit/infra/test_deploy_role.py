@@ -1,5 +1,5 @@
 """infra/deploy-role.yaml allows what deploy does, to the names deploy derives from the configs,
-and no more (its wildcards are checked with every template's in tests/test_infra.py)."""
+and no more (its wildcards are checked with every template's in tests/unit/infra/test_infra.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_infra import INFRA, Resolver, as_list, iam_matches, load_template, statements
+from infra_support import INFRA, Resolver, as_list, iam_matches, load_template, statements
 
 from config import PIPELINE_CONFIG, Config, load_config
 from config.paths import CONFIG_DIR, DEPLOY_GOLDEN_DIR
