@@ -21,6 +21,9 @@ What is measured (every figure is a ratio within this one run, medians over repe
    Register (the part SageMaker can cache) over the same span of the run it repeats.
 
 Exit codes: 0 measured (targets met or not), 1 a run failed, 2 bad arguments.
+
+Over 500 lines: the five measurements above, each a short function, and the report that puts
+their figures side by side; it is a tool outside the product, run by `make bench` only.
 """
 
 from __future__ import annotations
@@ -45,11 +48,11 @@ from typing import TYPE_CHECKING, Any
 
 from bench import report
 from bench.bare import BareRunError, run_bare
+from config.paths import ROOT
 
 if TYPE_CHECKING:
-    from steps.config import Config
+    from config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "build" / "bench"
 RESULTS = "results.json"
 CHART = "results.png"
@@ -92,7 +95,7 @@ PHASES_SCRIPT = """
 import time
 started = time.perf_counter()
 import json, logging
-from steps.config import PIPELINE_CONFIG, load_config
+from config import PIPELINE_CONFIG, load_config
 cfg = load_config(PIPELINE_CONFIG)
 config = time.perf_counter()
 from pipelines.sdk import pipeline_session, prepare_sdk
@@ -140,8 +143,8 @@ class Setup:
 
 def setup() -> Setup:
     """Build the definition of configs/local.yaml as `make run-local` builds it."""
+    from config import LOCAL_CONFIG, load_config
     from pipelines.sdk import prepare_sdk
-    from steps.config import LOCAL_CONFIG, load_config
 
     cfg = load_config(LOCAL_CONFIG, env={})
     prepare_sdk(cfg)
@@ -400,7 +403,7 @@ def yardstick(env: Setup, csv: Path, out: Path) -> dict[str, Any]:
     argv = [sys.executable, "-m", "bench.yardstick", "--csv", str(csv), "--target"]
     argv += ["label", "--hyperparameters", json.dumps(hyperparameters), "--out", str(out)]
     # The thread settings the local runtime gives its jobs, so both sides compute alike.
-    from runtime.jobs import SHARED_HOST_DEFAULTS
+    from runtime.jobs.contract import SHARED_HOST_DEFAULTS
 
     threads = {**SHARED_HOST_DEFAULTS, **os.environ}
     done = subprocess.run(argv, cwd=ROOT, env=threads, capture_output=True, text=True)
@@ -441,7 +444,7 @@ def measure_limits(
     env: Setup, data: dict[str, dict[str, Any]], sizes: Sequence[int], work: Path, keep: bool
 ) -> dict[str, Any]:
     """Per size: the yardstick, then the user's first run (fresh workspace), one each."""
-    from steps.preprocess import STEP_NAME
+    from steps.names import PREPROCESS as STEP_NAME
 
     out: dict[str, Any] = {}
     for rows in sizes:
@@ -469,7 +472,7 @@ def measure_preprocess_rss(
     env: Setup, data: dict[str, dict[str, Any]], sizes: Sequence[int], work: Path
 ) -> dict[str, Any]:
     """The Preprocess job alone (bench/bare.py) per size: its peak RSS over the CSV's size."""
-    from steps.preprocess import STEP_NAME
+    from steps.names import PREPROCESS as STEP_NAME
 
     out: dict[str, Any] = {}
     for rows in sizes:
@@ -571,12 +574,12 @@ def measure_definition(cfg: Config, repeats: int) -> dict[str, Any]:
 def train_rounds(definition: dict[str, Any], best_iteration: int | None) -> int | None:
     """Boosting rounds the Train job ran: early stopping ends ``early_stopping_rounds`` after
     the best iteration, at most ``num_round``."""
-    from runtime.engine import flatten
-    from steps.train import STEP_NAME
+    from steps.names import TRAIN
+    from tabular.contract import definition_steps
 
     if best_iteration is None:
         return None
-    hyperparameters = flatten(definition)[0][STEP_NAME]["Arguments"]["HyperParameters"]
+    hyperparameters = definition_steps(definition)[0][TRAIN]["Arguments"]["HyperParameters"]
     patience = int(hyperparameters.get("early_stopping_rounds", 0))
     return min(best_iteration + 1 + patience, int(hyperparameters["num_round"]))
 
