@@ -383,9 +383,9 @@ def summarise_reference(rows: int, repeats: list[dict[str, Any]]) -> dict[str, A
 def prefix_steps() -> tuple[str, ...]:
     """The steps before Register: the part of the graph an unchanged re-run can take from the
     cache (on SageMaker too); CreateModel, BatchScore and the approval run again."""
-    from steps import check_metric, data_quality, evaluate, preprocess, train
+    from steps import names
 
-    return tuple(m.STEP_NAME for m in (preprocess, data_quality, train, evaluate, check_metric))
+    return (names.PREPROCESS, names.DATA_QUALITY, names.TRAIN, names.EVALUATE, names.CHECK_METRIC)
 
 
 def prefix_seconds(run: dict[str, Any]) -> float:
