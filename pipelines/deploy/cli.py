@@ -45,12 +45,12 @@ def _deploy(args: argparse.Namespace, action: str) -> int:
 
     cfg = load_config(args.config)
     target = _target(cfg, args.stage)
-    clients = apply.Clients.for_config(cfg)
-    live = apply.read_live(clients, target)
     version = args.version
     release = getattr(args, "release", None)
-    if release is not None:
+    if release is not None:  # read before AWS is asked: a bad record is a usage error
         version = _released_version(cfg, Path(release), version)
+    clients = apply.Clients.for_config(cfg)
+    live = apply.read_live(clients, target)
     if action == ROLLBACK and version is None:
         version = _previous_version(target, live)
     return _apply(args, cfg, clients, target, live, version, action)
@@ -219,11 +219,10 @@ def _live_package(clients: Any, target: Target) -> Any:
     return Package.from_description(described)
 
 
-def _add_result(
-    args: argparse.Namespace, target: Target, name: str, result: dict[str, Any]
-) -> None:
+def _record(args: argparse.Namespace, target: Target) -> Release | None:
+    """The release record to add a result to, read before anything runs (None: no --record)."""
     if args.record is None:
-        return
+        return None
     path = Path(args.record)
     recorded = Release.read(path)
     if recorded.endpoint != target.endpoint:
@@ -231,18 +230,26 @@ def _add_result(
             f"release record {path} is of endpoint {recorded.endpoint}, not {target.endpoint} "
             f"(stage {target.stage_name}); pass the record of this stage's release"
         )
-    recorded.with_result(name, result).write(path)
-    _print(f"release record {path}: {name} result added")
+    return recorded
+
+
+def _add_result(
+    args: argparse.Namespace, recorded: Release | None, name: str, result: dict[str, Any]
+) -> None:
+    if recorded is not None:
+        recorded.with_result(name, result).write(Path(args.record))
+        _print(f"release record {args.record}: {name} result added")
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
     from pipelines.deploy import apply
 
     target, clients = _stage(args)
+    recorded = _record(args, target)
     package = _live_package(clients, target)
     result = apply.smoke_test(clients, target, package, _print, apply.Clock())
     _print(result.summary())
-    _add_result(args, target, "smoke", {"passed": result.passed, "rows": result.rows,
+    _add_result(args, recorded, "smoke", {"passed": result.passed, "rows": result.rows,
                                         "summary": result.summary()})  # fmt: skip
     return 0 if result.passed else EXIT_FAILED
 
@@ -251,11 +258,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     from pipelines.deploy import apply
 
     target, clients = _stage(args)
+    recorded = _record(args, target)
     package = _live_package(clients, target)
     result = apply.load_run(clients, target, package, _print, apply.Clock())
     settings = target.stage.load_test
     _print(result.summary(settings))
-    _add_result(args, target, "load", result.as_dict(settings))
+    _add_result(args, recorded, "load", result.as_dict(settings))
     return EXIT_FAILED if result.problems(settings) else 0
 
 
