@@ -18,6 +18,7 @@ from typing import Any
 from pipelines.deploy.deployment import DeployFailed, DeployRefused, Live, prepare
 from pipelines.deploy.history import DEPLOY, ROLLBACK, read, rollback_target
 from pipelines.deploy.names import PACKAGE_TAG
+from pipelines.deploy.package import PackageRefused
 from pipelines.deploy.release import Release, approval_message
 from pipelines.deploy.requests import Target
 from pipelines.deploy.show import plan_lines, status_lines
@@ -302,7 +303,14 @@ def cmd_rollback_rejected(args: argparse.Namespace) -> int:
         if serving != rejected:
             _print(f"stage {name}: {target.endpoint} does not serve {rejected}: unchanged")
             continue
-        latest = apply.resolve_package(clients, cfg, None)
+        try:
+            latest = apply.resolve_package(clients, cfg, None)
+        except PackageRefused as error:
+            raise DeployRefused(
+                f"stage {name}: {target.endpoint} serves rejected {rejected} and there is "
+                f"nothing to roll back to ({error}); approve a package, or take the stage down "
+                f"with `make undeploy STAGE={name}`"
+            ) from None
         _print(f"stage {name}: {target.endpoint} serves rejected {rejected}: rolling back to "
                f"the latest Approved package, {latest.label}")  # fmt: skip
         try:
