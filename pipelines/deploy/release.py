@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UsageError
-from runtime.files import write_atomic
 from scripts import evaluate as layout
 from steps.deploy_config import LoadTestSection
 
@@ -45,7 +44,9 @@ class Release:
     def write(self, path: Path) -> None:
         document = {**{k: getattr(self, k) for k in RECORD_KEYS}, "results": self.results}
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        partial = path.with_name(f".{path.name}.partial")  # whole or not at all
+        partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        partial.replace(path)
 
     @classmethod
     def read(cls, path: Path) -> Release:
