@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UsageError
-from scripts import evaluate as layout
+from tabular import names as layout
 from steps.deploy_config import LoadTestSection
 
 SHOWN_ERRORS = 3
