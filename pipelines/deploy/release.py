@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UsageError
-from tabular import names as layout
 from steps.deploy_config import LoadTestSection
+from tabular import names as layout
 
 SHOWN_ERRORS = 3
 RECORD_KEYS = ("group", "version", "package_arn", "stage", "endpoint", "config_name")
