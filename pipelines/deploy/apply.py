@@ -626,19 +626,24 @@ def smoke_test(
         if stage.endpoint_type == "async":
             answer = _invoke_async(clients, target, package, sample, body, clock)
         else:
-            response = clients.runtime.invoke_endpoint(
-                EndpointName=target.endpoint,
-                Body=body,
-                ContentType=sample.content_type,
-                Accept=sample.content_type,
-            )
-            answer = response["Body"].read()
+            answer = _invoke(clients, target, sample, body)
     except ClientError as error:
         return SmokeResult(rows, (f"invoking {target.endpoint}: {_code(error)}: "
                                   f"{_message(error)}",))  # fmt: skip
     except _AsyncFailure as failure:
         return SmokeResult(rows, (str(failure),))
     return compare(sample, answer, stage.smoke, rows)
+
+
+def _invoke(clients: Clients, target: Target, sample: SmokeSample, body: bytes) -> bytes:
+    """One real-time request of the sample's rows; the answer's body."""
+    response = clients.runtime.invoke_endpoint(
+        EndpointName=target.endpoint,
+        Body=body,
+        ContentType=sample.content_type,
+        Accept=sample.content_type,
+    )
+    return bytes(response["Body"].read())
 
 
 class _AsyncFailure(Exception):
@@ -1010,13 +1015,7 @@ def load_run(
         while take():
             began = time.perf_counter()
             try:
-                response = clients.runtime.invoke_endpoint(
-                    EndpointName=target.endpoint,
-                    Body=body,
-                    ContentType=sample.content_type,
-                    Accept=sample.content_type,
-                )
-                answer = response["Body"].read()
+                answer = _invoke(clients, target, sample, body)
             except ClientError as error:
                 problem = f"{_code(error)}: {_message(error)}"
             else:

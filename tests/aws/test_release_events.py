@@ -320,21 +320,13 @@ def test_the_state_machine_starts_one_retraining_with_the_events_data_version(
     # The execution still runs (moto finishes them at once: SageMaker's would be Executing):
     # the next alarm, or a scheduled run's, starts nothing.
     backend = sagemaker_backends[ACCOUNT][REGION].pipelines[CFG.pipeline.name]
-    backend.pipeline_executions[
-        execution["PipelineExecutionArn"]
-    ].pipeline_execution_status = "Executing"
-    second = run(session, machine, {**started, "Token": "drift-" + "f" * 36})
-    assert second["status"] == "SUCCEEDED", second
-    assert len(sagemaker.list_pipeline_executions(PipelineName=CFG.pipeline.name)[
-        "PipelineExecutionSummaries"]) == 1  # fmt: skip
-
-    backend.pipeline_executions[
-        execution["PipelineExecutionArn"]
-    ].pipeline_execution_status = "Succeeded"
-    third = run(session, machine, {**started, "Token": "drift-" + "e" * 36})
-    assert third["status"] == "SUCCEEDED", third
-    assert len(sagemaker.list_pipeline_executions(PipelineName=CFG.pipeline.name)[
-        "PipelineExecutionSummaries"]) == 2  # fmt: skip
+    running = backend.pipeline_executions[execution["PipelineExecutionArn"]]
+    for status, token, expected in (("Executing", "f", 1), ("Succeeded", "e", 2)):
+        running.pipeline_execution_status = status
+        done = run(session, machine, {**started, "Token": "drift-" + token * 36})
+        assert done["status"] == "SUCCEEDED", done
+        listed = sagemaker.list_pipeline_executions(PipelineName=CFG.pipeline.name)
+        assert len(listed["PipelineExecutionSummaries"]) == expected, status
 
 
 def test_the_state_machines_start_request_is_valid() -> None:

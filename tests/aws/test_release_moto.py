@@ -46,6 +46,13 @@ def package(account: Account, status: str = "Approved") -> str:
     return arn
 
 
+def on_staging(account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """v1 approved and deployed to staging."""
+    release_stages(account, tmp_path / "release.yaml")
+    package(account)
+    assert account.run(capsys, "deploy", "--stage", "staging")[0] == 0
+
+
 def test_a_load_run_really_invokes_the_endpoint_and_records_its_verdict(
     account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -73,9 +80,7 @@ def test_a_load_run_really_invokes_the_endpoint_and_records_its_verdict(
 def test_wrong_answers_fail_the_load_run(
     account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    release_stages(account, tmp_path / "release.yaml")
-    package(account)
-    assert account.run(capsys, "deploy", "--stage", "staging")[0] == 0
+    on_staging(account, capsys, tmp_path)
     account.hosting.offset = 0.25  # the endpoint now answers otherwise than the pipeline
     code, out, err = account.run(capsys, "load", "--stage", "staging")
     assert code == 1, out
@@ -85,9 +90,7 @@ def test_wrong_answers_fail_the_load_run(
 def test_the_load_run_stops_at_its_time_bound(
     account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    release_stages(account, tmp_path / "release.yaml")
-    package(account)
-    assert account.run(capsys, "deploy", "--stage", "staging")[0] == 0
+    on_staging(account, capsys, tmp_path)
 
     @dataclass
     class Ticking(FakeClock):
@@ -163,9 +166,7 @@ def test_the_gate_message_reaches_the_topic_with_version_metrics_and_results(
 def test_a_rejected_live_package_rolls_back_to_the_latest_approved_one(
     account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    release_stages(account, tmp_path / "release.yaml")
-    package(account)
-    assert account.run(capsys, "deploy", "--stage", "staging")[0] == 0
+    on_staging(account, capsys, tmp_path)
     assert account.run(capsys, "deploy", "--stage", "prod")[0] == 0
     v2 = package(account)
     assert account.run(capsys, "deploy", "--stage", "staging")[0] == 0  # v2 on staging only
