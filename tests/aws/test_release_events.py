@@ -297,6 +297,17 @@ def published_pipeline(session: boto3.Session, cfg: Config) -> None:
     )
 
 
+def executions(sagemaker: Any) -> int:
+    listed = sagemaker.list_pipeline_executions(PipelineName=CFG.pipeline.name)
+    return len(listed["PipelineExecutionSummaries"])
+
+
+def set_status(execution_arn: str, status: str) -> None:
+    """moto finishes executions at once; SageMaker's would run for a while."""
+    backend = sagemaker_backends[ACCOUNT][REGION].pipelines[CFG.pipeline.name]
+    backend.pipeline_executions[execution_arn].pipeline_execution_status = status
+
+
 def test_the_state_machine_starts_one_retraining_with_the_events_data_version(
     session: boto3.Session,
 ) -> None:
@@ -319,14 +330,11 @@ def test_the_state_machine_starts_one_retraining_with_the_events_data_version(
 
     # The execution still runs (moto finishes them at once: SageMaker's would be Executing):
     # the next alarm, or a scheduled run's, starts nothing.
-    backend = sagemaker_backends[ACCOUNT][REGION].pipelines[CFG.pipeline.name]
-    running = backend.pipeline_executions[execution["PipelineExecutionArn"]]
     for status, token, expected in (("Executing", "f", 1), ("Succeeded", "e", 2)):
-        running.pipeline_execution_status = status
+        set_status(execution["PipelineExecutionArn"], status)
         done = run(session, machine, {**started, "Token": "drift-" + token * 36})
         assert done["status"] == "SUCCEEDED", done
-        listed = sagemaker.list_pipeline_executions(PipelineName=CFG.pipeline.name)
-        assert len(listed["PipelineExecutionSummaries"]) == expected, status
+        assert executions(sagemaker) == expected, status
 
 
 def test_the_state_machines_start_request_is_valid() -> None:
@@ -352,3 +360,38 @@ def test_the_state_machines_start_request_is_valid() -> None:
     valid("sagemaker", "StartPipelineExecution", request)
     listing = dict(states["LatestExecution"]["Parameters"], PipelineName=CFG.pipeline.name)
     valid("sagemaker", "ListPipelineExecutions", listing)
+
+
+def test_scheduled_retraining_through_the_state_machine_waits_for_a_running_one(
+    session: boto3.Session,
+) -> None:
+    """The template's optional schedule: its Input, once Scheduler substituted its context
+    attributes, is a valid start of the state machine, which starts nothing while a drift
+    retraining runs and starts the scheduled one after."""
+    template = load_template(INFRA / "drift-retraining.yaml")
+    resolver = Resolver(template, ACCOUNT, REGION, {"ScheduleExpression": "cron(0 3 ? * MON *)"})
+    schedule = resolved(resolver, template["Resources"]["RetrainingSchedule"]["Properties"])
+    schedule["Target"]["RoleArn"] = f"arn:aws:iam::{ACCOUNT}:role/{CFG.pipeline.name}-schedule"
+    valid("scheduler", "CreateSchedule", schedule)
+    arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{schedule['Name']}"
+    payload = json.loads(
+        schedule["Target"]["Input"]
+        .replace("<aws.scheduler.scheduled-time>", "2026-03-02T03:00:00Z")
+        .replace("<aws.scheduler.schedule-arn>", arn)
+    )
+    assert payload["DataVersion"] == "scheduled-2026-03-02T03:00:00Z"
+    assert 32 <= len(payload["Token"]) <= 128
+
+    published_pipeline(session, CFG)
+    machine = state_machine(session)
+    assert run(session, machine, {**payload, "Token": "drift-" + "d" * 36})["status"] == "SUCCEEDED"
+    sagemaker = session.client("sagemaker")
+    (drift,) = sagemaker.list_pipeline_executions(PipelineName=CFG.pipeline.name)[
+        "PipelineExecutionSummaries"
+    ]
+    backend = sagemaker_backends[ACCOUNT][REGION].pipelines[CFG.pipeline.name]
+    backend.pipeline_executions[
+        drift["PipelineExecutionArn"]
+    ].pipeline_execution_status = "Executing"
+    assert run(session, machine, payload)["status"] == "SUCCEEDED"
+    assert executions(sagemaker) == 1  # the scheduled run waited for the drift one
