@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.deploy import LoadTestSection
 from pipelines.errors import UsageError
-from steps.deploy_config import LoadTestSection
 from tabular import names as layout
 
 SHOWN_ERRORS = 3

@@ -15,13 +15,14 @@ import boto3
 import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
+from infra_support import INFRA, Resolver, load_template
 from moto import mock_aws
 from moto.events.models import EventPattern
 from moto.sagemaker.models import sagemaker_backends
-from test_infra import INFRA, Resolver, load_template
 
+from config import PIPELINE_CONFIG, Config, load_config
+from config.parameters import DATA_VERSION as DATA_VERSION_PARAMETER
 from pipelines.deploy import names
-from steps.config import DATA_VERSION_PARAMETER, PIPELINE_CONFIG, Config, load_config
 
 ACCOUNT = "123456789012"
 CFG = load_config(PIPELINE_CONFIG, env={})

@@ -17,15 +17,15 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
+from bare_shell import FAKE_CREDENTIALS, Shell, clean
 from deploy_support import register
 from test_deploy_cli import queue_answers
 from test_deploy_moto import STAGING, Account, FakeClock, account, models  # noqa: F401
-from test_environment import FAKE_CREDENTIALS, Shell, clean
 
+from config import PIPELINE_CONFIG, load_config
 from pipelines.deploy import apply
 from pipelines.deploy.names import PACKAGE_TAG, VERSION_TAG
 from pipelines.deploy.release import Release
-from steps.config import PIPELINE_CONFIG, load_config
 
 PROD = "tabular-xgboost-prod"
 LOAD = {"requests": 24, "concurrency": 3, "rows_per_request": 5, "max_seconds": 60}

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from test_infra import INFRA, Resolver, as_list, load_template
+from infra_support import INFRA, Resolver, as_list, load_template
 
+from config import PIPELINE_CONFIG, Config, load_config
 from pipelines import cli
 from pipelines.deploy import names
 from pipelines.deploy.release import LoadResult, Release, ReleaseError, approval_message
-from steps.config import PIPELINE_CONFIG, Config, load_config
 
 ROOT = INFRA.parent
 BUILDSPECS = ROOT / "buildspecs"
