@@ -831,3 +831,11 @@ def render_summary_png(inputs: ReportInputs) -> bytes:
     text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=9, wrap=True)
     figure.suptitle(f"{inputs.title}: {inputs.problem_type}, {inputs.rows} test rows")
     return _png(figure)
+
+
+# --------------------------------------------------------------------------- where it is kept
+
+REPORT_PROPERTY = "EvaluationReportS3Uri"
+"""The model package's CustomerMetadataProperties key naming report.html's S3 URI."""
+REPORT_IMAGE_PROPERTY = "EvaluationReportImageS3Uri"
+"""The model package's CustomerMetadataProperties key naming report.png's S3 URI."""
