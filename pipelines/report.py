@@ -20,10 +20,15 @@ from botocore.exceptions import ClientError
 from pipelines.errors import UsageError
 from runtime.engine import SUCCEEDED, LocalPipelineRunner, processing_output_file
 from runtime.state import StateError
-from tabular.report import REPORT_HTML, REPORT_IMAGE_PROPERTY, REPORT_PNG, REPORT_PROPERTY
+from tabular.names import (
+    EVALUATION_OUTPUT,
+    REPORT_HTML,
+    REPORT_IMAGE_PROPERTY,
+    REPORT_PNG,
+    REPORT_PROPERTY,
+)
 
 EVALUATE_STEP = "Evaluate"
-EVALUATION_OUTPUT = "evaluation"
 PACKAGE_MARKER = ":model-package/"
 EXECUTION_MARKER = "/execution/"
 

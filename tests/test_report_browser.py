@@ -13,6 +13,7 @@ from browser import headless, load, requested_urls
 from test_report import _inputs
 
 from tabular import report
+from tabular.names import REPORT_HTML
 
 PHONE = (390, 844)
 
@@ -24,7 +25,7 @@ def page(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         if request.param == "binary"
         else report.Gate("rmse", "lte", 2.0)
     )
-    path = tmp_path_factory.mktemp(request.param) / report.REPORT_HTML
+    path = tmp_path_factory.mktemp(request.param) / REPORT_HTML
     path.write_text(report.render_html(_inputs(request.param, gate)), encoding="utf-8")
     return path
 

@@ -26,10 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-BINARY = "binary"
-REGRESSION = "regression"
-REPORT_HTML = "report.html"
-REPORT_PNG = "report.png"
+from .names import AT_LEAST, AT_MOST, BINARY, REGRESSION
+
 MAX_CURVE_POINTS = 400
 MAX_SCATTER_POINTS = 4000
 HISTOGRAM_BINS = 30
@@ -40,7 +38,7 @@ SLICES_SHOWN = 15
 CATEGORIES_PER_FEATURE = 50
 IMPORTANCE_SHOWN = 20
 SAMPLE_SEED = 0
-COMPARISONS = {"gte": ">=", "lte": "<="}
+COMPARISONS = {AT_LEAST: ">=", AT_MOST: "<="}
 DPI = 96
 
 # --------------------------------------------------------------------------- inputs
@@ -67,7 +65,7 @@ class Gate:
         """The condition step's verdict on ``value`` (a missing value fails)."""
         if value is None or not math.isfinite(value):
             return False
-        return value >= self.threshold if self.comparison == "gte" else value <= self.threshold
+        return value >= self.threshold if self.comparison == AT_LEAST else value <= self.threshold
 
 
 @dataclass(frozen=True)
@@ -831,11 +829,3 @@ def render_summary_png(inputs: ReportInputs) -> bytes:
     text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=9, wrap=True)
     figure.suptitle(f"{inputs.title}: {inputs.problem_type}, {inputs.rows} test rows")
     return _png(figure)
-
-
-# --------------------------------------------------------------------------- where it is kept
-
-REPORT_PROPERTY = "EvaluationReportS3Uri"
-"""The model package's CustomerMetadataProperties key naming report.html's S3 URI."""
-REPORT_IMAGE_PROPERTY = "EvaluationReportImageS3Uri"
-"""The model package's CustomerMetadataProperties key naming report.png's S3 URI."""
