@@ -331,7 +331,8 @@ def data_quality_rows(quality: DataQuality) -> list[dict[str, Any]]:
         before = (
             _feature_summary(base_features[name], base_count) if name in base_features else None
         )
-        rows.append({"feature": name, "now": now, "before": before, "change": _change(now, before)})
+        change = _change(now, before) if quality.baseline is not None else ""
+        rows.append({"feature": name, "now": now, "before": before, "change": change})
     for name, feature in base_features.items():
         if name not in {r["feature"] for r in rows}:
             rows.append(
@@ -773,7 +774,11 @@ def _data_quality_html(quality: DataQuality | None) -> str:
         parts.append("<p>No data-quality statistics were given to this evaluation.</p></section>")
         return "".join(parts)
     if quality.violations is None:
-        parts.append("<p>Violations: the drift check's report was not available here.</p>")
+        parts.append(
+            "<p>Violations: the drift check's report is not an input of the evaluation; "
+            "`approve --dry-run` lists them. With data_quality.fail_on_violation on, a run "
+            "with violations stops before it is evaluated.</p>"
+        )
     elif not quality.violations:
         parts.append("<p>Violations: none; the data passed every constraint of the baseline.</p>")
     else:
@@ -786,8 +791,9 @@ def _data_quality_html(quality: DataQuality | None) -> str:
     rows = []
     for row in data_quality_rows(quality):
         now, before = row["now"] or {}, row["before"] or {}
+        missing = [f"{s['missing']:.1%}" if "missing" in s else None for s in (now, before)]
         rows.append(
-            [row["feature"], now.get("type"), now.get("missing"), before.get("missing"),
+            [row["feature"], now.get("type"), *missing,
              now.get("mean", now.get("top")), before.get("mean", before.get("top")),
              row["change"]]
         )  # fmt: skip
