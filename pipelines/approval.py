@@ -24,6 +24,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipelines.errors import UsageError
+from pipelines.report import package_report_uris
 from runtime.monitor import VIOLATIONS_FILE
 from runtime.state import APPROVED as PACKAGE_APPROVED
 from runtime.state import REJECTED as PACKAGE_REJECTED
@@ -253,6 +254,10 @@ def evidence(clients: Clients, message: CallbackMessage) -> list[str]:
     report = _read_json(clients.s3, report_uri)
     assert report is not None  # missing_ok is False
     lines += [f"  evaluation   {report_uri}", *format_report(report)]
+    page, image = package_report_uris(package)
+    lines.append(f"  report       {page or '(none recorded on the package)'}")
+    if image:
+        lines.append(f"  image        {image}")
     statistics_uri = ((metrics.get("ModelDataQuality") or {}).get("Statistics") or {}).get("S3Uri")
     if statistics_uri:
         violations_uri = f"{statistics_uri.rsplit('/', 1)[0]}/{VIOLATIONS_FILE}"

@@ -28,7 +28,6 @@ from tabular.names import (
     REPORT_PROPERTY,
 )
 
-EVALUATE_STEP = "Evaluate"
 PACKAGE_MARKER = ":model-package/"
 EXECUTION_MARKER = "/execution/"
 
@@ -80,23 +79,27 @@ def local_execution_report(runner: LocalPipelineRunner, execution_id: str) -> Re
     except ValueError as error:
         known = sorted(p.name for p in (runner.workspace / "executions").glob("*"))
         raise ReportNotFound(f"{error}; known executions: {known or 'none'}") from None
-    record = execution.steps.get(EVALUATE_STEP)
+    # The evaluation step is the one with the evaluation output (no step name needed here).
+    record = next(
+        (r for r in execution.steps.values() if _evaluation_output(r.properties) is not None),
+        None,
+    )
     if record is None or record.status != SUCCEEDED:
-        status = record.status if record else "absent"
         raise ReportNotFound(
-            f"execution {execution_id}: its {EVALUATE_STEP} step is {status}, so it wrote no "
-            "report; see `python -m pipelines run-local --retry " + execution_id + "`"
+            f"execution {execution_id} ({execution.status}) has no finished evaluation, so no "
+            f"report; resume it with `python -m pipelines run-local --retry {execution_id}`"
         )
     html = processing_output_file(runner.store, record.properties, EVALUATION_OUTPUT, REPORT_HTML)
     png = html.with_name(REPORT_PNG)
-    uri = _output_uri(record.properties)
+    uri = _evaluation_output(record.properties)
     return ReportLocation(f"{uri}/{REPORT_HTML}", f"{uri}/{REPORT_PNG}", html, png)
 
 
-def _output_uri(properties: dict[str, Any]) -> str:
-    outputs = properties["ProcessingOutputConfig"]["Outputs"]
-    (output,) = [o for o in outputs if o["OutputName"] == EVALUATION_OUTPUT]
-    return str(output["S3Output"]["S3Uri"]).rstrip("/")
+def _evaluation_output(properties: dict[str, Any]) -> str | None:
+    """The S3 prefix of a processing job's evaluation output (None: it has none)."""
+    outputs = (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    found = [o for o in outputs if o.get("OutputName") == EVALUATION_OUTPUT]
+    return str(found[0]["S3Output"]["S3Uri"]).rstrip("/") if found else None
 
 
 def find_local(runner: LocalPipelineRunner, reference: str) -> ReportLocation:
@@ -136,21 +139,19 @@ def find_on_aws(sagemaker: Any, reference: str) -> ReportLocation:
             f"{reference!r} is neither a model package ARN nor a pipeline execution ARN; on AWS "
             "name one of them (`aws sagemaker list-pipeline-executions`)"
         )
-    steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=reference)
-    evaluate = next(
-        (s for s in steps.get("PipelineExecutionSteps", []) if s["StepName"] == EVALUATE_STEP),
-        None,
-    )
-    job = ((evaluate or {}).get("Metadata") or {}).get("ProcessingJob", {}).get("Arn")
-    if not job:
-        raise ReportNotFound(
-            f"execution {reference} has no finished {EVALUATE_STEP} step, so no report yet"
-        )
-    described = sagemaker.describe_processing_job(ProcessingJobName=job.rsplit("/", 1)[-1])
-    outputs = described.get("ProcessingOutputConfig", {}).get("Outputs", [])
-    (output,) = [o for o in outputs if o["OutputName"] == EVALUATION_OUTPUT]
-    uri = str(output["S3Output"]["S3Uri"]).rstrip("/")
-    return ReportLocation(f"{uri}/{REPORT_HTML}", f"{uri}/{REPORT_PNG}")
+    try:
+        steps = sagemaker.list_pipeline_execution_steps(PipelineExecutionArn=reference)
+        for step in steps.get("PipelineExecutionSteps", []):
+            job = ((step.get("Metadata") or {}).get("ProcessingJob") or {}).get("Arn")
+            if not job or step.get("StepStatus") != "Succeeded":
+                continue
+            described = sagemaker.describe_processing_job(ProcessingJobName=job.rsplit("/", 1)[-1])
+            uri = _evaluation_output(described)
+            if uri is not None:
+                return ReportLocation(f"{uri}/{REPORT_HTML}", f"{uri}/{REPORT_PNG}")
+    except ClientError as error:
+        raise ReportNotFound(f"cannot read execution {reference}: {error}") from None
+    raise ReportNotFound(f"execution {reference} has no finished evaluation step, so no report yet")
 
 
 def download(s3: Any, found: ReportLocation, folder: Path) -> ReportLocation:

@@ -92,8 +92,9 @@ def clean(result: subprocess.CompletedProcess[str]) -> str:
         (["reject", "0123abcd", "--reason", "no"], 2, "has no pending approval"),
         (["validate"], 0, "configs/pipeline.yaml: valid"),
         (["validate", "--config", str(LOCAL_CONFIG)], 0, "configs/local.yaml: valid"),
+        (["report", "0123abcd"], 2, "no local execution '0123abcd'"),
     ],
-    ids=["registry", "approve", "reject", "validate", "validate-local"],
+    ids=["registry", "approve", "reject", "validate", "validate-local", "report"],
 )
 def test_local_verbs_work_in_a_bare_shell_without_the_sdk(
     argv: list[str], code: int, expected: str, tmp_path: Path
@@ -120,6 +121,7 @@ AWS_VERBS = [
     ["undeploy", "--stage", "staging"],
     ["status", "--stage", "prod"],
     ["smoke", "--stage", "staging"],
+    ["report", "arn:aws:sagemaker:us-east-1:123456789012:model-package/tabular-xgboost/1", "--aws"],
 ]
 
 

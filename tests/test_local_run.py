@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from pipelines.document import BuiltPipeline
-from pipelines.local import LAST_RUN, LocalRun, run_local, runner_for
+from pipelines.local import LAST_RUN, LocalRun, run_local, runner_for, summary_table
+from pipelines.report import find_local
 from steps.code import SCRIPTS_DIR
 from steps.config import Config, load_config
+from tabular.names import REPORT_IMAGE_PROPERTY, REPORT_PROPERTY
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = """\
@@ -80,6 +82,11 @@ def test_first_run_succeeds_end_to_end(first: LocalRun, workspace: Path) -> None
     assert summary["execution_id"] == first.execution.execution_id
     assert {s["name"] for s in summary["steps"]} == set(first.execution.steps)
     assert summary["metrics"]["auc"] == first.metrics["auc"]
+    # the reviewer's report of the run just finished: printed, recorded, on disk
+    assert first.report is not None and first.report.is_file()
+    assert summary["report"] == str(first.report)
+    assert f"  report: {first.report}" in summary_table(first).splitlines()
+    assert 'id="data-quality"' in first.report.read_text(encoding="utf-8")
 
 
 def test_registry_holds_a_pending_then_approved_package(
@@ -96,6 +103,15 @@ def test_registry_holds_a_pending_then_approved_package(
     assert runner_for(cfg, workspace).store.path(baselines["Statistics"]["S3Uri"]).is_file()
     smoke = package["CustomerMetadataProperties"]["SmokeSampleS3Uri"]  # deploy's smoke test
     assert runner_for(cfg, workspace).store.path(smoke).is_file()
+    # the package names its report; the execution and the package lead to the same page
+    metadata = package["CustomerMetadataProperties"]
+    page = runner_for(cfg, workspace).store.path(metadata[REPORT_PROPERTY])
+    assert page == first.report
+    image = metadata[REPORT_IMAGE_PROPERTY]
+    assert runner_for(cfg, workspace).store.path(image).read_bytes().startswith(b"\x89PNG")
+    runner = runner_for(cfg, workspace)
+    assert find_local(runner, package["ModelPackageArn"]).html_path == page
+    assert find_local(runner, first.execution.execution_id).html_path == page
 
 
 def test_predictions_exist_for_every_test_row(
