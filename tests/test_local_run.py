@@ -209,8 +209,10 @@ def test_waiting_run_is_answered_from_another_terminal(tmp_path: Path, build) ->
     workspace = tmp_path / "ws"
     state = runner_for(cfg, workspace).state
 
-    def reviewer() -> None:
-        for _ in range(600):
+    finished = threading.Event()
+
+    def reviewer() -> None:  # answers whenever the run gets there, however slow the machine
+        while not finished.is_set():
             pending = state.callbacks(status="pending")
             if pending:
                 answer_approval(state, pending[0].token, True, "alice", "looks good")
@@ -219,8 +221,11 @@ def test_waiting_run_is_answered_from_another_terminal(tmp_path: Path, build) ->
 
     thread = threading.Thread(target=reviewer)
     thread.start()
-    run = run_local(cfg, build(cfg), workspace=workspace, quiet=True)
-    thread.join()
+    try:
+        run = run_local(cfg, build(cfg), workspace=workspace, quiet=True, approval_timeout=1800)
+    finally:
+        finished.set()
+        thread.join()
     assert run.execution.status == "Succeeded", run.execution.failure_reason
     outputs = run.execution.steps["Approval"].properties["OutputParameters"]
     assert {o["Name"]: o["Value"] for o in outputs}["reviewer"] == "alice"
