@@ -196,22 +196,28 @@ def scatter_sample(n: int, limit: int = MAX_SCATTER_POINTS, seed: int = SAMPLE_S
 
 def error_by_decile(labels: np.ndarray, scores: np.ndarray, deciles: int = DECILES) -> pd.DataFrame:
     """Rows grouped by decile of the prediction: count, mean actual and predicted, MAE, RMSE."""
-    frame = pd.DataFrame({"actual": labels, "predicted": scores})
-    ranks = frame["predicted"].rank(method="first")
-    frame["decile"] = np.ceil(ranks * deciles / len(frame)).astype(int).clip(1, deciles)
-    frame["abs_error"] = (frame["predicted"] - frame["actual"]).abs()
-    frame["sq_error"] = (frame["predicted"] - frame["actual"]) ** 2
-    grouped = frame.groupby("decile")
-    table = pd.DataFrame(
+    order = np.argsort(scores, kind="stable")
+    decile = np.empty(len(scores), dtype=np.int64)
+    decile[order] = np.arange(len(scores)) * deciles // max(1, len(scores))
+    rows = np.bincount(decile, minlength=deciles)
+    filled = rows > 0
+    error = scores - labels
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return (np.bincount(decile, weights=values, minlength=deciles) / np.maximum(rows, 1))[
+            filled
+        ]
+
+    return pd.DataFrame(
         {
-            "rows": grouped.size(),
-            "mean_actual": grouped["actual"].mean(),
-            "mean_predicted": grouped["predicted"].mean(),
-            "mae": grouped["abs_error"].mean(),
-            "rmse": np.sqrt(grouped["sq_error"].mean()),
+            "decile": np.arange(1, deciles + 1)[filled],
+            "rows": rows[filled],
+            "mean_actual": mean(labels),
+            "mean_predicted": mean(scores),
+            "mae": mean(np.abs(error)),
+            "rmse": np.sqrt(mean(error**2)),
         }
     )
-    return table.reset_index()
 
 
 def _row_losses(problem_type: str, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -247,16 +253,17 @@ def worst_slices(
     for column in categorical_columns:
         if column not in features.columns:
             continue
-        values = features[column].astype("string").fillna("(missing)").to_numpy()
-        frame = pd.DataFrame({"category": values, "loss": loss, "other": wrong})
-        grouped = frame.groupby("category", sort=False)
+        codes, uniques = pd.factorize(features[column], use_na_sentinel=False)
+        size = len(uniques)
+        rows = np.bincount(codes, minlength=size)
         table = pd.DataFrame(
             {
-                "rows": grouped.size(),
-                "loss": grouped["loss"].mean(),
-                "other": grouped["other"].mean(),
+                "category": ["(missing)" if pd.isna(u) else str(u) for u in uniques],
+                "rows": rows,
+                "loss": np.bincount(codes, weights=loss, minlength=size) / rows,
+                "other": np.bincount(codes, weights=wrong, minlength=size) / rows,
             }
-        ).reset_index()
+        )
         table = table.nlargest(CATEGORIES_PER_FEATURE, "rows")
         table.insert(0, "feature", column)
         parts.append(table[table["rows"] >= min_rows])
@@ -396,7 +403,8 @@ def _pyplot() -> Any:
 
 def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    figure.tight_layout()  # laid out once; bbox_inches="tight" would draw the figure twice
+    figure.savefig(buffer, format="png", dpi=DPI)
     _pyplot().close(figure)
     return buffer.getvalue()
 
