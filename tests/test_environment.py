@@ -181,6 +181,11 @@ def test_aws_verbs_in_a_bare_shell_use_the_config_region(moto_server: str, tmp_p
         answered.stderr
     )
     assert NO_SDK in answered.stderr
+    package = f"arn:aws:sagemaker:{cfg.aws.region}:123456789012:model-package/none/1"
+    reported = shell.run("report", package, "--aws")
+    assert reported.returncode == 2, clean(reported)
+    assert f"cannot describe model package {package}" in reported.stderr
+    assert NO_SDK in reported.stderr
     unscheduled = shell.run("unschedule")
     assert "removed" in unscheduled.stdout, clean(unscheduled)
     deleted = shell.run("delete")
