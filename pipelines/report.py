@@ -13,20 +13,22 @@ import json
 import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from pipelines.approval import package_report_uris
 from pipelines.errors import UsageError
-from runtime.engine import SUCCEEDED, LocalPipelineRunner, processing_output_file
-from runtime.state import StateError
+from tabular.contract import StepStatus
 from tabular.names import (
     EVALUATION_OUTPUT,
     REPORT_HTML,
-    REPORT_IMAGE_PROPERTY,
     REPORT_PNG,
     REPORT_PROPERTY,
 )
+
+if TYPE_CHECKING:  # the local runtime is loaded by the local lookups only, never on AWS paths
+    from runtime.engine import LocalPipelineRunner
 
 PACKAGE_MARKER = ":model-package/"
 EXECUTION_MARKER = "/execution/"
@@ -50,12 +52,6 @@ class ReportLocation:
         if self.png_path or self.png_uri:
             shown.append(f"image  {self.png_path or self.png_uri}")
         return shown
-
-
-def package_report_uris(package: dict[str, Any]) -> tuple[str | None, str | None]:
-    """report.html's and report.png's S3 URIs as a model package records them."""
-    metadata = package.get("CustomerMetadataProperties") or {}
-    return metadata.get(REPORT_PROPERTY), metadata.get(REPORT_IMAGE_PROPERTY)
 
 
 def _local_file(runner: LocalPipelineRunner, uri: str | None) -> Path | None:
@@ -84,11 +80,13 @@ def local_execution_report(runner: LocalPipelineRunner, execution_id: str) -> Re
         (r for r in execution.steps.values() if _evaluation_output(r.properties) is not None),
         None,
     )
-    if record is None or record.status != SUCCEEDED:
+    if record is None or record.status != StepStatus.SUCCEEDED:
         raise ReportNotFound(
             f"execution {execution_id} ({execution.status}) has no finished evaluation, so no "
             f"report; resume it with `python -m pipelines run-local --retry {execution_id}`"
         )
+    from runtime.execution import processing_output_file
+
     html = processing_output_file(runner.store, record.properties, EVALUATION_OUTPUT, REPORT_HTML)
     png = html.with_name(REPORT_PNG)
     uri = _evaluation_output(record.properties)
@@ -104,6 +102,8 @@ def _evaluation_output(properties: dict[str, Any]) -> str | None:
 
 def find_local(runner: LocalPipelineRunner, reference: str) -> ReportLocation:
     """The report of a local execution id or a local model package ARN."""
+    from runtime.state import StateError
+
     if PACKAGE_MARKER in reference:
         try:
             package = runner.state.package(reference)
