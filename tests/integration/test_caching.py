@@ -134,7 +134,7 @@ def test_the_evaluations_key_changes_only_with_its_inputs(
     built,
     build,  # type: ignore[no-untyped-def]
 ) -> None:
-    from steps.config import PIPELINE_CONFIG, load_config
+    from config import PIPELINE_CONFIG, load_config
 
     config = tmp_path / "c.yaml"
     config.write_text(f"extends: {PIPELINE_CONFIG}\n{setting}\n", encoding="utf-8")
