@@ -168,6 +168,10 @@ deploy-golden: $(STAMP)
 bench: $(VENV)/.synced-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+## bench-report: what the evaluation report adds to Evaluate at 100k and 1M test rows
+bench-report: $(VENV)/.synced-bench
+	$(BIN)/python -m bench.report_cost $(BENCH_ARGS)
+
 ## clean: remove build outputs (keeps .venv)
 clean:
 	rm -rf build
@@ -176,4 +180,4 @@ clean:
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 14
 
-.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench deploy rollback undeploy status smoke deploy-golden load approval-message rollback-rejected
+.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench bench-report deploy rollback undeploy status smoke deploy-golden load approval-message rollback-rejected

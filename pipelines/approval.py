@@ -37,6 +37,7 @@ from tabular.contract import (
     ApprovalStatus,
     StepStatus,
 )
+from tabular.names import REPORT_IMAGE_PROPERTY, REPORT_PROPERTY
 
 # SageMaker's limits (API reference): FailureReason 256, ApprovalDescription 1024 characters.
 FAILURE_REASON_MAX = 256
@@ -234,6 +235,12 @@ def format_violations(violations: dict[str, Any] | None, statistics_uri: str) ->
     return lines
 
 
+def package_report_uris(package: dict[str, Any]) -> tuple[str | None, str | None]:
+    """report.html's and report.png's S3 URIs as a model package records them."""
+    metadata = package.get("CustomerMetadataProperties") or {}
+    return metadata.get(REPORT_PROPERTY), metadata.get(REPORT_IMAGE_PROPERTY)
+
+
 def evidence(clients: Clients, message: CallbackMessage) -> list[str]:
     """What the reviewer sees: the package, its metrics and its data-quality result."""
     arn = message.model_package_arn
@@ -260,6 +267,10 @@ def evidence(clients: Clients, message: CallbackMessage) -> list[str]:
     report = _read_json(clients.s3, report_uri)
     assert report is not None  # missing_ok is False
     lines += [f"  evaluation   {report_uri}", *format_report(report)]
+    page, image = package_report_uris(package)
+    lines.append(f"  report       {page or '(none recorded on the package)'}")
+    if image:
+        lines.append(f"  image        {image}")
     statistics_uri = ((metrics.get("ModelDataQuality") or {}).get("Statistics") or {}).get("S3Uri")
     if statistics_uri:
         violations_uri = f"{statistics_uri.rsplit('/', 1)[0]}/{VIOLATIONS_FILE}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
-from config.paths import DEFINITION_FILE, GOLDEN_FILE, ROOT
+from config.paths import BUILD_DIR, DEFINITION_FILE, GOLDEN_FILE, ROOT
 from pipelines.deploy.cli import add_verbs as add_deploy_verbs
 from pipelines.errors import UsageError
 from tabular.contract import ExecutionStatus
@@ -176,6 +176,13 @@ def _answer_locally(args: argparse.Namespace, approved: bool) -> int:
     if not pending:
         print(f"ERROR: execution {args.execution} has no pending approval", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from pipelines.report import ReportNotFound, local_execution_report
+
+    runner = runner_for(cfg)
+    try:
+        print("\n".join(local_execution_report(runner, args.execution).lines()))
+    except ReportNotFound as missing:
+        print(f"no report: {missing}")
     for callback in pending:
         answer_approval(state, callback.token, approved, args.reviewer, args.reason)
         print(f"{'approved' if approved else 'rejected'} {callback.step} of {args.execution}")
@@ -227,9 +234,11 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 def _registry(args: argparse.Namespace) -> int:
     from pipelines.local import runner_for
+    from pipelines.report import package_report_uris
 
     cfg = load_config(args.config)
-    packages = runner_for(cfg).state.packages(args.group or cfg.registry.model_package_group)
+    runner = runner_for(cfg)
+    packages = runner.state.packages(args.group or cfg.registry.model_package_group)
     if not packages:
         print("no model packages")
     for package in packages:
@@ -239,6 +248,32 @@ def _registry(args: argparse.Namespace) -> int:
             f"{package['ModelApprovalStatus']:<22} {package['ExecutionId']}  "
             f"{package.get('ApprovalDescription') or ''}  {metrics.get('S3Uri', '')}"
         )
+        page, _ = package_report_uris(package)
+        print(f"    report {runner.store.path(page) if page else '(none recorded)'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines import report
+
+    if args.aws:
+        from pipelines import aws
+
+        cfg = load_config(args.config or PIPELINE_CONFIG)
+        session = aws.session(cfg)
+        found = report.find_on_aws(aws.client(session, "sagemaker"), args.reference)
+        folder = args.download or (BUILD_DIR / "reports" if args.open else None)
+        if folder is not None:
+            name = args.reference.rsplit("/", 1)[-1]
+            found = report.download(aws.client(session, "s3"), found, Path(folder) / name)
+    else:
+        from pipelines.local import runner_for
+
+        cfg = load_config(args.config or LOCAL_CONFIG)
+        found = report.find_local(runner_for(cfg), args.reference)
+    print("\n".join(found.lines()))
+    if args.open and not report.open_in_browser(found):
+        print("no browser to open it in here: open the path above")
     return 0
 
 
@@ -311,6 +346,19 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = verb("registry", cmd_registry, "list the local Model Registry", LOCAL_CONFIG)
     sub.add_argument("--group", help="model package group (default: the configured one)")
+    sub = verb(
+        "report",
+        cmd_report,
+        "print (or open) the evaluation report of an execution or a model package",
+        LOCAL_CONFIG,
+    )
+    sub.set_defaults(config=None)  # configs/local.yaml, or configs/pipeline.yaml with --aws
+    sub.add_argument(
+        "reference", help="a local execution id or model package ARN (with --aws: an ARN)"
+    )
+    sub.add_argument("--aws", action="store_true", help="a SageMaker execution or model package")
+    sub.add_argument("--open", action="store_true", help="open the page in a browser")
+    sub.add_argument("--download", type=Path, help="with --aws: copy the page and image here")
     add_deploy_verbs(verb)  # deploy, rollback, undeploy, status, smoke (pipelines/deploy/cli.py)
     return root
 

@@ -18,12 +18,7 @@ from steps.check_metric import build_check_metric_step, metric_value
 from steps.code import CodeStore
 from steps.context import BuildContext, Parameters
 from steps.data_quality import build_data_quality_step
-from steps.evaluate import (
-    build_evaluate_step,
-    evaluation_report,
-    report_uri,
-    smoke_sample_uri,
-)
+from steps.evaluate import build_evaluate_step, evaluation_report, package_metadata, report_uri
 from steps.preprocess import build_preprocess_step
 from steps.register import build_register_step
 from steps.train import build_train_step
@@ -42,9 +37,9 @@ def create_pipeline(
     preprocess = build_preprocess_step(ctx)
     data_quality = build_data_quality_step(ctx, preprocess)
     train = build_train_step(ctx, preprocess)
-    evaluate = build_evaluate_step(ctx, preprocess, train, report)
+    evaluate = build_evaluate_step(ctx, preprocess, train, data_quality, report)
     register = build_register_step(
-        ctx, train, data_quality, report_uri(evaluate), smoke_sample_uri(evaluate)
+        ctx, train, data_quality, report_uri(evaluate), package_metadata(evaluate)
     )
     approval = build_approval_step(ctx, register, metric_value(ctx, evaluate, report))
     create_model = build_create_model_step(ctx, train, approval)

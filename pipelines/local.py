@@ -64,6 +64,8 @@ class LocalRun:
     oracle_auc: float | None
     bootstrapped_baseline: bool
     advice: tuple[str, ...] = ()
+    report: Path | None = None
+    """The run's report.html on this machine (None when Evaluate did not finish)."""
 
 
 def default_workspace() -> Path:
@@ -202,7 +204,10 @@ def run_local(
     )
     metrics = evaluation_metrics(runner, execution)
     oracle = sample_oracle_auc(cfg, runner, execution)
-    run = LocalRun(execution, metrics, oracle, bootstrapped, failure_advice(cfg, execution))
+    run = LocalRun(
+        execution, metrics, oracle, bootstrapped, failure_advice(cfg, execution),
+        run_report(runner, execution),
+    )  # fmt: skip
     folder = runner.execution_dir(execution.execution_id)
     with reported(runner.workspace / LAST_RUN, f"see {folder}", execution.execution_id):
         write_summary(runner, run)
@@ -221,6 +226,16 @@ def evaluation_metrics(runner: LocalPipelineRunner, execution: Execution) -> dic
     )
     metrics = next(v for k, v in report.items() if k in REPORT_KEYS.values())
     return {name: entry[VALUE_KEY] for name, entry in metrics.items()}
+
+
+def run_report(runner: LocalPipelineRunner, execution: Execution) -> Path | None:
+    """The path of the report the run's Evaluate step wrote, if it wrote one."""
+    from pipelines.report import ReportNotFound, local_execution_report
+
+    try:
+        return local_execution_report(runner, execution.execution_id).html_path
+    except ReportNotFound:
+        return None
 
 
 def sample_oracle_auc(
@@ -293,6 +308,7 @@ def write_summary(runner: LocalPipelineRunner, run: LocalRun) -> Path:
         ],
         "metrics": run.metrics,
         "oracle_auc": run.oracle_auc,
+        "report": str(run.report) if run.report else None,
     }
     return write_atomic(runner.workspace / LAST_RUN, json.dumps(document, indent=2) + "\n")
 
@@ -310,6 +326,8 @@ def summary_table(run: LocalRun) -> str:
     if run.oracle_auc is not None and "auc" in run.metrics:
         gap = run.oracle_auc - run.metrics["auc"]
         lines.append(f"  oracle auc {run.oracle_auc:.4f}, gap to oracle {gap:.4f}")
+    if run.report is not None:
+        lines.append(f"  report: {run.report}")
     if execution.status == ExecutionStatus.FAILED:
         lines.append(f"  failure: {execution.failure_reason}")
         lines += [f"  {line}" for line in run.advice]

@@ -17,7 +17,14 @@ vectorised resampling weights rather than one scikit-learn call per round.
 The report's layout and its metrics are named in :mod:`tabular.names` (one list of metrics,
 shared with the config's gate and the builders' JsonGet paths).
 
-Beside the report it writes ``smoke_sample.json``: the first ``--smoke-rows`` test records as
+Beside it Evaluate writes the reviewer's report (:mod:`tabular.report`): ``report.html``, one
+self-contained page, and ``report.png``, its summary, drawn from these same arrays and this same
+evaluation.json (the gate's numbers), the gate (``--gate-*``, the condition step's metric,
+comparison and MetricThreshold), the booster's gain per feature, the training curve the model
+archive holds, and the DataQuality step's statistics beside its drift baseline
+(``--data-quality-dir``, ``--drift-baseline-dir``). The model package points at both files.
+
+It also writes ``smoke_sample.json``: the first ``--smoke-rows`` test records as
 the request body the endpoint takes (header-less canonical CSV, feature columns in schema
 order) and the predictions the serving code gave for them. The model package points at it
 (CustomerMetadataProperties ``SmokeSampleS3Uri``); ``python -m pipelines deploy`` sends those
@@ -43,6 +50,7 @@ import pandas as pd
 from tabular.contract import CSV, MODEL_ARCHIVE
 from tabular.csvio import write_csv
 from tabular.errors import JobError
+from tabular.features import matrix_columns
 from tabular.files import UnsafeMember, extract_tar, write_atomic
 from tabular.job import PROCESSING, JobParser, find_input, run_job
 from tabular.names import (
@@ -53,10 +61,13 @@ from tabular.names import (
     DEFAULT_SMOKE_ROWS,
     EVALUATION_FILE,
     EVALUATION_OUTPUT_DIR,
+    GATE_COMPARISONS,
     METRICS,
     MODEL_INPUT_DIR,
     PROBLEM_TYPES,
+    REPORT_HTML,
     REPORT_KEYS,
+    REPORT_PNG,
     ROWS_KEY,
     SERVING_SCRIPT,
     SMOKE_CONTENT_TYPE_KEY,
@@ -64,10 +75,23 @@ from tabular.names import (
     SMOKE_RECORDS_KEY,
     SMOKE_SAMPLE_FILE,
     STANDARD_DEVIATION_KEY,
+    STATISTICS_FILE,
     TEST,
     TEST_FILE,
     TEST_INPUT_DIR,
+    TRAINING_HISTORY_FILE,
+    VALIDATION,
     VALUE_KEY,
+    VIOLATIONS_FILE,
+)
+from tabular.report import (
+    DataQuality,
+    Gate,
+    MetricValue,
+    ReportInputs,
+    TrainingCurve,
+    render_html,
+    render_summary_png,
 )
 from tabular.schema import Schema, read_split
 
@@ -328,12 +352,113 @@ def smoke_sample(
 # --------------------------------------------------------------------------- job
 
 
+def training_curve(model_dir: Path) -> TrainingCurve | None:
+    """The training history the model archive holds (None for archives written without it)."""
+    path = model_dir / TRAINING_HISTORY_FILE
+    if not path.is_file():
+        return None
+    history = json.loads(path.read_text(encoding="utf-8"))
+    return TrainingCurve(
+        history["eval_metric"], tuple(history[VALIDATION]), int(history["best_iteration"])
+    )
+
+
+def gain_by_feature(model: Any) -> dict[str, float]:
+    """The booster's total gain per matrix column, named as the transformer names them."""
+    rules = model.rules
+    names = matrix_columns(model.transformer, rules.numeric_columns, rules.categorical_columns)
+    gains = model.booster.get_score(importance_type="total_gain")
+
+    def name(key: str) -> str:
+        index = key[1:]
+        if key.startswith("f") and index.isdigit() and int(index) < len(names):
+            return names[int(index)]
+        return key
+
+    return {name(key): float(value) for key, value in gains.items()}
+
+
+def read_statistics(folder: Path | None, what: str) -> dict[str, Any] | None:
+    """Model Monitor's statistics.json in ``folder`` (None when no folder was given)."""
+    if folder is None:
+        return None
+    path = find_input(folder, STATISTICS_FILE, f"Pass the DataQuality step's {what} statistics.")
+    return _read_document(path)
+
+
+def read_violations(folder: Path | None) -> list[dict[str, Any]] | None:
+    """The drift check's violations when its report was passed beside the statistics."""
+    path = folder / VIOLATIONS_FILE if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    return list(_read_document(path).get("violations") or [])
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvaluationError(
+            f"{path}: not JSON ({exc}). Pass the files the DataQuality step wrote."
+        ) from None
+    if not isinstance(document, dict):
+        raise EvaluationError(f"{path}: not a JSON object. Pass the DataQuality step's files.")
+    return document
+
+
+def data_quality(statistics_dir: Path | None, baseline_dir: Path | None) -> DataQuality | None:
+    """This run's statistics beside the drift baseline (none when they are the same)."""
+    statistics = read_statistics(statistics_dir, "calculated")
+    if statistics is None:
+        return None
+    baseline = read_statistics(baseline_dir, "drift baseline")
+    return DataQuality(
+        statistics,
+        None if baseline == statistics else baseline,  # a first run's baseline is its own
+        read_violations(statistics_dir),
+    )
+
+
+def report_inputs(
+    problem_type: str,
+    report: dict[str, Any],
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    features: pd.DataFrame,
+    model: Any,
+    curve: TrainingCurve | None,
+    gate: Gate | None,
+    quality: DataQuality | None,
+) -> ReportInputs:
+    """What the page shows: evaluation.json's own numbers, the arrays behind them, the model."""
+    metrics = tuple(
+        MetricValue(name, entry[VALUE_KEY], entry[STANDARD_DEVIATION_KEY])
+        for name, entry in report[REPORT_KEYS[problem_type]].items()
+    )
+    return ReportInputs(
+        problem_type=problem_type,
+        metrics=metrics,
+        rows=int(report[ROWS_KEY]),
+        labels=labels,
+        scores=scores,
+        probability_threshold=threshold,
+        gate=gate,
+        features=features,
+        categorical_columns=tuple(model.rules.categorical_columns),
+        importance=gain_by_feature(model),
+        training_curve=curve,
+        data_quality=quality,
+    )
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What Evaluate writes: the report and the smoke sample."""
 
     report: dict[str, Any]
     smoke_sample: dict[str, Any]
+    page: ReportInputs
 
 
 def evaluate(
@@ -345,8 +470,12 @@ def evaluate(
     bootstrap_rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
     seed: int = DEFAULT_SEED,
     smoke_rows: int = DEFAULT_SMOKE_ROWS,
+    gate: Gate | None = None,
+    data_quality_dir: Path | None = None,
+    drift_baseline_dir: Path | None = None,
 ) -> Evaluation:
-    """Extract the model, score the test split with the serving code: report and smoke sample."""
+    """Extract the model, score the test split with the serving code: the metrics, the smoke
+    sample and what the reviewer's page shows."""
     serving = load_serving_module(serving_code_dir)
     archive = find_model_archive(model_dir)
     with tempfile.TemporaryDirectory() as extracted:
@@ -355,6 +484,7 @@ def evaluate(
             model = serving.model_fn(extracted)
         except FileNotFoundError as exc:
             raise EvaluationError(f"{archive.name}: {exc}") from None
+        curve = training_curve(Path(extracted))
     schema = model.schema
     if schema.get("problem_type") != problem_type:
         raise EvaluationError(
@@ -371,14 +501,25 @@ def evaluate(
     deviations = bootstrap_standard_deviations(
         problem_type, labels, scores, threshold, bootstrap_rounds, seed
     )
+    quality = data_quality(data_quality_dir, drift_baseline_dir)
     with tempfile.TemporaryDirectory() as scratch:
         sample = smoke_sample(features, scores, smoke_rows, CSV, Path(scratch))
-    return Evaluation(build_report(problem_type, values, deviations, len(labels)), sample)
+    report = build_report(problem_type, values, deviations, len(labels))
+    page = report_inputs(
+        problem_type, report, labels, scores, threshold, features, model, curve, gate, quality
+    )
+    return Evaluation(report, sample, page)
 
 
 def write_report(report: dict[str, Any], output_dir: Path) -> Path:
     """Write evaluation.json whole (a temporary file renamed into place)."""
     return write_atomic(output_dir / EVALUATION_FILE, json.dumps(report, indent=2) + "\n")
+
+
+def write_page(page: ReportInputs, output_dir: Path) -> tuple[Path, Path]:
+    """Write report.html and report.png, each whole."""
+    html = write_atomic(output_dir / REPORT_HTML, render_html(page))
+    return html, write_atomic(output_dir / REPORT_PNG, render_summary_png(page))
 
 
 def write_smoke_sample(sample: dict[str, Any], output_dir: Path) -> Path:
@@ -421,7 +562,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap-rounds", type=_rounds, default=DEFAULT_BOOTSTRAP_ROUNDS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--smoke-rows", type=_positive, default=DEFAULT_SMOKE_ROWS)
+    parser.add_argument("--gate-metric", help="the metric the pipeline's condition compares")
+    parser.add_argument("--gate-comparison", choices=GATE_COMPARISONS, default=GATE_COMPARISONS[0])
+    parser.add_argument("--gate-threshold", type=float, help="the condition's MetricThreshold")
+    parser.add_argument("--data-quality-dir", type=Path, help="the DataQuality step's statistics")
+    parser.add_argument("--drift-baseline-dir", type=Path, help="the drift baseline's statistics")
     return parser
+
+
+def gate_of(args: argparse.Namespace) -> Gate | None:
+    """The condition the report judges by, when the job was told it (metric and threshold)."""
+    if args.gate_metric is None and args.gate_threshold is None:
+        return None
+    if args.gate_metric not in METRICS[args.problem_type] or args.gate_threshold is None:
+        raise EvaluationError(
+            f"--gate-metric {args.gate_metric!r} --gate-threshold {args.gate_threshold!r}: "
+            f"give both, the metric one of {list(METRICS[args.problem_type])}."
+        )
+    return Gate(args.gate_metric, args.gate_comparison, args.gate_threshold)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -438,12 +596,17 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap_rounds=args.bootstrap_rounds,
             seed=args.seed,
             smoke_rows=args.smoke_rows,
+            gate=gate_of(args),
+            data_quality_dir=args.data_quality_dir,
+            drift_baseline_dir=args.drift_baseline_dir,
         )
         report = evaluation.report
         path = write_report(report, args.output_dir)
         print(f"wrote {path} ({report[ROWS_KEY]} rows)")
         sample = write_smoke_sample(evaluation.smoke_sample, args.output_dir)
         print(f"wrote {sample} ({len(evaluation.smoke_sample[SMOKE_PREDICTIONS_KEY])} rows)")
+        for written in write_page(evaluation.page, args.output_dir):
+            print(f"wrote {written}")
         for name, entry in report[REPORT_KEYS[args.problem_type]].items():
             print(f"{name}: {entry[VALUE_KEY]} (sd {entry[STANDARD_DEVIATION_KEY]})")
 

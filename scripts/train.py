@@ -46,6 +46,7 @@ from tabular.names import (
     OBJECTIVES,
     SCHEMA_FILE,
     TRAIN,
+    TRAINING_HISTORY_FILE,
     TRANSFORMER,
     TRANSFORMER_FILE,
     VALIDATION,
@@ -102,6 +103,8 @@ class TrainingResult:
     eval_metric: str
     best_iteration: int
     scores: dict[str, float]
+    curve: tuple[float, ...] = ()
+    """The validation metric per round, all rounds trained (the report's training curve)."""
 
 
 def metric_definitions(eval_metric: str) -> list[dict[str, str]]:
@@ -217,9 +220,10 @@ def train_booster(
         booster = booster[: best + 1]
     else:
         best = len(history[VALIDATION][eval_metric]) - 1
-    scores = {VALIDATION: float(history[VALIDATION][eval_metric][best])}
+    curve = [float(v) for v in history[VALIDATION][eval_metric]]
+    scores = {VALIDATION: curve[best]}
     scores[TRAIN] = _final_score(booster.eval(dtrain, TRAIN), eval_metric)
-    return TrainingResult(booster, eval_metric, best, scores)
+    return TrainingResult(booster, eval_metric, best, scores, tuple(curve))
 
 
 def _final_score(evaluation: str, eval_metric: str) -> float:
@@ -229,8 +233,19 @@ def _final_score(evaluation: str, eval_metric: str) -> float:
     return float(field.removeprefix(suffix))
 
 
+def training_history(result: TrainingResult) -> dict[str, Any]:
+    """The validation metric per round and the round kept: the report's training curve."""
+    return {
+        "eval_metric": result.eval_metric,
+        VALIDATION: list(result.curve),
+        "best_iteration": result.best_iteration,
+    }
+
+
 def save_model(result: TrainingResult, transformer_dir: Path, model_dir: Path) -> None:
-    """Write the booster, transformer.joblib and schema.json into ``model_dir``."""
+    """Write the booster, transformer.joblib, schema.json and the training history."""
+    history = json.dumps(training_history(result), indent=2) + "\n"
+    write_atomic(model_dir / TRAINING_HISTORY_FILE, history)
     # As bytes in JSON: save_model picks the format from the file name, a temporary's is not .json.
     write_atomic(model_dir / BOOSTER_FILE, bytes(result.booster.save_raw(raw_format="json")))
     for name in (TRANSFORMER_FILE, SCHEMA_FILE):

@@ -22,7 +22,7 @@ from tabular.contract import (
     SERVING_REGION,
     SERVING_SUBMIT_DIRECTORY,
 )
-from tabular.names import SERVING_ENV, SERVING_SCRIPT, SMOKE_SAMPLE_PROPERTY
+from tabular.names import SERVING_ENV, SERVING_SCRIPT
 
 LOG_LEVEL = "20"
 
@@ -53,8 +53,9 @@ def build_register_step(
     train: TrainingStep,
     data_quality: QualityCheckStep,
     report_uri: Join,
-    smoke_sample_uri: Join,
+    metadata: dict[str, Join],
 ) -> ModelStep:
+    """`metadata`: the package's CustomerMetadataProperties (steps.evaluate.package_metadata)."""
     quality = data_quality.properties
     step_args = serving_model(ctx, train).register(
         model_package_group_name=ctx.cfg.registry.model_package_group,
@@ -63,8 +64,9 @@ def build_register_step(
         inference_instances=list(ctx.cfg.registry.inference_instance_types),
         transform_instances=list(ctx.cfg.registry.transform_instance_types),
         approval_status=ctx.params.model_approval_status,
-        # Where deploy finds test records and the predictions made for them (its smoke test).
-        customer_metadata_properties={SMOKE_SAMPLE_PROPERTY: smoke_sample_uri},
+        # Where deploy finds its smoke test's records and predictions, and where a reviewer
+        # finds the evaluation report.
+        customer_metadata_properties=metadata,
         model_metrics=ModelMetrics(
             model_statistics=MetricsSource(content_type=JSON, s3_uri=report_uri),
             model_data_statistics=MetricsSource(

@@ -106,6 +106,15 @@ def _onehot_width(transformer: Any, categorical: Sequence[str]) -> int:
     return len(encoder.get_feature_names_out())
 
 
+def matrix_columns(transformer: Any, numeric: Sequence[str], categorical: Sequence[str]) -> list:
+    """The model matrix's column names: the numeric features, then one per one-hot category."""
+    names = list(numeric)
+    if categorical:
+        encoder = transformer.named_transformers_[CATEGORICAL].named_steps["onehot"]
+        names += [str(name) for name in encoder.get_feature_names_out(list(categorical))]
+    return names
+
+
 def feature_matrix(
     transformer: Any,
     typed: pd.DataFrame,

@@ -66,6 +66,9 @@ TRANSFORMER_FILE = "transformer.joblib"
 BOOSTER_FILE = "xgboost-model.json"
 MODEL_FILES = (BOOSTER_FILE, TRANSFORMER_FILE, SCHEMA_FILE)
 """What a model archive holds: everything the serving code needs."""
+TRAINING_HISTORY_FILE = "training_history.json"
+"""Beside the model files: the validation metric per round and the round kept (the report's
+training curve); the serving code does not read it."""
 
 # --------------------------------------------------------------------------- container paths
 
@@ -120,6 +123,18 @@ VALUE_KEY = "value"
 STANDARD_DEVIATION_KEY = "standard_deviation"
 ROWS_KEY = "evaluation_rows"
 
+REPORT_HTML = "report.html"
+REPORT_PNG = "report.png"
+"""Evaluate's report for a reviewer (tabular.report), beside evaluation.json."""
+REPORT_PROPERTY = "EvaluationReportS3Uri"
+REPORT_IMAGE_PROPERTY = "EvaluationReportImageS3Uri"
+"""The model package's CustomerMetadataProperties keys: report.html's and report.png's URIs."""
+DATA_QUALITY_INPUT_DIR = f"{PROCESSING_ROOT}/data-quality"
+DRIFT_BASELINE_INPUT_DIR = f"{PROCESSING_ROOT}/drift-baseline"
+"""Evaluate's inputs from the DataQuality step: this run's statistics, the baseline's."""
+STATISTICS_FILE = "statistics.json"
+VIOLATIONS_FILE = "constraint_violations.json"
+"""Model Monitor's file names (statistics; the drift check's violations)."""
 SMOKE_SAMPLE_FILE = "smoke_sample.json"
 """Evaluate's second output file: test records and the predictions made for them."""
 SMOKE_SAMPLE_PROPERTY = "SmokeSampleS3Uri"
@@ -155,3 +170,7 @@ HIGH_CARDINALITY_POLICIES = (REFUSE, TOP_K)
 DEFAULT_PROBABILITY_THRESHOLD = 0.5
 """Binary models: the class-1 cut-off behind accuracy, f1, precision and recall."""
 DEFAULT_BOOTSTRAP_ROUNDS = 50
+AT_LEAST = "gte"
+AT_MOST = "lte"
+GATE_COMPARISONS = (AT_LEAST, AT_MOST)
+"""The condition's comparisons: the metric at least (gte) or at most (lte) the threshold."""

@@ -29,6 +29,7 @@ from pipelines.approval import (
     request_token,
 )
 from steps import names as approval_message
+from tabular.names import REPORT_HTML, REPORT_IMAGE_PROPERTY, REPORT_PNG, REPORT_PROPERTY
 
 PIPELINE_YAML = ROOT / "configs" / "pipeline.yaml"
 EXECUTION = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/tabular-xgboost/execution/abc123"
@@ -127,6 +128,10 @@ def world(aws_credentials: None, base_config: Config) -> Iterator[World]:
                         "S3Uri": f"{RUNS}/DataQuality/results/constraints.json",
                     },
                 },
+            },
+            CustomerMetadataProperties={
+                REPORT_PROPERTY: f"{RUNS}/Evaluate/evaluation/{REPORT_HTML}",
+                REPORT_IMAGE_PROPERTY: f"{RUNS}/Evaluate/evaluation/{REPORT_PNG}",
             },
         )["ModelPackageArn"]
 
@@ -250,6 +255,9 @@ def test_dry_run_shows_the_evidence_and_answers_nothing(world: World, base_confi
     )
     assert not result.answered and result.messages_deleted == 0
     assert any("model package" in line for line in result.evidence)
+    # where the reviewer's page and image are
+    assert f"  report       {RUNS}/Evaluate/evaluation/{REPORT_HTML}" in result.evidence
+    assert f"  image        {RUNS}/Evaluate/evaluation/{REPORT_PNG}" in result.evidence
     assert bodies(world) == [mine]
     assert package(world)["ModelApprovalStatus"] == "PendingManualApproval"
 

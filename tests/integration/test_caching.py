@@ -59,6 +59,8 @@ def changed_steps(base: str, edited: str) -> set[str]:
         ("inference.py", {"Evaluate", "Register", "CreateModel"}),
         ("tabular/values.py", {"Preprocess", "Train", "Evaluate", "Register", "CreateModel"}),
         ("tabular/__init__.py", {"Preprocess", "Train", "Evaluate", "Register", "CreateModel"}),
+        # the report's code ships in the job package: an edit of it is an edit of every job
+        ("tabular/report.py", {"Preprocess", "Train", "Evaluate", "Register", "CreateModel"}),
     ],
 )
 def test_editing_a_script_changes_only_the_steps_that_run_it(
@@ -103,3 +105,54 @@ def test_settings_change_only_preprocess(tmp_path: Path, built) -> None:  # type
     config.write_text(f"extends: {PIPELINE_CONFIG}\ndata: {{missing_values: ['', 'NULL']}}\n")
     edited = build(load_config(config, env={}))
     assert changed_steps(built.definition, edited.definition) == {"Preprocess"}
+
+
+def _evaluate_key(definition: str) -> dict:
+    """What SageMaker keys Evaluate's cache on: its image, entry point, arguments and inputs."""
+    step = definition_steps(json.loads(definition))[0]["Evaluate"]["Arguments"]
+    return {k: step.get(k) for k in ("AppSpecification", "Environment", "ProcessingInputs")}
+
+
+@pytest.mark.parametrize(
+    ("setting", "changes_evaluate"),
+    [
+        # not read by the evaluation: its key stays
+        ("registry: {inference_instance_types: [ml.c5.xlarge]}", False),
+        ("approval: {local_policy: auto-reject}", False),
+        ("data_quality: {fail_on_violation: false}", False),
+        ("evaluation: {smoke_sample_rows: 20}", False),  # the default, written out
+        # read by the evaluation (its metrics or its report): its key changes
+        ("evaluation: {probability_threshold: 0.6}", True),
+        ("evaluation: {metric: accuracy, threshold: 0.6}", True),  # the gate the report judges
+        ("evaluation: {bootstrap_rounds: 20}", True),
+    ],
+)
+def test_the_evaluations_key_changes_only_with_its_inputs(
+    setting: str,
+    changes_evaluate: bool,
+    tmp_path: Path,
+    built,
+    build,  # type: ignore[no-untyped-def]
+) -> None:
+    from config import PIPELINE_CONFIG, load_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"extends: {PIPELINE_CONFIG}\n{setting}\n", encoding="utf-8")
+    edited = build(load_config(config, env={}))
+    assert (_evaluate_key(edited.definition) != _evaluate_key(built.definition)) is changes_evaluate
+
+
+def test_the_evaluations_data_quality_inputs_are_property_references(built) -> None:  # type: ignore[no-untyped-def]
+    """The DataQuality statistics reach Evaluate as the step's properties, never as this run's
+    prefix: after a cache hit they name the cached run's files, so Evaluate's inputs (and key)
+    stay the same from run to run; the gate's threshold is the MetricThreshold parameter."""
+    key = _evaluate_key(built.definition)
+    sources = {i["InputName"]: i["S3Input"]["S3Uri"] for i in key["ProcessingInputs"]}
+    assert sources["data-quality"] == {"Get": "Steps.DataQuality.CalculatedBaselineStatistics"}
+    assert sources["drift-baseline"] == {
+        "Get": "Steps.DataQuality.BaselineUsedForDriftCheckStatistics"
+    }
+    assert "ExecutionId" not in json.dumps(key)
+    arguments = key["AppSpecification"]["ContainerArguments"]
+    threshold = arguments[arguments.index("--gate-threshold") + 1]
+    assert threshold == {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.MetricThreshold"}]}}

@@ -37,8 +37,9 @@ IMDS = "169.254.169.254"
         (["reject", "0123abcd", "--reason", "no"], 2, "has no pending approval"),
         (["validate"], 0, "configs/pipeline.yaml: valid"),
         (["validate", "--config", str(LOCAL_CONFIG)], 0, "configs/local.yaml: valid"),
+        (["report", "0123abcd"], 2, "no local execution '0123abcd'"),
     ],
-    ids=["registry", "approve", "reject", "validate", "validate-local"],
+    ids=["registry", "approve", "reject", "validate", "validate-local", "report"],
 )
 def test_local_verbs_work_in_a_bare_shell_without_the_sdk(
     argv: list[str], code: int, expected: str, tmp_path: Path
@@ -68,6 +69,7 @@ AWS_VERBS = [
     ["load", "--stage", "staging"],
     ["rollback-rejected", "--package-arn",
      "arn:aws:sagemaker:us-east-1:123456789012:model-package/tabular-xgboost/1"],
+    ["report", "arn:aws:sagemaker:us-east-1:123456789012:model-package/tabular-xgboost/1", "--aws"],
 ]  # fmt: skip
 
 
@@ -127,6 +129,11 @@ def test_aws_verbs_in_a_bare_shell_use_the_config_region(moto_server: str, tmp_p
         answered.stderr
     )
     assert NO_SDK in answered.stderr
+    package = f"arn:aws:sagemaker:{cfg.aws.region}:123456789012:model-package/none/1"
+    reported = shell.run("report", package, "--aws")
+    assert reported.returncode == 2, clean(reported)
+    assert f"cannot describe model package {package}" in reported.stderr
+    assert NO_SDK in reported.stderr
     unscheduled = shell.run("unschedule")
     assert "removed" in unscheduled.stdout, clean(unscheduled)
     deleted = shell.run("delete")

@@ -14,7 +14,9 @@ import pytest
 from config import Config, load_config
 from config.paths import ROOT, SCRIPTS_DIR
 from pipelines.document import BuiltPipeline
-from pipelines.local import LAST_RUN, LocalRun, run_local, runner_for
+from pipelines.local import LAST_RUN, LocalRun, run_local, runner_for, summary_table
+from pipelines.report import find_local
+from tabular.names import REPORT_IMAGE_PROPERTY, REPORT_PROPERTY
 
 SMALL = """\
 extends: {local}
@@ -79,6 +81,11 @@ def test_first_run_succeeds_end_to_end(first: LocalRun, workspace: Path) -> None
     assert summary["execution_id"] == first.execution.execution_id
     assert {s["name"] for s in summary["steps"]} == set(first.execution.steps)
     assert summary["metrics"]["auc"] == first.metrics["auc"]
+    # the reviewer's report of the run just finished: printed, recorded, on disk
+    assert first.report is not None and first.report.is_file()
+    assert summary["report"] == str(first.report)
+    assert f"  report: {first.report}" in summary_table(first).splitlines()
+    assert 'id="data-quality"' in first.report.read_text(encoding="utf-8")
 
 
 def test_registry_holds_a_pending_then_approved_package(
@@ -95,6 +102,15 @@ def test_registry_holds_a_pending_then_approved_package(
     assert runner_for(cfg, workspace).store.path(baselines["Statistics"]["S3Uri"]).is_file()
     smoke = package["CustomerMetadataProperties"]["SmokeSampleS3Uri"]  # deploy's smoke test
     assert runner_for(cfg, workspace).store.path(smoke).is_file()
+    # the package names its report; the execution and the package lead to the same page
+    metadata = package["CustomerMetadataProperties"]
+    page = runner_for(cfg, workspace).store.path(metadata[REPORT_PROPERTY])
+    assert page == first.report
+    image = metadata[REPORT_IMAGE_PROPERTY]
+    assert runner_for(cfg, workspace).store.path(image).read_bytes().startswith(b"\x89PNG")
+    runner = runner_for(cfg, workspace)
+    assert find_local(runner, package["ModelPackageArn"]).html_path == page
+    assert find_local(runner, first.execution.execution_id).html_path == page
 
 
 def test_predictions_exist_for_every_test_row(
@@ -118,8 +134,11 @@ def test_predictions_exist_for_every_test_row(
 def test_second_run_reuses_every_cacheable_step(first: LocalRun, second: LocalRun) -> None:
     assert second.execution.status == "Succeeded", second.execution.failure_reason
     # The first run had no approved baseline (SkipCheck/RegisterNewBaseline were set), so the
-    # second runs the real drift check; every other cacheable step is served from cache.
-    assert {"Preprocess", "Train", "Evaluate"} <= hits(second)
+    # second runs the real drift check. Evaluate reads the DataQuality step's statistics (its
+    # report shows them): new statistics objects are new inputs, so it runs again, once; the
+    # third run hits it (below). Every other cacheable step is served from cache.
+    assert {"Preprocess", "Train"} <= hits(second)
+    assert not {"DataQuality", "Evaluate"} & hits(second)
     record = second.execution.steps["Preprocess"]
     assert record.cache_source == first.execution.execution_id
     assert second.metrics == first.metrics
@@ -160,6 +179,10 @@ def test_failing_condition_ends_in_the_fail_step(
     assert f"auc on the test split was {first.metrics['auc']}" in (fail.failure_reason or "")
     assert "0.999" in (fail.failure_reason or "")
     assert statuses(run)["Register"] == "NotExecuted"
+    # the failed gate's report is written, and says why
+    assert run.report is not None
+    page = run.report.read_text(encoding="utf-8")
+    assert 'class="verdict fail"' in page and "auc &gt;= 0.999" in page
     after = len(runner_for(cfg, workspace).state.packages(cfg.registry.model_package_group))
     assert after == before, "a failed gate must not register a model"
 
@@ -185,8 +208,10 @@ def test_waiting_run_is_answered_from_another_terminal(tmp_path: Path, build) ->
     workspace = tmp_path / "ws"
     state = runner_for(cfg, workspace).state
 
-    def reviewer() -> None:
-        for _ in range(600):
+    finished = threading.Event()
+
+    def reviewer() -> None:  # answers whenever the run gets there, however slow the machine
+        while not finished.is_set():
             pending = state.callbacks(status="pending")
             if pending:
                 answer_approval(state, pending[0].token, True, "alice", "looks good")
@@ -195,8 +220,11 @@ def test_waiting_run_is_answered_from_another_terminal(tmp_path: Path, build) ->
 
     thread = threading.Thread(target=reviewer)
     thread.start()
-    run = run_local(cfg, build(cfg), workspace=workspace, quiet=True)
-    thread.join()
+    try:
+        run = run_local(cfg, build(cfg), workspace=workspace, quiet=True, approval_timeout=1800)
+    finally:
+        finished.set()
+        thread.join()
     assert run.execution.status == "Succeeded", run.execution.failure_reason
     outputs = run.execution.steps["Approval"].properties["OutputParameters"]
     assert {o["Name"]: o["Value"] for o in outputs}["reviewer"] == "alice"

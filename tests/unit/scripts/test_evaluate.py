@@ -256,3 +256,98 @@ def test_main_rejects_test_data_of_another_run(
     test_dir = job_prepared("regression") / names.TEST
     with pytest.raises(DataError, match=r"test\.csv: columns .* do not match"):
         ev.evaluate(job_model_archive("binary"), test_dir, job_scripts_dir, "binary")
+
+
+def _statistics(mean: float) -> dict:
+    return {
+        "version": 0.0,
+        "dataset": {"item_count": 100},
+        "features": [
+            {
+                "name": "x1",
+                "inferred_type": "Fractional",
+                "numerical_statistics": {
+                    "common": {"num_present": 100, "num_missing": 0},
+                    "mean": mean,
+                    "std_dev": 1.0,
+                },
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("problem_type", "metric", "comparison", "threshold", "verdict"),
+    [
+        ("binary", "auc", "gte", 0.5, "PASS"),
+        ("binary", "auc", "gte", 0.9999, "FAIL"),  # a failing gate's report is written too
+        ("regression", "rmse", "lte", 0.0001, "FAIL"),
+    ],
+)
+def test_main_writes_the_report_from_the_gates_numbers(
+    job_model_archive: Callable[[str], Path],
+    job_prepared: Callable[[str], Path],
+    job_scripts_dir: Path,
+    tmp_path: Path,
+    problem_type: str,
+    metric: str,
+    comparison: str,
+    threshold: float,
+    verdict: str,
+) -> None:
+    quality, baseline = tmp_path / "data-quality", tmp_path / "drift-baseline"
+    for folder, mean in ((quality, 1.0), (baseline, 0.0)):
+        folder.mkdir()
+        (folder / names.STATISTICS_FILE).write_text(json.dumps(_statistics(mean)))
+    violation = {"feature_name": "x1", "constraint_check_type": "baseline_drift_check",
+                 "description": "distance 0.5 exceeds 0.1"}  # fmt: skip
+    (quality / names.VIOLATIONS_FILE).write_text(json.dumps({"violations": [violation]}))
+    output = tmp_path / "evaluation"
+    test_dir = job_prepared(problem_type) / names.TEST
+    code = ev.main(
+        [
+            "--model-dir", str(job_model_archive(problem_type)), "--test-dir", str(test_dir),
+            "--serving-code-dir", str(job_scripts_dir), "--output-dir", str(output),
+            "--problem-type", problem_type, "--bootstrap-rounds", "5",
+            "--gate-metric", metric, "--gate-comparison", comparison,
+            "--gate-threshold", str(threshold),
+            "--data-quality-dir", str(quality), "--drift-baseline-dir", str(baseline),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    evaluation = json.loads((output / names.EVALUATION_FILE).read_text())
+    page = (output / names.REPORT_HTML).read_text(encoding="utf-8")
+    assert (output / names.REPORT_PNG).read_bytes().startswith(b"\x89PNG")
+    value = evaluation[names.REPORT_KEYS[problem_type]][metric]["value"]
+    # the gate's number, as the condition step reads it, is the one the page judges
+    assert f"{verdict}: {metric} = {value:.4g}" in page
+    for section in ("gate", "metrics", "performance", "slices", "importance", "training",
+                    "data-quality", "fig-importance", "fig-training"):  # fmt: skip
+        assert f'id="{section}"' in page, section
+    assert "Feature x1 drifted from the baseline distribution: distance 0.5 exceeds 0.1" in page
+    assert "mean 0 -&gt; 1 (+1.00 sd)" in page
+    assert "<td>color</td>" in page and "<td>plan</td>" in page  # the categorical slices
+    assert "Early stopping kept round" in page
+
+
+def test_main_refuses_half_a_gate(
+    job_model_archive: Callable[[str], Path],
+    job_prepared: Callable[[str], Path],
+    job_scripts_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    output = tmp_path / "evaluation"
+    code = ev.main(
+        [
+            "--model-dir", str(job_model_archive("binary")),
+            "--test-dir", str(job_prepared("binary") / names.TEST),
+            "--serving-code-dir", str(job_scripts_dir), "--output-dir", str(output),
+            "--problem-type", "binary", "--gate-metric", "rmse", "--gate-threshold", "1",
+        ]
+    )  # fmt: skip
+    assert code == 2
+    assert "--gate-metric 'rmse'" in capsys.readouterr().err
+    assert not output.exists()

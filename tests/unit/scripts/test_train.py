@@ -166,10 +166,18 @@ def test_main_end_to_end(
 
     model_dir = tmp_path / "model"
     assert sorted(p.name for p in model_dir.iterdir()) == sorted(
-        [names.BOOSTER_FILE, names.TRANSFORMER_FILE, names.SCHEMA_FILE]
+        [*names.MODEL_FILES, names.TRAINING_HISTORY_FILE]
     )
     assert (model_dir / names.BOOSTER_FILE).read_bytes().startswith(b"{")  # JSON, not UBJSON
     metrics = json.loads((tmp_path / "output-data" / tr.METRICS_FILE).read_text())
+    # the report's training curve: every round trained, and the one kept
+    history = json.loads((model_dir / names.TRAINING_HISTORY_FILE).read_text())
+    assert history["eval_metric"] == metric
+    assert history["best_iteration"] == metrics["best_iteration"]
+    assert len(history["validation"]) >= metrics["num_boosted_rounds"]
+    assert history["validation"][metrics["best_iteration"]] == pytest.approx(
+        metrics["scores"]["validation"]
+    )
     assert metrics["eval_metric"] == metric
     assert metrics["num_boosted_rounds"] == metrics["best_iteration"] + 1
     validation = metrics["scores"]["validation"]

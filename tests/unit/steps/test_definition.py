@@ -93,7 +93,8 @@ def test_edges_follow_the_graph(definition: dict) -> None:
 
     assert upstream("DataQuality") == {"Preprocess"}
     assert upstream("Train") == {"Preprocess"}
-    assert upstream("Evaluate") == {"Preprocess", "Train"}
+    # Evaluate also reads the DataQuality statistics (its report shows them beside the baseline)
+    assert upstream("Evaluate") == {"Preprocess", "Train", "DataQuality"}
     assert upstream("Register") == {"Train", "DataQuality", "Evaluate"}
     assert upstream("Approval") == {"Register", "Evaluate"}
     assert upstream("CreateModel") == {"Train", "Approval"}
