@@ -127,6 +127,11 @@ status: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/python -m pipelines smoke --config $(CONFIG) $(STAGED)
 
+## serve-local: serve the latest approved local package on http://127.0.0.1:8080 (VERSION=n, PORT=p)
+serve-local: $(STAMP)
+	$(BIN)/python -m pipelines serve --local --config $(LOCAL_CONFIG) \
+		$(if $(VERSION),--version $(VERSION)) $(if $(PORT),--port $(PORT))
+
 ## deploy-golden: regenerate tests/golden/deploy/ (the reference deployments' requests, offline)
 deploy-golden: $(STAMP)
 	$(BIN)/python -m pipelines deploy-golden
@@ -143,4 +148,4 @@ clean:
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 14
 
-.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench deploy rollback undeploy status smoke deploy-golden
+.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench deploy rollback undeploy status smoke deploy-golden serve-local

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.deploy.cli import add_verbs as add_deploy_verbs
 from pipelines.errors import UsageError
+from pipelines.local_endpoint.cli import add_verbs as add_local_endpoint_verbs
+from pipelines.local_endpoint.cli import with_local
 from runtime.files import WorkspaceError, write_atomic
 from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
 
@@ -284,7 +286,10 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = verb("registry", cmd_registry, "list the local Model Registry", LOCAL_CONFIG)
     sub.add_argument("--group", help="model package group (default: the configured one)")
-    add_deploy_verbs(verb)  # deploy, rollback, undeploy, status, smoke (pipelines/deploy/cli.py)
+    # deploy, rollback, undeploy, status, smoke (pipelines/deploy/cli.py); --local on deploy,
+    # status and undeploy, and serve (pipelines/local_endpoint/cli.py)
+    add_deploy_verbs(with_local(verb))
+    add_local_endpoint_verbs(verb)
     return root
 
 
