@@ -146,6 +146,7 @@ def register(
     program: str = "inference.py",
     status: str = "Approved",
     region: str = "us-east-1",
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     """Register a package in the workspace's local registry, its artifacts in its store."""
     store = LocalS3(workspace / "s3")
@@ -171,6 +172,13 @@ def register(
             "SupportedResponseMIMETypes": ["text/csv"],
         },
     }  # fmt: skip
+    if baseline is not None:  # the DataQuality step's statistics.json and constraints.json
+        quality = {}
+        for kind, name in (("Statistics", "statistics.json"), ("Constraints", "constraints.json")):
+            uri = f"{run}/DataQuality/{name}"
+            shutil.copy2(baseline / name, _target(store, uri))
+            quality[kind] = {"ContentType": "application/json", "S3Uri": uri}
+        request["DriftCheckBaselines"] = {"ModelDataQuality": quality}
     if sample is not None:
         sample_uri = f"{run}/smoke_sample.json"
         store.put_bytes(sample_uri, json.dumps(sample).encode())

@@ -33,7 +33,7 @@ from runtime.serving.server import (
     load_app,
     run_server,
 )
-from steps.config import LOCAL_CONFIG, Config, load_config
+from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, load_config
 from steps.deploy_config import StageSection
 
 EXIT_FAILED = 1
@@ -148,6 +148,27 @@ def cmd_undeploy_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor_local(args: argparse.Namespace) -> int:
+    from pipelines.local_endpoint.endpoint import endpoint_folder, live_state
+    from pipelines.local_endpoint.monitoring import MonitoringRefused, run_monitoring
+
+    cfg = load_config(args.config)
+    runner = runner_for(cfg)
+    stage_section = _stage(cfg, args.stage)
+    state = live_state(endpoint_folder(runner, stage_section))
+    if state is None:
+        raise MonitoringRefused(
+            f"local endpoint {stage_section.endpoint_name} is not running; deploy it first "
+            f"(`python -m pipelines deploy --local --stage {args.stage}`)"
+        )
+    live = max(state.variants, key=lambda v: v.weight)
+    package = approved_package(cfg, live.version, runner)
+    run = run_monitoring(runner, args.stage, stage_section, package, state.capture,
+                         cfg.data.target)  # fmt: skip
+    _print(run.summary())
+    return EXIT_FAILED if run.violations else 0
+
+
 LOCAL_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "deploy": cmd_deploy_local,
     "status": cmd_status_local,
@@ -216,3 +237,12 @@ def add_verbs(verb: Verb) -> None:
     sub.add_argument("--version", type=int, help="package version (default: latest Approved)")
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sub.add_argument("--port", type=_port, default=8080, help="port (0: a free one)")
+    sub = verb(
+        "monitor",
+        _failing(cmd_monitor_local),
+        "run the stage's data-quality monitoring once on what its local endpoint captured "
+        "(exit 1 on violations)",
+        PIPELINE_CONFIG,
+    )
+    sub.add_argument("--stage", required=True, help="a stage of deploy.stages")
+    sub.add_argument("--local", action="store_true", default=True, help="the local endpoint")

@@ -57,6 +57,7 @@ from steps.deploy_config import StageSection
 HISTORY_FILE = "history.json"
 ALARMS_FILE = "alarms.json"
 ROUTER_FILE = "router.json"
+MONITORING_FILE = "last-monitoring-run.json"
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 40.0
 LISTENING = "listening on "
@@ -488,6 +489,11 @@ def status_lines(runner: LocalPipelineRunner, stage_name: str, stage: StageSecti
         alarms = json.loads((folder / ALARMS_FILE).read_text(encoding="utf-8"))
         for name, value in sorted(alarms["states"].items()):
             lines.append(f"  alarm {name}: {value} (last rollout, {alarms['config']})")
+    last_check = folder / MONITORING_FILE
+    if last_check.is_file():
+        run = json.loads(last_check.read_text(encoding="utf-8"))
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["when"]))
+        lines.append(f"  monitoring, last run {when}: {run['summary']}")
     for entry in read_history(folder):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["when"]))
         alarm = f" (alarm {entry['alarm']})" if entry.get("alarm") else ""
