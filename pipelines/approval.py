@@ -27,10 +27,10 @@ from pipelines.errors import UsageError
 from runtime.monitor import VIOLATIONS_FILE
 from runtime.state import APPROVED as PACKAGE_APPROVED
 from runtime.state import REJECTED as PACKAGE_REJECTED
-from scripts import evaluate as report_layout
 from steps import approval_message
 from steps.config import Config
 from steps.sqs import parse_queue_url
+from tabular import names as report_layout
 
 # SageMaker's limits (API reference): FailureReason 256, ApprovalDescription 1024 characters.
 FAILURE_REASON_MAX = 256

@@ -31,6 +31,14 @@ from runtime.state import LocalState, StateError
 from runtime.store import StoreError
 from steps import approval_message
 from steps.config import INPUT_DATA_PARAMETER, SCORING_DATA_PARAMETER, Config
+from tabular.names import (
+    EVALUATION_FILE,
+    EVALUATION_OUTPUT,
+    REPORT_KEYS,
+    TEST,
+    TEST_FILE,
+    VALUE_KEY,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "PIPELINE_LOCAL_WORKSPACE"  # where local runs keep their store and state
@@ -200,7 +208,6 @@ def run_local(
 
 def evaluation_metrics(runner: LocalPipelineRunner, execution: Execution) -> dict[str, float]:
     """The metric values of the evaluation report, flattened to name -> value."""
-    from scripts import evaluate as job
     from steps.evaluate import STEP_NAME
 
     record = execution.steps.get(STEP_NAME)
@@ -208,18 +215,17 @@ def evaluation_metrics(runner: LocalPipelineRunner, execution: Execution) -> dic
         return {}
     report = json.loads(
         processing_output_file(
-            runner.store, record.properties, job.EVALUATION_OUTPUT, job.EVALUATION_FILE
+            runner.store, record.properties, EVALUATION_OUTPUT, EVALUATION_FILE
         ).read_text()
     )
-    metrics = next(v for k, v in report.items() if k in job.REPORT_KEYS.values())
-    return {name: entry["value"] for name, entry in metrics.items()}
+    metrics = next(v for k, v in report.items() if k in REPORT_KEYS.values())
+    return {name: entry[VALUE_KEY] for name, entry in metrics.items()}
 
 
 def sample_oracle_auc(
     cfg: Config, runner: LocalPipelineRunner, execution: Execution
 ) -> float | None:
     """For the built-in data: the AUC of the true probabilities on the same test rows."""
-    from scripts import preprocess as job
     from steps.preprocess import STEP_NAME
 
     record = execution.steps.get(STEP_NAME)
@@ -233,9 +239,7 @@ def sample_oracle_auc(
 
     from pipelines.sample_data import oracle_auc
 
-    test = pd.read_csv(
-        processing_output_file(runner.store, record.properties, job.TEST, job.TEST_FILE)
-    )
+    test = pd.read_csv(processing_output_file(runner.store, record.properties, TEST, TEST_FILE))
     return float(oracle_auc(test.drop(columns=[cfg.data.target]), test[cfg.data.target]))
 
 

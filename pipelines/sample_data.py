@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from runtime.files import atomic_path, write_atomic
+from tabular.files import atomic_path, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "local" / "data" / "default.csv"

@@ -1,12 +1,11 @@
 """Files others read are published whole, and file-system faults are reported with their fix.
 
 :func:`atomic_path` is the one way this project writes a file that someone else reads (a
-store object, execution state, a summary, a definition, a report): the content goes to a
-unique temporary name beside the target (``.<name>.<random>.partial``) and is renamed onto
-it when complete. A reader sees the old file or the new one, never half of one; two writers
-of the same target never share a temporary (the later rename wins); a failed write leaves
-nothing behind. ``durable=True`` also flushes the file and its directory to the disk before
-returning (``fsync``), for the state a ``--retry`` relies on after a crash.
+store object, execution state, a summary, a definition, a report). It lives in the job package
+(tabular.files), whose jobs write their outputs with it too, and is re-exported here: the
+content goes to a unique temporary name beside the target and is renamed onto it when complete,
+so a reader never sees half a file; ``durable=True`` also flushes it to the disk, for the state
+a ``--retry`` relies on after a crash.
 
 :class:`WorkspaceError` is what a full disk, a read-only folder or a damaged state file
 becomes: a message naming the path, the problem and the fix, instead of a traceback.
@@ -15,16 +14,26 @@ becomes: a message naming the path, the problem and the fix, instead of a traceb
 from __future__ import annotations
 
 import errno
-import os
 import tarfile
 import tempfile
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
-TEMP_SUFFIX = ".partial"
-"""Temporary names end with this; listings of published files skip them."""
+from tabular.files import TEMP_SUFFIX, atomic_path, is_temporary, write_atomic
+
+__all__ = [
+    "TEMP_SUFFIX",
+    "WorkspaceError",
+    "atomic_path",
+    "extract_tar",
+    "fault_message",
+    "is_fault",
+    "is_temporary",
+    "reported",
+    "require_writable",
+    "write_atomic",
+]
 
 
 class WorkspaceError(RuntimeError):
@@ -56,51 +65,6 @@ def extract_tar(tar: tarfile.TarFile, destination: Path) -> None:
         if not (root / member.name).resolve().is_relative_to(root):
             raise tarfile.TarError(f"{member.name!r} would land outside {destination}")
     tar.extractall(destination)  # members checked above
-
-
-def is_temporary(path: Path) -> bool:
-    """Whether ``path`` is a temporary of :func:`atomic_path` (not a published file)."""
-    return path.name.endswith(TEMP_SUFFIX)
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-@contextmanager
-def atomic_path(target: Path, *, durable: bool = False) -> Iterator[Path]:
-    """A fresh temporary path beside ``target``: write it in the block, it is renamed on exit.
-
-    The temporary does not exist yet (create it, link to it or move a file onto it). When the
-    block raises, the temporary is removed and ``target`` is left as it was.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
-    try:
-        yield temporary
-        if durable:
-            _fsync(temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        with suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        raise
-    if durable:
-        # The rename itself is durable once the directory entry is on disk (Linux fsync(2)).
-        with suppress(OSError):
-            _fsync(target.parent)
-
-
-def write_atomic(target: Path, data: bytes | str, *, durable: bool = False) -> Path:
-    """Publish ``data`` (text is UTF-8) at ``target`` whole, through :func:`atomic_path`."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    with atomic_path(target, durable=durable) as temporary:
-        temporary.write_bytes(payload)
-    return target
 
 
 # --------------------------------------------------------------------------- faults

@@ -14,13 +14,14 @@ are computed with scikit-learn and written in the SageMaker model-quality layout
 
 The standard deviations come from a seeded bootstrap over test rows, computed with
 vectorised resampling weights rather than one scikit-learn call per round.
+The report's layout and its metrics are named in :mod:`tabular.names` (one list of metrics,
+shared with the config's gate and the builders' JsonGet paths).
 
 Beside the report it writes ``smoke_sample.json``: the first ``--smoke-rows`` test records as
 the request body the endpoint takes (header-less canonical CSV, feature columns in schema
 order) and the predictions the serving code gave for them. The model package points at it
 (CustomerMetadataProperties ``SmokeSampleS3Uri``); ``python -m pipelines deploy`` sends those
 records to the live endpoint and compares its answers with these predictions.
-:func:`metric_json_path` gives the JsonGet path of a metric in this file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import shutil
 import sys
 import tarfile
@@ -36,67 +36,51 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tabular.contract import CSV, MODEL_ARCHIVE
 from tabular.csvio import write_csv
-from tabular.errors import DataError
-from tabular.failure import PROCESSING, write_failure
-from tabular.schema import Schema, read_labelled
+from tabular.errors import JobError
+from tabular.files import write_atomic
+from tabular.job import PROCESSING, JobParser, find_input, run_job
+from tabular.names import (
+    BINARY,
+    DEFAULT_BOOTSTRAP_ROUNDS,
+    DEFAULT_PROBABILITY_THRESHOLD,
+    DEFAULT_SEED,
+    DEFAULT_SMOKE_ROWS,
+    EVALUATION_FILE,
+    EVALUATION_OUTPUT_DIR,
+    METRICS,
+    MODEL_INPUT_DIR,
+    PROBLEM_TYPES,
+    REPORT_KEYS,
+    ROWS_KEY,
+    SERVING_SCRIPT,
+    SMOKE_CONTENT_TYPE_KEY,
+    SMOKE_PREDICTIONS_KEY,
+    SMOKE_RECORDS_KEY,
+    SMOKE_SAMPLE_FILE,
+    STANDARD_DEVIATION_KEY,
+    TEST,
+    TEST_FILE,
+    TEST_INPUT_DIR,
+    VALUE_KEY,
+)
+from tabular.schema import Schema, read_split
 
-PROCESSING_ROOT = "/opt/ml/processing"
-MODEL_INPUT_DIR = f"{PROCESSING_ROOT}/model"
-TEST_INPUT_DIR = f"{PROCESSING_ROOT}/test"
-EVALUATION_OUTPUT_DIR = f"{PROCESSING_ROOT}/evaluation"
-EVALUATION_OUTPUT = "evaluation"
-EVALUATION_FILE = "evaluation.json"
-MODEL_ARCHIVE = "model.tar.gz"
-SMOKE_SAMPLE_FILE = "smoke_sample.json"
-SMOKE_SAMPLE_PROPERTY = "SmokeSampleS3Uri"
-"""The model package's CustomerMetadataProperties key naming the smoke sample's S3 URI."""
-SMOKE_CONTENT_TYPE_KEY = "content_type"
-SMOKE_RECORDS_KEY = "records"
-SMOKE_PREDICTIONS_KEY = "predictions"
-DEFAULT_SMOKE_ROWS = 20
-TEST_FILE = "test.csv"
-SERVING_MODULE_FILE = "inference.py"
 SERVING_MODULE_NAME = "serving_inference"
-
-BINARY = "binary"
-REGRESSION = "regression"
-BINARY_REPORT_KEY = "binary_classification_metrics"
-REGRESSION_REPORT_KEY = "regression_metrics"
-REPORT_KEYS = {BINARY: BINARY_REPORT_KEY, REGRESSION: REGRESSION_REPORT_KEY}
-METRICS = {
-    BINARY: ("auc", "accuracy", "f1", "precision", "recall", "log_loss"),
-    REGRESSION: ("mse", "rmse", "mae", "r2"),
-}
-PROBLEM_TYPES = tuple(METRICS)
-VALUE_KEY = "value"
-STANDARD_DEVIATION_KEY = "standard_deviation"
-ROWS_KEY = "evaluation_rows"
-
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_BOOTSTRAP_ROUNDS = 50
-DEFAULT_SEED = 42
+SERVING_FUNCTIONS = ("model_fn", "predict_frame")
 BOOTSTRAP_CHUNK_CELLS = 4_000_000
-ERROR_EXIT_CODE = 2
+TEST_MISSING = "Pass the preprocessing step's test output as the test input."
+TEST_MISMATCH = "Evaluate the model with the test split of the same preprocessing run."
 
 
-class EvaluationError(ValueError):
+class EvaluationError(JobError):
     """A problem with the model archive, serving code or test data; names the fix."""
-
-
-def metric_json_path(problem_type: str, metric: str) -> str:
-    """Return the JsonGet path of ``metric`` in evaluation.json, e.g. ``"...auc.value"``."""
-    if metric not in METRICS.get(problem_type, ()):
-        raise ValueError(
-            f"metric {metric!r} is not reported for problem type {problem_type!r}; "
-            f"choose one of {METRICS.get(problem_type, METRICS)}."
-        )
-    return f"{REPORT_KEYS[problem_type]}.{metric}.{VALUE_KEY}"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -104,16 +88,10 @@ def metric_json_path(problem_type: str, metric: str) -> str:
 
 def find_model_archive(model_dir: Path) -> Path:
     """Return ``model_dir/model.tar.gz`` (or the directory's only ``*.tar.gz``)."""
-    path = model_dir / MODEL_ARCHIVE
-    if path.is_file():
-        return path
-    candidates = sorted(model_dir.rglob("*.tar.gz")) if model_dir.is_dir() else []
-    if len(candidates) == 1:
-        return candidates[0]
-    raise EvaluationError(
-        f"{path}: not found ({len(candidates)} other .tar.gz file(s)). Pass the training "
-        "step's model artifacts as the model input."
-    )
+    return find_input(
+        model_dir, MODEL_ARCHIVE, "Pass the training step's model artifacts as the model input.",
+        recursive=True,
+    )  # fmt: skip
 
 
 def safe_extract(archive: Path, destination: Path) -> list[str]:
@@ -164,11 +142,11 @@ def load_serving_module(code_dir: Path) -> ModuleType:
     ``code_dir`` goes first on ``sys.path`` while it imports, as the serving container puts its
     code directory there, so the serving code's own ``tabular`` is the one it uses.
     """
-    path = code_dir / SERVING_MODULE_FILE
+    path = code_dir / SERVING_SCRIPT
     if not path.is_file():
         raise EvaluationError(
             f"{path}: not found. Pass the directory holding the serving code "
-            f"({SERVING_MODULE_FILE}) as the serving code input."
+            f"({SERVING_SCRIPT}) as the serving code input."
         )
     spec = importlib.util.spec_from_file_location(SERVING_MODULE_NAME, path)
     if spec is None or spec.loader is None:
@@ -180,28 +158,12 @@ def load_serving_module(code_dir: Path) -> ModuleType:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(code_dir))
-    for name in ("model_fn", "predict_frame"):
+    for name in SERVING_FUNCTIONS:
         if not callable(getattr(module, name, None)):
             raise EvaluationError(
                 f"{path}: defines no function {name}(). Ship the project's inference.py."
             )
     return module
-
-
-def read_test_set(path: Path, schema: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read ``test.csv`` (header, target first); return text features and numeric labels."""
-    if not path.is_file():
-        raise EvaluationError(
-            f"{path}: not found. Pass the preprocessing step's test output as the test input."
-        )
-    try:
-        return read_labelled(
-            path,
-            Schema.from_json(schema),
-            "Evaluate the model with the test split of the same preprocessing run.",
-        )
-    except DataError as exc:
-        raise EvaluationError(str(exc)) from None
 
 
 def check_labels(problem_type: str, labels: np.ndarray, source: str) -> None:
@@ -276,7 +238,7 @@ def weighted_metrics(
     labels: np.ndarray,
     scores: np.ndarray,
     weights: np.ndarray,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = DEFAULT_PROBABILITY_THRESHOLD,
 ) -> dict[str, np.ndarray]:
     """Compute every metric once per row of ``weights`` (shape rounds x rows), vectorised.
 
@@ -325,7 +287,7 @@ def bootstrap_standard_deviations(
     problem_type: str,
     labels: np.ndarray,
     scores: np.ndarray,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = DEFAULT_PROBABILITY_THRESHOLD,
     rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
     seed: int = DEFAULT_SEED,
 ) -> dict[str, float]:
@@ -394,6 +356,8 @@ def smoke_sample(
 
 @dataclass(frozen=True)
 class Evaluation:
+    """What Evaluate writes: the report and the smoke sample."""
+
     report: dict[str, Any]
     smoke_sample: dict[str, Any]
 
@@ -403,7 +367,7 @@ def evaluate(
     test_dir: Path,
     serving_code_dir: Path,
     problem_type: str,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float = DEFAULT_PROBABILITY_THRESHOLD,
     bootstrap_rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
     seed: int = DEFAULT_SEED,
     smoke_rows: int = DEFAULT_SMOKE_ROWS,
@@ -424,44 +388,28 @@ def evaluate(
             f"but --problem-type is {problem_type!r}. Use the same problem type in "
             "both steps."
         )
-    test_path = test_dir / TEST_FILE
-    features, labels = read_test_set(test_path, schema)
-    check_labels(problem_type, labels, test_path.name)
+    features, labels = read_split(
+        test_dir, TEST, Schema.from_json(schema), TEST_MISSING, TEST_MISMATCH
+    )
+    check_labels(problem_type, labels, TEST_FILE)
     scores = np.asarray(serving.predict_frame(model, features), dtype="float64")
     values = point_metrics(problem_type, labels, scores, threshold)
     deviations = bootstrap_standard_deviations(
         problem_type, labels, scores, threshold, bootstrap_rounds, seed
     )
     with tempfile.TemporaryDirectory() as scratch:
-        sample = smoke_sample(features, scores, smoke_rows, serving.CONTENT_TYPE_CSV, Path(scratch))
+        sample = smoke_sample(features, scores, smoke_rows, CSV, Path(scratch))
     return Evaluation(build_report(problem_type, values, deviations, len(labels)), sample)
 
 
-def _write_json(document: dict[str, Any], path: Path) -> Path:
-    """Write `document` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
-
-
 def write_report(report: dict[str, Any], output_dir: Path) -> Path:
-    """Write evaluation.json."""
-    return _write_json(report, output_dir / EVALUATION_FILE)
+    """Write evaluation.json whole (a temporary file renamed into place)."""
+    return write_atomic(output_dir / EVALUATION_FILE, json.dumps(report, indent=2) + "\n")
 
 
 def write_smoke_sample(sample: dict[str, Any], output_dir: Path) -> Path:
-    """Write smoke_sample.json."""
-    return _write_json(sample, output_dir / SMOKE_SAMPLE_FILE)
-
-
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser that also records usage errors as the job's failure reason."""
-
-    def error(self, message: str) -> NoReturn:
-        write_failure(PROCESSING, f"{self.prog}: {message}")
-        super().error(message)
+    """Write smoke_sample.json whole."""
+    return write_atomic(output_dir / SMOKE_SAMPLE_FILE, json.dumps(sample, indent=2) + "\n")
 
 
 def _probability(text: str) -> float:
@@ -487,13 +435,15 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser of the job."""
-    parser = _Parser(description=__doc__.splitlines()[0])
+    parser = JobParser(PROCESSING, __doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=Path(MODEL_INPUT_DIR))
     parser.add_argument("--test-dir", type=Path, default=Path(TEST_INPUT_DIR))
     parser.add_argument("--serving-code-dir", type=Path, default=Path(__file__).resolve().parent)
     parser.add_argument("--output-dir", type=Path, default=Path(EVALUATION_OUTPUT_DIR))
     parser.add_argument("--problem-type", required=True, choices=PROBLEM_TYPES)
-    parser.add_argument("--threshold-probability", type=_probability, default=DEFAULT_THRESHOLD)
+    parser.add_argument(
+        "--threshold-probability", type=_probability, default=DEFAULT_PROBABILITY_THRESHOLD
+    )
     parser.add_argument("--bootstrap-rounds", type=_rounds, default=DEFAULT_BOOTSTRAP_ROUNDS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--smoke-rows", type=_positive, default=DEFAULT_SMOKE_ROWS)
@@ -503,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation job; return 0, or 2 after reporting a known error."""
     args = build_parser().parse_args(argv)
-    try:
+
+    def work() -> None:
         evaluation = evaluate(
             model_dir=args.model_dir,
             test_dir=args.test_dir,
@@ -514,18 +465,15 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             smoke_rows=args.smoke_rows,
         )
-    except EvaluationError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        write_failure(PROCESSING, str(exc))
-        return ERROR_EXIT_CODE
-    report = evaluation.report
-    path = write_report(report, args.output_dir)
-    print(f"wrote {path} ({report[ROWS_KEY]} rows)")
-    sample = write_smoke_sample(evaluation.smoke_sample, args.output_dir)
-    print(f"wrote {sample} ({len(evaluation.smoke_sample[SMOKE_PREDICTIONS_KEY])} rows)")
-    for name, entry in report[REPORT_KEYS[args.problem_type]].items():
-        print(f"{name}: {entry[VALUE_KEY]} (sd {entry[STANDARD_DEVIATION_KEY]})")
-    return 0
+        report = evaluation.report
+        path = write_report(report, args.output_dir)
+        print(f"wrote {path} ({report[ROWS_KEY]} rows)")
+        sample = write_smoke_sample(evaluation.smoke_sample, args.output_dir)
+        print(f"wrote {sample} ({len(evaluation.smoke_sample[SMOKE_PREDICTIONS_KEY])} rows)")
+        for name, entry in report[REPORT_KEYS[args.problem_type]].items():
+            print(f"{name}: {entry[VALUE_KEY]} (sd {entry[STANDARD_DEVIATION_KEY]})")
+
+    return run_job(PROCESSING, work)
 
 
 if __name__ == "__main__":

@@ -12,35 +12,33 @@ is a missing value and gets imputed; a category never seen in training is one-ho
 as all zeros (or as "other"); a numeric field that is not a number is an error naming its
 line and column, as in training. A record with the wrong number of fields is an error
 naming its line. Responses are CSV, one prediction per line: the probability of class 1
-(binary) or the predicted value (regression). Set :data:`SERVING_ENV` on the model so
-requests without an Accept header get CSV too.
+(binary) or the predicted value (regression). The model carries ``SERVING_ENV``
+(:mod:`tabular.names`), so requests without an Accept header get CSV too.
+
+A request the model cannot score raises :class:`tabular.errors.RequestError`: status 400 for
+its content (naming the line and column), 415 for another content type, 406 for another
+Accept. Every other error is the server's (500).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tabular.contract import ANY, CSV, media_type
 from tabular.csvio import parse_records
-from tabular.errors import DataError
-from tabular.features import feature_matrix
-from tabular.schema import SCHEMA_FILE, TRANSFORMER_FILE, Schema
-from tabular.values import coerce_features
+from tabular.errors import DataError, RequestError
+from tabular.job import require_files
+from tabular.names import BOOSTER_FILE, MODEL_FILES
+from tabular.schema import Schema, load_fitted
 
-CONTENT_TYPE_CSV = "text/csv"
-ACCEPT_ANY = "*/*"
-DEFAULT_ACCEPT_ENV = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
-SERVING_ENV = {DEFAULT_ACCEPT_ENV: CONTENT_TYPE_CSV}
-"""Container environment for this code: without it the inference toolkit turns a missing
-or ``*/*`` Accept into application/json, which output_fn rejects."""
-MODEL_FILE = "xgboost-model.json"
 PREDICTION_FORMAT = "{:.9g}"
+MODEL_MISSING = "The model archive must come from train.py (it holds {files})."
 
 # The container calls input_fn without the model, so model_fn records the feature
 # columns of the model it loaded here; input_fn names and counts fields with them.
@@ -68,27 +66,16 @@ class ModelBundle:
 
 def model_fn(model_dir: str) -> ModelBundle:
     """Load the booster, transformer and schema written by train.py from ``model_dir``."""
-    import joblib
     import xgboost as xgb
 
     root = Path(model_dir)
-    for name in (MODEL_FILE, TRANSFORMER_FILE, SCHEMA_FILE):
-        if not (root / name).is_file():
-            raise FileNotFoundError(
-                f"{root / name}: not found; the model archive must come from train.py "
-                f"(it holds {MODEL_FILE}, {TRANSFORMER_FILE} and {SCHEMA_FILE})."
-            )
+    require_files(root, MODEL_FILES, MODEL_MISSING.format(files=", ".join(MODEL_FILES)))
     booster = xgb.Booster()
-    booster.load_model(str(root / MODEL_FILE))
-    schema = json.loads((root / SCHEMA_FILE).read_text(encoding="utf-8"))
-    bundle = ModelBundle(booster, joblib.load(root / TRANSFORMER_FILE), schema)
+    booster.load_model(str(root / BOOSTER_FILE))
+    schema, transformer = load_fitted(root)
+    bundle = ModelBundle(booster, transformer, schema)
     _loaded["feature_columns"] = bundle.feature_columns
     return bundle
-
-
-def media_type(content_type: str | None) -> str:
-    """Return the bare, lower-case media type of a Content-Type/Accept value."""
-    return (content_type or "").split(";")[0].strip().lower()
 
 
 def decode_body(request_body: str | bytes) -> str:
@@ -97,17 +84,12 @@ def decode_body(request_body: str | bytes) -> str:
         try:
             text = bytes(request_body).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(
+            raise RequestError(
                 f"request body: byte offset {exc.start} is not valid UTF-8; send UTF-8 encoded CSV."
             ) from None
     else:
         text = request_body
     return text[1:] if text.startswith("\ufeff") else text
-
-
-def parse_csv(text: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Parse header-less CSV records into text columns named ``columns`` (see parse_records)."""
-    return parse_records(text, columns)
 
 
 def input_fn(request_body: str | bytes, request_content_type: str) -> pd.DataFrame:
@@ -116,12 +98,16 @@ def input_fn(request_body: str | bytes, request_content_type: str) -> pd.DataFra
     Field names and count come from the model loaded by :func:`model_fn`; if none
     was loaded yet, fields are numbered and predict_fn checks the count.
     """
-    if media_type(request_content_type) != CONTENT_TYPE_CSV:
-        raise ValueError(
-            f"content type {request_content_type!r} is not supported; send {CONTENT_TYPE_CSV}."
+    if media_type(request_content_type) != CSV:
+        raise RequestError(
+            f"content type {request_content_type!r} is not supported; send {CSV}.",
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
         )
     text = decode_body(request_body)
-    return parse_csv(text, _loaded.get("feature_columns"))
+    try:
+        return parse_records(text, _loaded.get("feature_columns"))
+    except DataError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def predict_frame(model: ModelBundle, features: pd.DataFrame) -> np.ndarray:
@@ -136,33 +122,33 @@ def predict_frame(model: ModelBundle, features: pd.DataFrame) -> np.ndarray:
         raise DataError(
             f"features are missing column(s) {missing}; the model needs {model.feature_columns}."
         )
-    rules = model.rules
-    typed = coerce_features(
-        features, rules.numeric_columns, rules.categorical_columns, rules.dialect
-    )
-    matrix = feature_matrix(
-        model.transformer, typed, rules.numeric_columns, rules.categorical_columns,
-        rules.matrix_layout,
-    )  # fmt: skip
+    matrix = model.rules.encode(model.transformer, features)
     return model.booster.predict(xgb.DMatrix(matrix)).astype("float64")
 
 
 def predict_fn(input_data: pd.DataFrame, model: ModelBundle) -> np.ndarray:
     """Score the frame from :func:`input_fn` (columns in schema order)."""
     expected = model.feature_columns
-    if list(input_data.columns) != expected:
-        if input_data.shape[1] != len(expected):
-            raise DataError(
-                f"request records have {input_data.shape[1]} field(s), expected "
-                f"{len(expected)}: {expected}."
-            )
-        input_data = input_data.set_axis(expected, axis=1)
-    return predict_frame(model, input_data)
+    try:
+        if list(input_data.columns) != expected:
+            if input_data.shape[1] != len(expected):
+                raise DataError(
+                    f"request records have {input_data.shape[1]} field(s), expected "
+                    f"{len(expected)}: {expected}."
+                )
+            input_data = input_data.set_axis(expected, axis=1)
+        return predict_frame(model, input_data)
+    except RequestError:
+        raise
+    except DataError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def output_fn(prediction: np.ndarray, accept: str | None) -> str:
     """Serialize predictions as CSV text, one prediction per line."""
-    if media_type(accept) not in (CONTENT_TYPE_CSV, ACCEPT_ANY, ""):
-        raise ValueError(f"accept type {accept!r} is not supported; use {CONTENT_TYPE_CSV}.")
+    if media_type(accept) not in (CSV, ANY, ""):
+        raise RequestError(
+            f"accept type {accept!r} is not supported; use {CSV}.", HTTPStatus.NOT_ACCEPTABLE
+        )
     values = np.asarray(prediction, dtype="float64").ravel()
     return "".join(PREDICTION_FORMAT.format(v) + "\n" for v in values)

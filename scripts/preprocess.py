@@ -42,12 +42,11 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,78 +54,33 @@ import pandas as pd
 from tabular import csvio, features, values
 from tabular.dialect import Dialect
 from tabular.errors import DataError, describe_row, describe_source
-from tabular.failure import PROCESSING, write_failure
-from tabular.schema import SCHEMA_FILE, TRANSFORMER_FILE
-
-PROCESSING_ROOT = "/opt/ml/processing"
-INPUT_DIR = f"{PROCESSING_ROOT}/input/data"
-SCORING_INPUT_DIR = f"{PROCESSING_ROOT}/input/scoring"
-SETTINGS_DIR = f"{PROCESSING_ROOT}/input/settings"
-SETTINGS_FILE = "settings.json"
-OUTPUT_ROOT = f"{PROCESSING_ROOT}/output"
-
-TRAIN = "train"
-VALIDATION = "validation"
-TEST = "test"
-SCORING = "scoring"
-TRANSFORMER = "transformer"
-OUTPUT_NAMES = (TRAIN, VALIDATION, TEST, SCORING, TRANSFORMER)
-
-TRAIN_FILE = "train.csv"
-VALIDATION_FILE = "validation.csv"
-TEST_FILE = "test.csv"
-SCORING_FILE = "scoring.csv"
-
-BINARY = "binary"
-REGRESSION = "regression"
-PROBLEM_TYPES = (BINARY, REGRESSION)
-
-DEFAULT_VALIDATION_FRACTION = 0.15
-DEFAULT_TEST_FRACTION = 0.15
-DEFAULT_SEED = 42
-DEFAULT_DATA_VERSION = "manual"
-ERROR_EXIT_CODE = 2
+from tabular.files import write_all
+from tabular.job import PROCESSING, JobParser, run_job
+from tabular.names import (
+    BINARY,
+    DATA_DIR,
+    DEFAULT_DATA_VERSION,
+    DEFAULT_SEED,
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_VALIDATION_FRACTION,
+    PREPROCESS_OUTPUT_ROOT,
+    PROBLEM_TYPES,
+    SCHEMA_FILE,
+    SCORING,
+    SCORING_FILE,
+    TEST,
+    TEST_FILE,
+    TOP_K,
+    TRAIN,
+    TRAIN_FILE,
+    TRANSFORMER,
+    TRANSFORMER_FILE,
+    VALIDATION,
+    VALIDATION_FILE,
+)
+from tabular.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the job needs to know about the data (``--settings``: this, as JSON)."""
-
-    target: str
-    problem_type: str
-    columns: tuple[str, ...] | None = None
-    positive_class: str | None = None
-    validation_fraction: float = DEFAULT_VALIDATION_FRACTION
-    test_fraction: float = DEFAULT_TEST_FRACTION
-    seed: int = DEFAULT_SEED
-    dialect: Dialect = field(default_factory=Dialect)
-    categorical_columns: tuple[str, ...] = ()
-    drop_columns: tuple[str, ...] = ()
-    max_categories: int = features.DEFAULT_MAX_CATEGORIES
-    high_cardinality: str = features.REFUSE
-
-    def to_json(self) -> str:
-        document = asdict(self)
-        document["dialect"] = self.dialect.to_json()
-        return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(document) - known)
-        if unknown:
-            raise DataError(f"settings: unknown key(s) {unknown}; known: {sorted(known)}")
-        given = dict(document)
-        for key in ("columns", "categorical_columns", "drop_columns"):
-            if given.get(key) is not None:
-                given[key] = tuple(given[key])
-        try:
-            given["dialect"] = Dialect.from_json(document.get("dialect"))
-            return cls(**given)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"settings: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -607,26 +561,6 @@ def output_paths(output_root: Path) -> dict[str, Path]:
     }
 
 
-def write_files_atomically(writers: dict[Path, Callable[[Path], object]]) -> None:
-    """Write every file to a temporary name, then rename all into place.
-
-    If any writer fails, the temporary files are removed and nothing is renamed.
-    """
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for path, write in writers.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-            staged.append((temporary, path))
-            write(temporary)
-    except BaseException:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
-        raise
-    for temporary, path in staged:
-        os.replace(temporary, path)
-
-
 def split_frame(part: pd.DataFrame, target: str, columns: Sequence[str]) -> pd.DataFrame:
     """Return the split's columns as written: target first, then the features."""
     return part[[target, *columns]]
@@ -667,7 +601,7 @@ def write_outputs(
     }
     for name, frame in scoring.items():
         writers[output_root / SCORING / name] = csv_writer(frame, False)
-    write_files_atomically(writers)
+    write_all(writers)
     return paths
 
 
@@ -708,7 +642,7 @@ def run(
     counts = features.check_cardinality(
         splits.train, types.categorical, settings.max_categories, settings.high_cardinality
     )
-    top_k = settings.max_categories if settings.high_cardinality == features.TOP_K else None
+    top_k = settings.max_categories if settings.high_cardinality == TOP_K else None
     transformer, layout = features.fit_transformer(
         splits.train, types.numeric, types.categorical, top_k
     )
@@ -719,14 +653,6 @@ def run(
     schema["data_version"] = data_version
     write_outputs(output_root, splits, transformer, schema, scoring)
     return schema
-
-
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser that also records usage errors as the job's failure reason."""
-
-    def error(self, message: str) -> NoReturn:
-        write_failure(PROCESSING, f"{self.prog}: {message}")
-        super().error(message)
 
 
 def _fraction(text: str) -> float:
@@ -759,9 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
     any name as ``--target=NAME`` (the ``=`` form keeps a leading ``-`` from reading as an
     option).
     """
-    parser = _Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input-dir", type=Path, default=Path(INPUT_DIR))
-    parser.add_argument("--output-root", type=Path, default=Path(OUTPUT_ROOT))
+    parser = JobParser(PROCESSING, __doc__.splitlines()[0])
+    parser.add_argument("--input-dir", type=Path, default=Path(DATA_DIR))
+    parser.add_argument("--output-root", type=Path, default=Path(PREPROCESS_OUTPUT_ROOT))
     parser.add_argument("--settings", type=Path, help="the job's settings (JSON, see Settings)")
     parser.add_argument("--scoring-dir", type=Path, default=None, help="scoring data to check")
     parser.add_argument("--target", default=None)
@@ -806,10 +732,10 @@ def settings_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 def main(argv: list[str] | None = None) -> int:
     """Run the preprocessing job; return 0, or 2 after reporting a data error."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def work() -> None:
         settings = settings_from_args(parser, args)
         schema = run(
             input_path=args.input_dir,
@@ -818,16 +744,13 @@ def main(argv: list[str] | None = None) -> int:
             data_version=args.data_version,
             scoring_path=args.scoring_dir,
         )
-    except DataError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        write_failure(PROCESSING, str(exc))
-        return ERROR_EXIT_CODE
-    rows = schema["rows"]
-    print(
-        f"rows: {TRAIN}={rows[TRAIN]} {VALIDATION}={rows[VALIDATION]} {TEST}={rows[TEST]}"
-        f" (dropped {schema['dropped_rows_missing_target']} with a missing target)"
-    )
-    return 0
+        rows = schema["rows"]
+        print(
+            f"rows: {TRAIN}={rows[TRAIN]} {VALIDATION}={rows[VALIDATION]} {TEST}={rows[TEST]}"
+            f" (dropped {schema['dropped_rows_missing_target']} with a missing target)"
+        )
+
+    return run_job(PROCESSING, work)
 
 
 if __name__ == "__main__":

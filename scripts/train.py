@@ -22,59 +22,42 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, fields
-from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
-from tabular.errors import DataError
-from tabular.failure import TRAINING, write_failure
-from tabular.features import feature_matrix
-from tabular.schema import SCHEMA_FILE, TRANSFORMER_FILE, Schema, read_labelled
+from tabular.contract import (
+    INPUT_DATA_DIR,
+    MODEL_DIR,
+    OUTPUT_DATA_DIR,
+    SM_CHANNEL_PREFIX,
+    SM_MODEL_DIR,
+    SM_OUTPUT_DATA_DIR,
+)
+from tabular.errors import DataError, JobError
+from tabular.files import atomic_path, write_atomic
+from tabular.job import TRAINING, JobParser, require_files, run_job
+from tabular.names import (
+    BOOSTER_FILE,
+    DEFAULT_EVAL_METRIC,
+    DEFAULT_SEED,
+    OBJECTIVES,
+    SCHEMA_FILE,
+    TRAIN,
+    TRANSFORMER,
+    TRANSFORMER_FILE,
+    VALIDATION,
+)
+from tabular.schema import Schema, load_fitted, read_split
 
-ML_ROOT = "/opt/ml"
-INPUT_DATA_DIR = f"{ML_ROOT}/input/data"
-MODEL_DIR = f"{ML_ROOT}/model"
-OUTPUT_DIR = f"{ML_ROOT}/output"
-OUTPUT_DATA_DIR = f"{OUTPUT_DIR}/data"
-
-TRAIN_CHANNEL = "train"
-VALIDATION_CHANNEL = "validation"
-TRANSFORMER_CHANNEL = "transformer"
-CHANNELS = (TRAIN_CHANNEL, VALIDATION_CHANNEL, TRANSFORMER_CHANNEL)
-
-ENV_MODEL_DIR = "SM_MODEL_DIR"
-ENV_OUTPUT_DATA_DIR = "SM_OUTPUT_DATA_DIR"
-ENV_CHANNEL_PREFIX = "SM_CHANNEL_"
-
-TRAIN_FILE = "train.csv"
-VALIDATION_FILE = "validation.csv"
-MODEL_FILE = "xgboost-model.json"
 METRICS_FILE = "metrics.json"
-ERROR_EXIT_CODE = 2
-
-TRAIN_EVAL_NAME = "train"
-VALIDATION_EVAL_NAME = "validation"
 METRIC_LINE_PREFIX = "{dataset}-{metric}: "
 METRIC_LINE_FORMAT = METRIC_LINE_PREFIX + "{value:.6f}"
 METRIC_VALUE_REGEX = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-
-OBJECTIVES = {
-    "binary": ("binary:logistic",),
-    "regression": (
-        "reg:squarederror",
-        "reg:absoluteerror",
-        "reg:pseudohubererror",
-        "reg:squaredlogerror",
-        "reg:gamma",
-        "reg:tweedie",
-        "count:poisson",
-    ),
-}
-DEFAULT_EVAL_METRIC = {"binary": "auc", "regression": "rmse"}
+CHANNEL_MISSING = "Connect the preprocessing step's {split} output to the {split!r} channel."
+SPLIT_MISMATCH = "Use the splits and transformer of one preprocessing run."
 
 DEFAULT_NUM_ROUND = 200
 DEFAULT_MAX_DEPTH = 6
@@ -84,13 +67,12 @@ DEFAULT_COLSAMPLE_BYTREE = 1.0
 DEFAULT_MIN_CHILD_WEIGHT = 1.0
 DEFAULT_REG_LAMBDA = 1.0
 DEFAULT_EARLY_STOPPING_ROUNDS = 10
-DEFAULT_SEED = 42
 DEFAULT_NTHREAD = -1
 
 logger = logging.getLogger(__name__)
 
 
-class TrainingError(ValueError):
+class TrainingError(JobError):
     """An input or configuration problem; the message names the file or setting and the fix."""
 
 
@@ -130,77 +112,38 @@ def metric_definitions(eval_metric: str) -> list[dict[str, str]]:
             "Regex": re.escape(METRIC_LINE_PREFIX.format(dataset=dataset, metric=eval_metric))
             + METRIC_VALUE_REGEX,
         }
-        for dataset in (TRAIN_EVAL_NAME, VALIDATION_EVAL_NAME)
+        for dataset in (TRAIN, VALIDATION)
     ]
 
 
 def channel_dir(channel: str) -> str:
     """Return the container's directory of ``channel`` ($SM_CHANNEL_<NAME> if set)."""
-    return os.environ.get(f"{ENV_CHANNEL_PREFIX}{channel.upper()}", f"{INPUT_DATA_DIR}/{channel}")
+    return os.environ.get(f"{SM_CHANNEL_PREFIX}{channel.upper()}", f"{INPUT_DATA_DIR}/{channel}")
 
 
-def load_schema(transformer_dir: Path) -> dict[str, Any]:
-    """Read schema.json from the transformer channel."""
-    path = transformer_dir / SCHEMA_FILE
-    if not path.is_file():
-        raise TrainingError(
-            f"{path}: not found. Connect the preprocessing step's transformer output "
-            f"to the {TRANSFORMER_CHANNEL!r} channel."
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_transformer(transformer_dir: Path) -> Any:
-    """Load the fitted ColumnTransformer from the transformer channel."""
-    import joblib
-
-    path = transformer_dir / TRANSFORMER_FILE
-    if not path.is_file():
-        raise TrainingError(
-            f"{path}: not found. Connect the preprocessing step's transformer output "
-            f"to the {TRANSFORMER_CHANNEL!r} channel."
-        )
-    return joblib.load(path)
-
-
-def find_split_file(channel: Path, file_name: str) -> Path:
-    """Return ``channel/file_name``, or the channel's only CSV file."""
-    path = channel / file_name
-    if path.is_file():
-        return path
-    candidates = sorted(channel.glob("*.csv")) if channel.is_dir() else []
-    if len(candidates) == 1:
-        return candidates[0]
-    raise TrainingError(
-        f"{path}: not found ({len(candidates)} other CSV file(s) in the channel). "
-        "Connect the matching preprocessing output to this channel."
-    )
-
-
-def read_split(path: Path, schema: Schema) -> tuple[Any, np.ndarray]:
-    """Read a split file: return its feature columns (as text) and the numeric target."""
+def load_transformer(transformer_dir: Path) -> tuple[Schema, Any]:
+    """The schema and the fitted transformer from the transformer channel."""
     try:
-        return read_labelled(
-            path, schema, "Use the splits and transformer of one preprocessing run."
+        require_files(
+            transformer_dir,
+            (SCHEMA_FILE, TRANSFORMER_FILE),
+            CHANNEL_MISSING.format(split=TRANSFORMER),
         )
-    except DataError as exc:
+    except FileNotFoundError as exc:
         raise TrainingError(str(exc)) from None
+    document, transformer = load_fitted(transformer_dir)
+    return Schema.from_json(document), transformer
 
 
-def transform_features(transformer: Any, features: Any, schema: Schema) -> Any:
-    """Type the text features and apply the fitted transformer (the model's matrix layout)."""
-    from tabular.values import coerce_features
-
+def read_channel(channel: Path, split: str, schema: Schema, transformer: Any) -> tuple[Any, Any]:
+    """A split's model matrix and its labels (the split file, or the channel's only CSV)."""
+    features, labels = read_split(
+        channel, split, schema, CHANNEL_MISSING.format(split=split), SPLIT_MISMATCH
+    )
     try:
-        typed = coerce_features(
-            features, schema.numeric_columns, schema.categorical_columns, schema.dialect
-        )
+        return schema.encode(transformer, features), labels
     except DataError as exc:
-        raise TrainingError(f"{exc} Re-run preprocessing.") from None
-    return feature_matrix(
-        transformer, typed, schema.numeric_columns, schema.categorical_columns,
-        schema.matrix_layout,
-    )  # fmt: skip
+        raise DataError(f"{exc} Re-run preprocessing.") from None
 
 
 def check_objective(objective: str, problem_type: str) -> None:
@@ -259,7 +202,7 @@ def train_booster(
             num_boost_round=hp.num_round,
             # Early stopping needs the validation score only; the train score of the kept
             # trees is computed once below (per round it would double the training time).
-            evals=[(dvalid, VALIDATION_EVAL_NAME)],
+            evals=[(dvalid, VALIDATION)],
             early_stopping_rounds=hp.early_stopping_rounds or None,
             evals_result=history,
             verbose_eval=False,
@@ -273,37 +216,26 @@ def train_booster(
         best = int(booster.best_iteration)
         booster = booster[: best + 1]
     else:
-        best = len(history[VALIDATION_EVAL_NAME][eval_metric]) - 1
-    scores = {VALIDATION_EVAL_NAME: float(history[VALIDATION_EVAL_NAME][eval_metric][best])}
-    scores[TRAIN_EVAL_NAME] = _final_score(booster.eval(dtrain, TRAIN_EVAL_NAME), eval_metric)
+        best = len(history[VALIDATION][eval_metric]) - 1
+    scores = {VALIDATION: float(history[VALIDATION][eval_metric][best])}
+    scores[TRAIN] = _final_score(booster.eval(dtrain, TRAIN), eval_metric)
     return TrainingResult(booster, eval_metric, best, scores)
 
 
 def _final_score(evaluation: str, eval_metric: str) -> float:
     """The value in xgboost's `[0]\ttrain-auc:0.91` evaluation line."""
-    suffix = f"{TRAIN_EVAL_NAME}-{eval_metric}:"
+    suffix = f"{TRAIN}-{eval_metric}:"
     (field,) = [f for f in evaluation.split("\t") if f.startswith(suffix)]
     return float(field.removeprefix(suffix))
 
 
-def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write`` on a temporary name beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        write(temporary)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    os.replace(temporary, path)
-
-
 def save_model(result: TrainingResult, transformer_dir: Path, model_dir: Path) -> None:
     """Write the booster, transformer.joblib and schema.json into ``model_dir``."""
-    write_atomically(model_dir / MODEL_FILE, lambda path: result.booster.save_model(str(path)))
+    # As bytes in JSON: save_model picks the format from the file name, a temporary's is not .json.
+    write_atomic(model_dir / BOOSTER_FILE, bytes(result.booster.save_raw(raw_format="json")))
     for name in (TRANSFORMER_FILE, SCHEMA_FILE):
-        source = transformer_dir / name
-        write_atomically(model_dir / name, partial(shutil.copyfile, source))
+        with atomic_path(model_dir / name) as path:
+            shutil.copyfile(transformer_dir / name, path)
 
 
 def training_metrics(result: TrainingResult, hp: Hyperparameters) -> dict[str, Any]:
@@ -334,42 +266,29 @@ def run(
     output_data_dir: Path,
 ) -> TrainingResult:
     """Read the channels, train, and write the model and metrics."""
-    schema = Schema.from_json(load_schema(transformer_dir))
-    transformer = load_transformer(transformer_dir)
-    splits = []
-    for channel, file_name in ((train_dir, TRAIN_FILE), (validation_dir, VALIDATION_FILE)):
-        features, labels = read_split(find_split_file(channel, file_name), schema)
-        splits.append((transform_features(transformer, features, schema), labels))
-    result = train_booster(hp, schema.problem_type, splits[0], splits[1])
+    schema, transformer = load_transformer(transformer_dir)
+    train = read_channel(train_dir, TRAIN, schema, transformer)
+    validation = read_channel(validation_dir, VALIDATION, schema, transformer)
+    result = train_booster(hp, schema.problem_type, train, validation)
     save_model(result, transformer_dir, model_dir)
     metrics = json.dumps(training_metrics(result, hp), indent=2) + "\n"
-    write_atomically(
-        output_data_dir / METRICS_FILE, lambda p: p.write_text(metrics, encoding="utf-8")
-    )
+    write_atomic(output_data_dir / METRICS_FILE, metrics)
     return result
-
-
-class _Parser(argparse.ArgumentParser):
-    """ArgumentParser that also records usage errors as the job's failure reason."""
-
-    def error(self, message: str) -> NoReturn:
-        write_failure(TRAINING, f"{self.prog}: {message}")
-        super().error(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser; path defaults come from the SageMaker environment."""
-    parser = _Parser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, default=Path(channel_dir(TRAIN_CHANNEL)))
-    parser.add_argument("--validation", type=Path, default=Path(channel_dir(VALIDATION_CHANNEL)))
-    parser.add_argument("--transformer", type=Path, default=Path(channel_dir(TRANSFORMER_CHANNEL)))
+    parser = JobParser(TRAINING, __doc__.splitlines()[0])
+    parser.add_argument("--train", type=Path, default=Path(channel_dir(TRAIN)))
+    parser.add_argument("--validation", type=Path, default=Path(channel_dir(VALIDATION)))
+    parser.add_argument("--transformer", type=Path, default=Path(channel_dir(TRANSFORMER)))
     parser.add_argument(
-        "--model-dir", type=Path, default=Path(os.environ.get(ENV_MODEL_DIR, MODEL_DIR))
+        "--model-dir", type=Path, default=Path(os.environ.get(SM_MODEL_DIR, MODEL_DIR))
     )
     parser.add_argument(
         "--output-data-dir",
         type=Path,
-        default=Path(os.environ.get(ENV_OUTPUT_DATA_DIR, OUTPUT_DATA_DIR)),
+        default=Path(os.environ.get(SM_OUTPUT_DATA_DIR, OUTPUT_DATA_DIR)),
     )
     parser.add_argument("--objective", required=True)
     parser.add_argument("--eval_metric", default=None)
@@ -393,29 +312,21 @@ def hyperparameters_from_args(args: argparse.Namespace) -> Hyperparameters:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the training job; return 0, or 2 after reporting a known error."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         logger.info("ignoring unknown arguments: %s", " ".join(unknown))
     hp = hyperparameters_from_args(args)
-    try:
+
+    def work() -> None:
         result = run(
-            hp,
-            args.train,
-            args.validation,
-            args.transformer,
-            args.model_dir,
-            args.output_data_dir,
+            hp, args.train, args.validation, args.transformer, args.model_dir, args.output_data_dir
         )
-    except TrainingError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        write_failure(TRAINING, str(exc))
-        return ERROR_EXIT_CODE
-    print(f"best_iteration: {result.best_iteration}")
-    for line in metric_lines(result):
-        print(line)
-    return 0
+        print(f"best_iteration: {result.best_iteration}")
+        for line in metric_lines(result):
+            print(line)
+
+    return run_job(TRAINING, work)
 
 
 if __name__ == "__main__":

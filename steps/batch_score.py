@@ -7,11 +7,11 @@ from sagemaker.mlops.workflow.callback_step import CallbackStep
 from sagemaker.mlops.workflow.model_step import ModelStep
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep, TransformStep
 
-from scripts import inference as serving
-from scripts import preprocess as data
 from steps.context import BuildContext
 from steps.jobs import output_s3_uri
 from steps.register import serving_model
+from tabular.contract import CSV
+from tabular.names import SCORING
 
 CREATE_MODEL_STEP_NAME = "CreateModel"
 STEP_NAME = "BatchScore"
@@ -39,7 +39,7 @@ def build_batch_score_step(
         instance_type=ctx.params.transform_instance_type,
         strategy=ctx.cfg.transform.strategy,
         assemble_with="Line",
-        accept=serving.CONTENT_TYPE_CSV,
+        accept=CSV,
         max_payload=ctx.cfg.transform.max_payload_mb,
         output_path=ctx.output_uri(STEP_NAME, PREDICTIONS_OUTPUT),
         base_transform_job_name=f"{ctx.cfg.pipeline.name}-batch-score",
@@ -50,8 +50,8 @@ def build_batch_score_step(
     # Preprocess read data.scoring_uri (if set) with the training data's rules and wrote it in
     # the form the serving code reads: what reaches the model was checked before training.
     step_args = transformer.transform(
-        data=output_s3_uri(preprocess, data.SCORING),
-        content_type=serving.CONTENT_TYPE_CSV,
+        data=output_s3_uri(preprocess, SCORING),
+        content_type=CSV,
         split_type=ctx.cfg.transform.split_type,
         join_source="Input",
     )

@@ -12,8 +12,8 @@ from sagemaker.mlops.workflow.condition_step import ConditionStep
 from sagemaker.mlops.workflow.fail_step import FailStep
 from sagemaker.mlops.workflow.steps import ProcessingStep, Step
 
-from scripts.evaluate import metric_json_path
 from steps.context import BuildContext
+from tabular.names import metric_json_path
 
 STEP_NAME = "CheckMetric"
 FAIL_STEP_NAME = "MetricBelowThreshold"

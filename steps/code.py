@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tabular.names import PACKAGE as SHARED_PACKAGE
+
 SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
-SHARED_PACKAGE = "tabular"
-"""The job package every job ships with its script (scripts/tabular, imported as `tabular`)."""
 SOURCEDIR_ARCHIVE = "sourcedir.tar.gz"
 FILES_FOLDER = "files"
 TEXT_SUFFIXES = frozenset({".py", ".json", ".txt", ".yaml", ".yml", ".cfg", ".toml", ".sh"})

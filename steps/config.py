@@ -29,7 +29,6 @@ from pydantic import (
     model_validator,
 )
 
-from scripts.evaluate import METRICS
 from steps.deploy_config import DeploySection, merge
 from steps.deploy_rules import security_problems
 from steps.sqs import check_queue_url
@@ -41,7 +40,13 @@ from tabular.dialect import (
     WHITESPACE,
     dialect_problems,
 )
-from tabular.features import DEFAULT_MAX_CATEGORIES, HIGH_CARDINALITY_POLICIES, REFUSE
+from tabular.names import (
+    DEFAULT_MAX_CATEGORIES,
+    DEFAULT_SMOKE_ROWS,
+    HIGH_CARDINALITY_POLICIES,
+    METRICS,
+    REFUSE,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "base.yaml"
@@ -338,7 +343,7 @@ class EvaluationSection(Section):
     comparison: Literal["gte", "lte"] | None = None
     probability_threshold: Fraction = 0.5
     bootstrap_rounds: Annotated[int, Field(ge=0, le=1000)] = 50
-    smoke_sample_rows: Annotated[int, Field(ge=1, le=1000)] = 20
+    smoke_sample_rows: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_SMOKE_ROWS
 
 
 class DataQualitySection(Section):

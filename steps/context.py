@@ -23,7 +23,6 @@ from sagemaker.mlops.workflow.retry import (
 )
 from sagemaker.mlops.workflow.steps import CacheConfig
 
-from scripts.preprocess import DEFAULT_DATA_VERSION
 from steps.code import CodeStore
 from steps.config import (
     DATA_VERSION_PARAMETER,
@@ -32,6 +31,7 @@ from steps.config import (
     Config,
     JobSection,
 )
+from tabular.names import DEFAULT_DATA_VERSION
 
 
 @dataclass(frozen=True)

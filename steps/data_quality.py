@@ -9,10 +9,10 @@ from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
 from sagemaker.mlops.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
-from scripts import preprocess as job
 from steps.context import BuildContext
 from steps.jobs import output_s3_uri
 from steps.security import processing_network
+from tabular.names import TRAIN
 
 STEP_NAME = "DataQuality"
 
@@ -39,7 +39,7 @@ def build_data_quality_step(ctx: BuildContext, preprocess: ProcessingStep) -> Qu
         name=STEP_NAME,
         description="Baseline statistics and constraints of the train split; drift check.",
         quality_check_config=DataQualityCheckConfig(
-            baseline_dataset=output_s3_uri(preprocess, job.TRAIN),
+            baseline_dataset=output_s3_uri(preprocess, TRAIN),
             dataset_format=DatasetFormat.csv(header=True),
             output_s3_uri=ctx.output_uri(STEP_NAME, RESULTS_OUTPUT),
         ),

@@ -7,8 +7,6 @@ from sagemaker.core.workflow.functions import Join
 from sagemaker.core.workflow.properties import PropertyFile
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 
-from scripts import evaluate as job
-from scripts import preprocess as data
 from steps.context import BuildContext
 from steps.jobs import (
     XGBOOST,
@@ -18,10 +16,19 @@ from steps.jobs import (
     processing_input,
     processing_output,
 )
+from tabular.names import (
+    EVALUATE_SCRIPT,
+    EVALUATION_FILE,
+    EVALUATION_OUTPUT,
+    EVALUATION_OUTPUT_DIR,
+    MODEL_INPUT_DIR,
+    SERVING_SCRIPT,
+    SMOKE_SAMPLE_FILE,
+    TEST,
+    TEST_INPUT_DIR,
+)
 
 STEP_NAME = "Evaluate"
-SCRIPT = "evaluate.py"
-SERVING_SCRIPT = "inference.py"
 REPORT_NAME = "EvaluationReport"
 MODEL_INPUT = "model"
 TEST_INPUT = "test"
@@ -29,34 +36,32 @@ TEST_INPUT = "test"
 
 def evaluation_report() -> PropertyFile:
     """The property file the condition reads its metric from."""
-    return PropertyFile(
-        name=REPORT_NAME, output_name=job.EVALUATION_OUTPUT, path=job.EVALUATION_FILE
-    )
+    return PropertyFile(name=REPORT_NAME, output_name=EVALUATION_OUTPUT, path=EVALUATION_FILE)
 
 
 def build_evaluate_step(
     ctx: BuildContext, preprocess: ProcessingStep, train: TrainingStep, report: PropertyFile
 ) -> ProcessingStep:
-    processor = job_processor(ctx, "evaluate", XGBOOST, ctx.params.evaluate_instance_type, SCRIPT)
+    processor = job_processor(
+        ctx, "evaluate", XGBOOST, ctx.params.evaluate_instance_type, EVALUATE_SCRIPT
+    )
     step_args = processor.run(
         inputs=[
             processing_input(
-                MODEL_INPUT, train.properties.ModelArtifacts.S3ModelArtifacts, job.MODEL_INPUT_DIR
+                MODEL_INPUT, train.properties.ModelArtifacts.S3ModelArtifacts, MODEL_INPUT_DIR
             ),
-            processing_input(TEST_INPUT, output_s3_uri(preprocess, data.TEST), job.TEST_INPUT_DIR),
+            processing_input(TEST_INPUT, output_s3_uri(preprocess, TEST), TEST_INPUT_DIR),
             # The serving code beside the script: evaluation scores as the endpoint does.
-            code_input(ctx, SCRIPT, SERVING_SCRIPT),
+            code_input(ctx, EVALUATE_SCRIPT, SERVING_SCRIPT),
         ],
-        outputs=[
-            processing_output(ctx, STEP_NAME, job.EVALUATION_OUTPUT, job.EVALUATION_OUTPUT_DIR)
-        ],
+        outputs=[processing_output(ctx, STEP_NAME, EVALUATION_OUTPUT, EVALUATION_OUTPUT_DIR)],
         arguments=[
             "--model-dir",
-            job.MODEL_INPUT_DIR,
+            MODEL_INPUT_DIR,
             "--test-dir",
-            job.TEST_INPUT_DIR,
+            TEST_INPUT_DIR,
             "--output-dir",
-            job.EVALUATION_OUTPUT_DIR,
+            EVALUATION_OUTPUT_DIR,
             "--problem-type",
             ctx.cfg.data.problem_type,
             "--threshold-probability",
@@ -79,13 +84,13 @@ def build_evaluate_step(
 
 def report_uri(evaluate: ProcessingStep) -> Join:
     """The S3 URI of evaluation.json, for the model registry's metrics."""
-    return _output_file(evaluate, job.EVALUATION_FILE)
+    return _output_file(evaluate, EVALUATION_FILE)
 
 
 def smoke_sample_uri(evaluate: ProcessingStep) -> Join:
     """The S3 URI of smoke_sample.json, recorded with the model package for deploy."""
-    return _output_file(evaluate, job.SMOKE_SAMPLE_FILE)
+    return _output_file(evaluate, SMOKE_SAMPLE_FILE)
 
 
 def _output_file(evaluate: ProcessingStep, name: str) -> Join:
-    return Join(on="/", values=[output_s3_uri(evaluate, job.EVALUATION_OUTPUT), name])
+    return Join(on="/", values=[output_s3_uri(evaluate, EVALUATION_OUTPUT), name])

@@ -16,13 +16,11 @@ from sagemaker.core.shapes import (
 
 from steps.context import BuildContext
 from steps.security import processing_network
-from tabular.failure import OUTPUT_DIR, OUTPUT_DIR_ENV
+from tabular.contract import OUTPUT_DIR, PROCESSING_CODE_DIR, SM_OUTPUT_DIR
 
 SKLEARN = "sklearn"
 XGBOOST = "xgboost"
 CODE_INPUT = "code"
-CODE_DIR = "/opt/ml/processing/input/code"
-"""Where a processing job's code lands (the SDK's ScriptProcessor and FrameworkProcessor use it)."""
 
 
 def image_uri(ctx: BuildContext, framework: str, scope: str) -> str:
@@ -66,14 +64,14 @@ def job_processor(
     return Processor(
         role=ctx.cfg.aws.role_arn,
         image_uri=image_uri(ctx, framework, "training"),
-        entrypoint=["python3", f"{CODE_DIR}/{script}"],
+        entrypoint=["python3", f"{PROCESSING_CODE_DIR}/{script}"],
         instance_count=job.instance_count,
         instance_type=instance_type,
         volume_size_in_gb=job.volume_size_gb,
         max_runtime_in_seconds=job.max_runtime_seconds,
         base_job_name=f"{ctx.cfg.pipeline.name}-{job_key.replace('_', '-')}",
         sagemaker_session=ctx.session,
-        env={OUTPUT_DIR_ENV: OUTPUT_DIR},
+        env={SM_OUTPUT_DIR: OUTPUT_DIR},
         network_config=processing_network(ctx.cfg.security),
         volume_kms_key=ctx.cfg.security.volume_kms_key_id,
         output_kms_key=ctx.cfg.security.output_kms_key_id,
@@ -82,7 +80,7 @@ def job_processor(
 
 def code_input(ctx: BuildContext, *scripts: str) -> ProcessingInput:
     """The `code` input of a processing job: its scripts and the shared job package."""
-    return processing_input(CODE_INPUT, ctx.code.bundle(*scripts), CODE_DIR)
+    return processing_input(CODE_INPUT, ctx.code.bundle(*scripts), PROCESSING_CODE_DIR)
 
 
 def processing_input(name: str, source: str | PipelineVariable, local_path: str) -> ProcessingInput:

@@ -5,24 +5,32 @@ from __future__ import annotations
 from sagemaker.core.helper.pipeline_variable import PipelineVariable
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
-from scripts import preprocess as job
 from steps.config import Config
 from steps.context import BuildContext
 from steps.jobs import SKLEARN, code_input, job_processor, processing_input, processing_output
 from tabular.dialect import Dialect
+from tabular.names import (
+    DATA_DIR,
+    PREPROCESS_OUTPUT_ROOT,
+    PREPROCESS_OUTPUTS,
+    PREPROCESS_SCRIPT,
+    SCORING_DIR,
+    SETTINGS_DIR,
+    SETTINGS_FILE,
+)
+from tabular.settings import Settings
 
 STEP_NAME = "Preprocess"
-SCRIPT = "preprocess.py"
 DATA_INPUT = "data"
 SETTINGS_INPUT = "settings"
 SCORING_INPUT = "scoring"
 
 
-def job_settings(cfg: Config) -> job.Settings:
+def job_settings(cfg: Config) -> Settings:
     """What the job needs to know about the data, from `data:`; it travels as a JSON document,
     so column names and values reach the job as data, whatever characters they hold."""
     data = cfg.data
-    return job.Settings(
+    return Settings(
         target=data.target,
         problem_type=data.problem_type,
         columns=tuple(data.columns) if data.columns else None,
@@ -45,34 +53,32 @@ def job_settings(cfg: Config) -> job.Settings:
 
 def job_arguments(ctx: BuildContext) -> list[str | PipelineVariable]:
     args: list[str | PipelineVariable] = [
-        "--input-dir", job.INPUT_DIR,
-        "--output-root", job.OUTPUT_ROOT,
-        "--settings", f"{job.SETTINGS_DIR}/{job.SETTINGS_FILE}",
+        "--input-dir", DATA_DIR,
+        "--output-root", PREPROCESS_OUTPUT_ROOT,
+        "--settings", f"{SETTINGS_DIR}/{SETTINGS_FILE}",
         "--data-version", ctx.params.data_version,
     ]  # fmt: skip
     if ctx.params.scoring_data_uri is not None:
-        args += ["--scoring-dir", job.SCORING_INPUT_DIR]
+        args += ["--scoring-dir", SCORING_DIR]
     return args
 
 
 def build_preprocess_step(ctx: BuildContext) -> ProcessingStep:
     processor = job_processor(
-        ctx, "preprocess", SKLEARN, ctx.params.preprocess_instance_type, SCRIPT
+        ctx, "preprocess", SKLEARN, ctx.params.preprocess_instance_type, PREPROCESS_SCRIPT
     )
-    settings = ctx.code.document(job.SETTINGS_FILE, job_settings(ctx.cfg).to_json().encode())
+    settings = ctx.code.document(SETTINGS_FILE, job_settings(ctx.cfg).to_json().encode())
     inputs = [
-        processing_input(DATA_INPUT, ctx.params.input_data_uri, job.INPUT_DIR),
-        processing_input(SETTINGS_INPUT, settings, job.SETTINGS_DIR),
+        processing_input(DATA_INPUT, ctx.params.input_data_uri, DATA_DIR),
+        processing_input(SETTINGS_INPUT, settings, SETTINGS_DIR),
     ]
     if ctx.params.scoring_data_uri is not None:
-        inputs.append(
-            processing_input(SCORING_INPUT, ctx.params.scoring_data_uri, job.SCORING_INPUT_DIR)
-        )
+        inputs.append(processing_input(SCORING_INPUT, ctx.params.scoring_data_uri, SCORING_DIR))
     step_args = processor.run(
-        inputs=[*inputs, code_input(ctx, SCRIPT)],
+        inputs=[*inputs, code_input(ctx, PREPROCESS_SCRIPT)],
         outputs=[
-            processing_output(ctx, STEP_NAME, name, f"{job.OUTPUT_ROOT}/{name}")
-            for name in job.OUTPUT_NAMES
+            processing_output(ctx, STEP_NAME, name, f"{PREPROCESS_OUTPUT_ROOT}/{name}")
+            for name in PREPROCESS_OUTPUTS
         ],
         arguments=job_arguments(ctx),
     )

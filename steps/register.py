@@ -10,15 +10,21 @@ from sagemaker.mlops.workflow.quality_check_step import QualityCheckStep
 from sagemaker.mlops.workflow.steps import TrainingStep
 from sagemaker.serve.model_builder import ModelBuilder
 
-from scripts import evaluate as evaluation
-from scripts import inference as serving
 from steps.context import BuildContext
 from steps.jobs import XGBOOST, image_uri
 from steps.security import job_networking
+from tabular.contract import (
+    CSV,
+    JSON,
+    SERVING_LOG_LEVEL,
+    SERVING_PROGRAM,
+    SERVING_REGION,
+    SERVING_SUBMIT_DIRECTORY,
+)
+from tabular.names import SERVING_ENV, SERVING_SCRIPT, SMOKE_SAMPLE_PROPERTY
 
 STEP_NAME = "Register"
-SERVING_SCRIPT = "inference.py"
-CONTENT_TYPE_JSON = "application/json"
+LOG_LEVEL = "20"
 
 
 def serving_model(ctx: BuildContext, train: TrainingStep) -> ModelBuilder:
@@ -28,11 +34,11 @@ def serving_model(ctx: BuildContext, train: TrainingStep) -> ModelBuilder:
         s3_model_data_url=train.properties.ModelArtifacts.S3ModelArtifacts,
         role_arn=ctx.cfg.aws.role_arn,
         env_vars={
-            "SAGEMAKER_PROGRAM": SERVING_SCRIPT,
-            "SAGEMAKER_SUBMIT_DIRECTORY": ctx.code.sourcedir(SERVING_SCRIPT),
-            "SAGEMAKER_REGION": ctx.cfg.aws.region,
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-            **serving.SERVING_ENV,
+            SERVING_PROGRAM: SERVING_SCRIPT,
+            SERVING_SUBMIT_DIRECTORY: ctx.code.sourcedir(SERVING_SCRIPT),
+            SERVING_REGION: ctx.cfg.aws.region,
+            SERVING_LOG_LEVEL: LOG_LEVEL,
+            **SERVING_ENV,
         },
         sagemaker_session=ctx.session,
         network=job_networking(ctx.cfg.security),
@@ -52,28 +58,28 @@ def build_register_step(
     quality = data_quality.properties
     step_args = serving_model(ctx, train).register(
         model_package_group_name=ctx.cfg.registry.model_package_group,
-        content_types=[serving.CONTENT_TYPE_CSV],
-        response_types=[serving.CONTENT_TYPE_CSV],
+        content_types=[CSV],
+        response_types=[CSV],
         inference_instances=list(ctx.cfg.registry.inference_instance_types),
         transform_instances=list(ctx.cfg.registry.transform_instance_types),
         approval_status=ctx.params.model_approval_status,
         # Where deploy finds test records and the predictions made for them (its smoke test).
-        customer_metadata_properties={evaluation.SMOKE_SAMPLE_PROPERTY: smoke_sample_uri},
+        customer_metadata_properties={SMOKE_SAMPLE_PROPERTY: smoke_sample_uri},
         model_metrics=ModelMetrics(
-            model_statistics=MetricsSource(content_type=CONTENT_TYPE_JSON, s3_uri=report_uri),
+            model_statistics=MetricsSource(content_type=JSON, s3_uri=report_uri),
             model_data_statistics=MetricsSource(
-                content_type=CONTENT_TYPE_JSON, s3_uri=quality.CalculatedBaselineStatistics
+                content_type=JSON, s3_uri=quality.CalculatedBaselineStatistics
             ),
             model_data_constraints=MetricsSource(
-                content_type=CONTENT_TYPE_JSON, s3_uri=quality.CalculatedBaselineConstraints
+                content_type=JSON, s3_uri=quality.CalculatedBaselineConstraints
             ),
         ),
         drift_check_baselines=DriftCheckBaselines(
             model_data_statistics=MetricsSource(
-                content_type=CONTENT_TYPE_JSON, s3_uri=quality.BaselineUsedForDriftCheckStatistics
+                content_type=JSON, s3_uri=quality.BaselineUsedForDriftCheckStatistics
             ),
             model_data_constraints=MetricsSource(
-                content_type=CONTENT_TYPE_JSON, s3_uri=quality.BaselineUsedForDriftCheckConstraints
+                content_type=JSON, s3_uri=quality.BaselineUsedForDriftCheckConstraints
             ),
         ),
     )

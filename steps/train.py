@@ -7,17 +7,23 @@ from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 from sagemaker.train.model_trainer import ModelTrainer
 
-from scripts import preprocess as data
-from scripts import train as job
 from steps.context import BuildContext
 from steps.jobs import XGBOOST, image_uri, output_s3_uri
 from steps.security import job_networking
+from tabular.contract import CSV, HP_PROGRAM, HP_REGION, HP_SUBMIT_DIRECTORY
+from tabular.names import (
+    DEFAULT_EVAL_METRIC,
+    OBJECTIVES,
+    TRAIN,
+    TRAIN_SCRIPT,
+    TRANSFORMER,
+    VALIDATION,
+)
 
 STEP_NAME = "Train"
-SCRIPT = "train.py"
 MODEL_OUTPUT = "model"
-CONTENT_TYPE_CSV = "text/csv"
-OBJECTIVES = {"binary": ("binary:logistic", "auc"), "regression": ("reg:squarederror", "rmse")}
+CHANNELS = (TRAIN, VALIDATION, TRANSFORMER)
+"""Train's channels, each fed by the Preprocess output of the same name."""
 
 
 def hyperparameters(ctx: BuildContext) -> dict[str, str]:
@@ -26,15 +32,15 @@ def hyperparameters(ctx: BuildContext) -> dict[str, str]:
     The code is a content-addressed sourcedir.tar.gz instead of ModelTrainer's SourceCode, whose
     code channel sits under a timestamped key and would make every build a cache miss.
     """
-    objective, eval_metric = OBJECTIVES[ctx.cfg.data.problem_type]
+    problem = ctx.cfg.data.problem_type
     values = ctx.cfg.training.hyperparameters.model_dump()
     return {
-        "objective": objective,
-        "eval_metric": eval_metric,
+        "objective": OBJECTIVES[problem][0],
+        "eval_metric": DEFAULT_EVAL_METRIC[problem],
         **{key: str(value) for key, value in values.items()},
-        "sagemaker_program": SCRIPT,
-        "sagemaker_submit_directory": ctx.code.sourcedir(SCRIPT),
-        "sagemaker_region": ctx.cfg.aws.region,
+        HP_PROGRAM: TRAIN_SCRIPT,
+        HP_SUBMIT_DIRECTORY: ctx.code.sourcedir(TRAIN_SCRIPT),
+        HP_REGION: ctx.cfg.aws.region,
     }
 
 
@@ -60,19 +66,14 @@ def build_train_step(ctx: BuildContext, preprocess: ProcessingStep) -> TrainingS
         ),
         sagemaker_session=ctx.session,
     )
-    channels = {
-        job.TRAIN_CHANNEL: data.TRAIN,
-        job.VALIDATION_CHANNEL: data.VALIDATION,
-        job.TRANSFORMER_CHANNEL: data.TRANSFORMER,
-    }
     step_args = trainer.train(
         input_data_config=[
             InputData(
                 channel_name=channel,
-                data_source=output_s3_uri(preprocess, output),
-                content_type=CONTENT_TYPE_CSV,
+                data_source=output_s3_uri(preprocess, channel),
+                content_type=CSV,
             )
-            for channel, output in channels.items()
+            for channel in CHANNELS
         ]
     )
     return TrainingStep(

@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 from offline_guard import install
 
 from scripts import preprocess, train
+from tabular import names
 
 JOB_TARGET = {"binary": "churn", "regression": "price"}
 JOB_OBJECTIVE = {"binary": "binary:logistic", "regression": "reg:squarederror"}
@@ -90,9 +91,9 @@ def synthetic_frame(problem_type: str, rows: int = 400, seed: int = 0) -> pd.Dat
 def training_argv(problem_type: str, data: Path, work: Path) -> list[str]:
     """train.py command line of a small, fast run on preprocess outputs under ``data``."""
     return [
-        "--train", str(data / preprocess.TRAIN),
-        "--validation", str(data / preprocess.VALIDATION),
-        "--transformer", str(data / preprocess.TRANSFORMER),
+        "--train", str(data / names.TRAIN),
+        "--validation", str(data / names.VALIDATION),
+        "--transformer", str(data / names.TRANSFORMER),
         "--model-dir", str(work / "model"),
         "--output-data-dir", str(work / "output-data"),
         "--objective", JOB_OBJECTIVE[problem_type],

@@ -33,6 +33,8 @@ from moto.sagemaker.models import sagemaker_backends
 from runtime.transform import Handler, load_handler
 from scripts import evaluate as evaluation
 from steps.config import Config
+from tabular import names
+from tabular.contract import MODEL_ARCHIVE
 
 ACCOUNT = "123456789012"
 IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
@@ -51,7 +53,7 @@ def trained_model(archive_dir: Path, test_dir: Path, scripts: Path, work: Path) 
     result = evaluation.evaluate(archive_dir, test_dir, scripts, "binary", bootstrap_rounds=2)
     model_dir = work / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive_dir / evaluation.MODEL_ARCHIVE) as tar:
+    with tarfile.open(archive_dir / MODEL_ARCHIVE) as tar:
         tar.extractall(model_dir, filter="data")
     return Model(load_handler(scripts, "inference.py", model_dir), result.smoke_sample)
 
@@ -72,7 +74,7 @@ def register(
     listed = sagemaker.list_model_packages(ModelPackageGroupName=group)
     version = len(listed["ModelPackageSummaryList"]) + 1
     runs = f"{cfg.aws.prefix}/runs/execution-{version}"
-    key = f"{runs}/Evaluate/evaluation/{evaluation.SMOKE_SAMPLE_FILE}"
+    key = f"{runs}/Evaluate/evaluation/{names.SMOKE_SAMPLE_FILE}"
     s3.put_object(Bucket=cfg.aws.bucket, Key=key, Body=json.dumps(sample).encode())
     quality = {
         "Statistics": {"ContentType": "application/json",
@@ -89,9 +91,7 @@ def register(
             "SupportedRealtimeInferenceInstanceTypes": list(cfg.registry.inference_instance_types),
         },
         ModelApprovalStatus=status,
-        CustomerMetadataProperties={
-            evaluation.SMOKE_SAMPLE_PROPERTY: f"s3://{cfg.aws.bucket}/{key}"
-        },
+        CustomerMetadataProperties={names.SMOKE_SAMPLE_PROPERTY: f"s3://{cfg.aws.bucket}/{key}"},
         ModelMetrics={"ModelDataQuality": quality} if baseline else {},
     )["ModelPackageArn"]
     return str(arn)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from runtime.engine import flatten
-from scripts import evaluate as evaluate_job
 from steps.config import Config
+from tabular import names
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "pipeline.json"
 EXPECTED_TYPES = {
@@ -104,12 +104,12 @@ def test_condition_reads_a_key_that_evaluate_writes(definition: dict, base_confi
     json_get = condition["LeftValue"]["Std:JsonGet"]
     assert json_get["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
     problem = base_config.data.problem_type
-    assert json_get["Path"] == evaluate_job.metric_json_path(problem, base_config.gate.metric)
+    assert json_get["Path"] == names.metric_json_path(problem, base_config.gate.metric)
     assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
     report = flatten(definition)[0]["Evaluate"]["PropertyFiles"][0]
     assert report == {
-        "FilePath": evaluate_job.EVALUATION_FILE,
-        "OutputName": evaluate_job.EVALUATION_OUTPUT,
+        "FilePath": names.EVALUATION_FILE,
+        "OutputName": names.EVALUATION_OUTPUT,
         "PropertyFileName": "EvaluationReport",
     }
 
@@ -251,3 +251,18 @@ def test_security_settings_reach_every_job_step(tmp_path: Path, build) -> None: 
 def test_definition_holds_no_credentials(built) -> None:  # type: ignore[no-untyped-def]
     for marker in ("AKIA", "ASIA", "aws_secret_access_key", "SecretAccessKey", "SessionToken"):
         assert marker not in built.definition
+
+
+def test_sdk_defaults_are_validated_once_and_still_refused_when_invalid(built) -> None:  # type: ignore[no-untyped-def]
+    import jsonschema
+    from sagemaker.core.config.config_manager import SageMakerConfig
+
+    from pipelines.sdk import SDK_DEFAULTS
+
+    validate = SageMakerConfig.validate_sagemaker_config
+    assert getattr(validate, "validates_once", False)
+    validate(SDK_DEFAULTS)  # the session's own document: valid
+    wrong = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"Nope": 1}}}}
+    for _ in range(2):  # refused every time, never remembered as valid
+        with pytest.raises(jsonschema.ValidationError):
+            validate(wrong)

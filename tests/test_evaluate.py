@@ -15,19 +15,20 @@ import pytest
 from sklearn import metrics as skm
 
 from scripts import evaluate as ev
-from scripts import preprocess
 from scripts.evaluate import EvaluationError
+from tabular import names
+from tabular.errors import DataError, JobError
 
 
 def test_metric_json_path() -> None:
-    assert ev.metric_json_path("binary", "auc") == "binary_classification_metrics.auc.value"
-    assert ev.metric_json_path("regression", "r2") == "regression_metrics.r2.value"
+    assert names.metric_json_path("binary", "auc") == "binary_classification_metrics.auc.value"
+    assert names.metric_json_path("regression", "r2") == "regression_metrics.r2.value"
     with pytest.raises(ValueError, match="'auc' is not reported for problem type 'regression'"):
-        ev.metric_json_path("regression", "auc")
+        names.metric_json_path("regression", "auc")
 
 
 def test_problem_types_agree_with_preprocess() -> None:
-    assert ev.PROBLEM_TYPES == preprocess.PROBLEM_TYPES
+    assert names.PROBLEM_TYPES == names.PROBLEM_TYPES
 
 
 # --------------------------------------------------------------------------- archive
@@ -78,7 +79,7 @@ def test_a_broken_archive_is_reported(tmp_path: Path) -> None:
 
 
 def test_missing_archive_and_serving_code_are_named(tmp_path: Path) -> None:
-    with pytest.raises(EvaluationError, match=r"model\.tar\.gz: not found"):
+    with pytest.raises(JobError, match=r"model\.tar\.gz: not found"):
         ev.find_model_archive(tmp_path)
     with pytest.raises(EvaluationError, match=r"inference\.py: not found"):
         ev.load_serving_module(tmp_path)
@@ -106,12 +107,12 @@ def test_weighted_metrics_equal_sklearn(problem_type: str) -> None:
     counts = np.random.default_rng(1).integers(0, 4, size=len(labels)).astype(float)
     weights = np.vstack([np.ones(len(labels)), counts])
     vectorised = ev.weighted_metrics(problem_type, labels, scores, weights, 0.4)
-    assert set(vectorised) == set(ev.METRICS[problem_type])
+    assert set(vectorised) == set(names.METRICS[problem_type])
 
     unweighted = ev.point_metrics(problem_type, labels, scores, 0.4)
     repeated = np.repeat(np.arange(len(labels)), counts.astype(int))
     resampled = ev.point_metrics(problem_type, labels[repeated], scores[repeated], 0.4)
-    for name in ev.METRICS[problem_type]:
+    for name in names.METRICS[problem_type]:
         assert vectorised[name][0] == pytest.approx(unweighted[name], rel=1e-9), name
         assert vectorised[name][1] == pytest.approx(resampled[name], rel=1e-9), name
 
@@ -161,7 +162,7 @@ def test_bootstrap_on_many_rows_is_fast_enough() -> None:
 
 
 def test_build_report_layout_and_non_finite_values() -> None:
-    values = {name: 0.5 for name in ev.METRICS["regression"]}
+    values = {name: 0.5 for name in names.METRICS["regression"]}
     deviations = {**values, "r2": float("nan")}
     report = ev.build_report("regression", values, deviations, 12)
     assert report["evaluation_rows"] == 12
@@ -205,17 +206,17 @@ def test_main_end_to_end(
     tmp_path: Path,
     problem_type: str,
 ) -> None:
-    test_dir = job_prepared(problem_type) / preprocess.TEST
+    test_dir = job_prepared(problem_type) / names.TEST
     code = _main(problem_type, job_model_archive(problem_type), test_dir, job_scripts_dir, tmp_path)
     assert code == 0
-    report = json.loads((tmp_path / ev.EVALUATION_FILE).read_text())
-    section = report[ev.REPORT_KEYS[problem_type]]
-    assert list(section) == list(ev.METRICS[problem_type])
-    assert report[ev.ROWS_KEY] == len(pd.read_csv(test_dir / preprocess.TEST_FILE))
+    report = json.loads((tmp_path / names.EVALUATION_FILE).read_text())
+    section = report[names.REPORT_KEYS[problem_type]]
+    assert list(section) == list(names.METRICS[problem_type])
+    assert report[names.ROWS_KEY] == len(pd.read_csv(test_dir / names.TEST_FILE))
     for metric, entry in section.items():
         assert set(entry) == {"value", "standard_deviation"}
         assert entry["standard_deviation"] > 0, metric
-        resolved = reduce(lambda node, key: node[key], ev.metric_json_path(problem_type, metric)
+        resolved = reduce(lambda node, key: node[key], names.metric_json_path(problem_type, metric)
                           .split("."), report)  # fmt: skip
         assert resolved == entry["value"]
     if problem_type == "binary":
@@ -237,7 +238,7 @@ def test_main_rejects_a_problem_type_mismatch(
 ) -> None:
     monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
     reason = tmp_path / "output" / "message"  # a processing job's ExitMessage
-    test_dir = job_prepared("binary") / preprocess.TEST
+    test_dir = job_prepared("binary") / names.TEST
     output = tmp_path / "evaluation"
     code = _main("regression", job_model_archive("binary"), test_dir, job_scripts_dir, output)
     assert code == 2
@@ -252,6 +253,6 @@ def test_main_rejects_test_data_of_another_run(
     job_scripts_dir: Path,
     tmp_path: Path,
 ) -> None:
-    test_dir = job_prepared("regression") / preprocess.TEST
-    with pytest.raises(EvaluationError, match=r"test\.csv: columns .* do not match"):
+    test_dir = job_prepared("regression") / names.TEST
+    with pytest.raises(DataError, match=r"test\.csv: columns .* do not match"):
         ev.evaluate(job_model_archive("binary"), test_dir, job_scripts_dir, "binary")

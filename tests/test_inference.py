@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from scripts import inference as inf
-from scripts import preprocess
+from tabular import contract, names
+from tabular.csvio import parse_records
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def test_round_trip_on_the_scoring_file(
     binary_model: inf.ModelBundle, job_prepared: Callable[[str], Path]
 ) -> None:
     output = job_prepared("binary")
-    body = (output / preprocess.SCORING / preprocess.SCORING_FILE).read_bytes()
+    body = (output / names.SCORING / names.SCORING_FILE).read_bytes()
     frame = inf.input_fn(body, "text/csv; charset=utf-8")
     assert list(frame.columns) == binary_model.feature_columns
     predictions = inf.predict_fn(frame, binary_model)
@@ -46,7 +47,7 @@ def test_round_trip_on_the_scoring_file(
     np.testing.assert_allclose(values, predictions, rtol=1e-8)
 
     # Evaluation path: the test split read with its header scores identically.
-    test = pd.read_csv(output / preprocess.TEST / preprocess.TEST_FILE, dtype=str)
+    test = pd.read_csv(output / names.TEST / names.TEST_FILE, dtype=str)
     np.testing.assert_allclose(
         inf.predict_frame(binary_model, test.drop(columns=["churn"])), predictions
     )
@@ -55,7 +56,7 @@ def test_round_trip_on_the_scoring_file(
 def test_unseen_category_and_missing_values_get_a_prediction(
     binary_model: inf.ModelBundle,
 ) -> None:
-    frame = inf.input_fn("0.5,3,purple,basic\n,,,\n , 7 ,NA,\n", inf.CONTENT_TYPE_CSV)
+    frame = inf.input_fn("0.5,3,purple,basic\n,,,\n , 7 ,NA,\n", contract.CSV)
     assert frame.isna().sum().tolist() == [1, 1, 1, 2]
     predictions = inf.predict_fn(frame, binary_model)
     assert predictions.shape == (3,)
@@ -66,33 +67,33 @@ def test_unseen_category_and_missing_values_get_a_prediction(
 def test_a_value_that_is_not_a_number_is_refused_as_in_training(
     binary_model: inf.ModelBundle,
 ) -> None:
-    frame = inf.input_fn("0.5,3,red,pro\nNA,x,red,pro\n", inf.CONTENT_TYPE_CSV)
+    frame = inf.input_fn("0.5,3,red,pro\nNA,x,red,pro\n", contract.CSV)
     with pytest.raises(ValueError, match=r"request line 2: column 'x1' is numeric, but 'NA'"):
         inf.predict_fn(frame, binary_model)
 
 
 def test_predictions_follow_the_features(binary_model: inf.ModelBundle) -> None:
-    frame = inf.input_fn("-2,0,blue,pro\n2,9,red,basic\n", inf.CONTENT_TYPE_CSV)
+    frame = inf.input_fn("-2,0,blue,pro\n2,9,red,basic\n", contract.CSV)
     low, high = inf.predict_fn(frame, binary_model)
     assert low < 0.5 < high
 
 
 def test_wrong_field_count_names_the_line(binary_model: inf.ModelBundle) -> None:
     with pytest.raises(ValueError, match=r"line 3: 3 field\(s\), expected 4"):
-        inf.input_fn("1,2,red,pro\n\n1,2,red\n", inf.CONTENT_TYPE_CSV)
+        inf.input_fn("1,2,red,pro\n\n1,2,red\n", contract.CSV)
 
 
 def test_without_a_loaded_model_fields_are_numbered_and_checked_in_predict_fn(
     binary_model: inf.ModelBundle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(inf, "_loaded", {})
-    frame = inf.input_fn("1,2,red,pro\n", inf.CONTENT_TYPE_CSV)
+    frame = inf.input_fn("1,2,red,pro\n", contract.CSV)
     assert list(frame.columns) == [0, 1, 2, 3]
     assert inf.predict_fn(frame, binary_model).shape == (1,)
     with pytest.raises(ValueError, match=r"line 2: 2 field\(s\), expected 4"):
-        inf.input_fn("1,2,red,pro\n1,2\n", inf.CONTENT_TYPE_CSV)
+        inf.input_fn("1,2,red,pro\n1,2\n", contract.CSV)
     with pytest.raises(ValueError, match=r"have 2 field\(s\), expected 4"):
-        inf.predict_fn(inf.input_fn("1,2\n", inf.CONTENT_TYPE_CSV), binary_model)
+        inf.predict_fn(inf.input_fn("1,2\n", contract.CSV), binary_model)
 
 
 def test_unsupported_content_type_is_named(binary_model: inf.ModelBundle) -> None:
@@ -102,13 +103,13 @@ def test_unsupported_content_type_is_named(binary_model: inf.ModelBundle) -> Non
 
 def test_empty_and_non_utf8_bodies_are_rejected(binary_model: inf.ModelBundle) -> None:
     with pytest.raises(ValueError, match="no CSV records"):
-        inf.input_fn("\n", inf.CONTENT_TYPE_CSV)
+        inf.input_fn("\n", contract.CSV)
     with pytest.raises(ValueError, match="byte offset 4 is not valid UTF-8"):
-        inf.input_fn(b"1,2,\xff,pro\n", inf.CONTENT_TYPE_CSV)
+        inf.input_fn(b"1,2,\xff,pro\n", contract.CSV)
 
 
 def test_quoted_fields_and_a_single_empty_record_line() -> None:
-    frame = inf.parse_csv('"a, b",1\n"",\n', ["c", "n"])
+    frame = parse_records('"a, b",1\n"",\n', ["c", "n"])
     assert frame["c"].iloc[0] == "a, b"
     assert frame.shape == (2, 2) and frame.iloc[1].isna().all()
 
@@ -124,14 +125,14 @@ def test_output_fn_writes_one_line_per_prediction() -> None:
     )
     with pytest.raises(ValueError, match="accept type 'application/json' is not supported"):
         inf.output_fn(np.array([0.5]), "application/json")
-    default_accept = inf.SERVING_ENV[inf.DEFAULT_ACCEPT_ENV]
+    default_accept = names.SERVING_ENV[contract.DEFAULT_ACCEPT_ENV]
     assert inf.output_fn(np.array([0.5]), default_accept) == "0.5\n"
 
 
 def test_regression_model_predicts_values(job_trained: Callable[[str], Path]) -> None:
     model = inf.model_fn(str(job_trained("regression")))
     predictions = inf.predict_fn(
-        inf.input_fn("-2,0,blue,pro\n2,9,red,basic\n", inf.CONTENT_TYPE_CSV), model
+        inf.input_fn("-2,0,blue,pro\n2,9,red,basic\n", contract.CSV), model
     )
     low, high = predictions
     assert low < 5 < 20 < high  # target = 10 + 3 * (1.5 x1 + 0.2 x2 + red - pro)

@@ -13,9 +13,10 @@ import pytest
 
 from scripts import preprocess as pp
 from scripts.preprocess import DataError
-from tabular import csvio, features
+from tabular import csvio, features, names
+from tabular.contract import SM_OUTPUT_DIR as OUTPUT_DIR_ENV
 from tabular.dialect import Dialect
-from tabular.failure import OUTPUT_DIR_ENV
+from tabular.files import write_all
 
 CsvDir = Callable[..., Path]
 
@@ -365,13 +366,13 @@ def test_transformer_is_fitted_on_train_and_ignores_unseen_categories() -> None:
     np.testing.assert_allclose(rows, [[2.0, 0.0, 0.0]])
 
 
-def test_write_files_atomically_leaves_nothing_when_a_writer_fails(tmp_path: Path) -> None:
+def test_outputs_are_written_all_or_nothing(tmp_path: Path) -> None:
     def fail(path: Path) -> None:
         path.write_text("partial")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        pp.write_files_atomically(
+        write_all(
             {tmp_path / "a" / "ok.csv": lambda p: p.write_text("x"), tmp_path / "b.csv": fail}
         )
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
@@ -412,7 +413,7 @@ def test_main_end_to_end(
         "transformer/transformer.joblib",
         "validation/validation.csv",
     ]
-    schema = json.loads((output / "transformer" / pp.SCHEMA_FILE).read_text())
+    schema = json.loads((output / "transformer" / names.SCHEMA_FILE).read_text())
     assert schema["target"] == target and schema["problem_type"] == problem_type
     assert schema["feature_columns"] == ["x1", "x2", "color", "plan"]
     assert schema["numeric_columns"] == ["x1", "x2"]
@@ -423,15 +424,15 @@ def test_main_end_to_end(
     else:
         assert schema["class_mapping"] is None
 
-    train = pd.read_csv(output / "train" / pp.TRAIN_FILE)
+    train = pd.read_csv(output / "train" / names.TRAIN_FILE)
     assert list(train.columns) == [target, "x1", "x2", "color", "plan"]
     if problem_type == "binary":
         assert set(train[target]) == {0, 1}
-    test = pd.read_csv(output / "test" / pp.TEST_FILE)
-    scoring = pd.read_csv(output / "scoring" / pp.SCORING_FILE, header=None)
+    test = pd.read_csv(output / "test" / names.TEST_FILE)
+    scoring = pd.read_csv(output / "scoring" / names.SCORING_FILE, header=None)
     assert scoring.shape == (30, 4)
     np.testing.assert_array_equal(scoring[1].to_numpy(), test["x2"].to_numpy())
-    transformer = joblib.load(output / "transformer" / pp.TRANSFORMER_FILE)
+    transformer = joblib.load(output / "transformer" / names.TRANSFORMER_FILE)
     numeric, categorical = schema["numeric_columns"], schema["categorical_columns"]
     typed = pp.coerce_features(train, numeric, categorical)
     matrix = features.feature_matrix(transformer, typed, numeric, categorical)

@@ -30,9 +30,11 @@ from runtime.files import extract_tar
 from scripts import preprocess as pp
 from scripts import train as tr
 from steps.code import CodeStore
+from tabular import names
+from tabular.contract import SM_OUTPUT_DIR as OUTPUT_DIR_ENV
+from tabular.csvio import parse_records
 from tabular.dialect import Dialect
 from tabular.errors import DataError
-from tabular.failure import OUTPUT_DIR_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = 120
@@ -300,25 +302,27 @@ def test_accepted_files_are_read_as_meant_and_scored_by_the_serving_path(
     case: str, payload: bytes, changes: dict[str, Any], tmp_path: Path
 ) -> None:
     output = preprocess(tmp_path, payload, settings(**changes))
-    schema = json.loads((output / pp.TRANSFORMER / pp.SCHEMA_FILE).read_text(encoding="utf-8"))
+    schema = json.loads(
+        (output / names.TRANSFORMER / names.SCHEMA_FILE).read_text(encoding="utf-8")
+    )
     assert schema["feature_columns"] == ["amount", "visits", "region", "plan"], case
     assert schema["numeric_columns"] == ["amount", "visits"], case
     assert schema["categorical_columns"] == ["region", "plan"], case
-    train = pd.read_csv(output / pp.TRAIN / pp.TRAIN_FILE, keep_default_na=False, dtype=str)
+    train = pd.read_csv(output / names.TRAIN / names.TRAIN_FILE, keep_default_na=False, dtype=str)
     assert {"NA", "None"} <= set(train["region"]), "real categories never become missing"
     amounts = pd.to_numeric(train["amount"].replace("", np.nan))
     assert amounts.notna().sum() > 0.8 * len(train) and amounts.max() > 1000, case
 
     work = tmp_path / "train"
     argv = [
-        "--train", str(output / pp.TRAIN), "--validation", str(output / pp.VALIDATION),
-        "--transformer", str(output / pp.TRANSFORMER), "--model-dir", str(work / "model"),
+        "--train", str(output / names.TRAIN), "--validation", str(output / names.VALIDATION),
+        "--transformer", str(output / names.TRANSFORMER), "--model-dir", str(work / "model"),
         "--output-data-dir", str(work / "data"), "--objective", "binary:logistic",
         "--num_round", "5", "--early_stopping_rounds", "5",
     ]  # fmt: skip
     assert tr.main(argv) == 0
-    scoring = output / pp.SCORING
-    records = (scoring / pp.SCORING_FILE).read_text(encoding="utf-8").splitlines()
+    scoring = output / names.SCORING
+    records = (scoring / names.SCORING_FILE).read_text(encoding="utf-8").splitlines()
     scored = batch_score(tmp_path, work / "model", scoring)
     assert len(scored) == len(records) == schema["rows"]["test"]
     for record, line in zip(records, scored, strict=True):
@@ -370,7 +374,7 @@ def test_missing_values_are_only_the_configured_spellings(tmp_path: Path) -> Non
 def _categories(output: Path) -> dict[str, set[str]]:
     import joblib
 
-    transformer = joblib.load(output / pp.TRANSFORMER / pp.TRANSFORMER_FILE)
+    transformer = joblib.load(output / names.TRANSFORMER / names.TRANSFORMER_FILE)
     encoder = transformer.named_transformers_["categorical"].named_steps["onehot"]
     return {
         name: set(map(str, values))
@@ -387,10 +391,10 @@ def test_a_category_called_like_a_missing_value_is_kept_in_scoring_too(tmp_path:
     output = preprocess(tmp_path, to_csv(rows()), settings())
     model = tmp_path / "model"
     model.mkdir()
-    transformer = joblib.load(output / pp.TRANSFORMER / pp.TRANSFORMER_FILE)
-    schema = json.loads((output / pp.TRANSFORMER / pp.SCHEMA_FILE).read_text())
+    transformer = joblib.load(output / names.TRANSFORMER / names.TRANSFORMER_FILE)
+    schema = json.loads((output / names.TRANSFORMER / names.SCHEMA_FILE).read_text())
     bundle = inf.ModelBundle(booster=None, transformer=transformer, schema=schema)
-    frame = inf.parse_csv("1.5,3,NA,basic\n1.5,3,,basic\n", bundle.feature_columns)
+    frame = parse_records("1.5,3,NA,basic\n1.5,3,,basic\n", bundle.feature_columns)
     from tabular.values import coerce_features
 
     typed = coerce_features(frame, ["amount", "visits"], ["region", "plan"], bundle.rules.dialect)
@@ -399,8 +403,8 @@ def test_a_category_called_like_a_missing_value_is_kept_in_scoring_too(tmp_path:
 
 def test_settings_carry_any_column_name(tmp_path: Path) -> None:
     """Names with commas, leading dashes, quotes, '=', spaces inside and unicode are data."""
-    names = ["a,b", "-x", 'say "hi"', "k=v", "métrique ✓", "--target"]
-    header = [*names[:4], "region", "plan", names[4]]
+    columns = ["a,b", "-x", 'say "hi"', "k=v", "métrique ✓", "--target"]
+    header = [*columns[:4], "region", "plan", columns[4]]
     records = []
     for i, record in enumerate(rows()):
         records.append(
@@ -417,7 +421,9 @@ def test_settings_carry_any_column_name(tmp_path: Path) -> None:
     output = preprocess(
         tmp_path, buffer.getvalue().encode(), settings(target="métrique ✓", drop_columns=("plan",))
     )
-    schema = json.loads((output / pp.TRANSFORMER / pp.SCHEMA_FILE).read_text(encoding="utf-8"))
+    schema = json.loads(
+        (output / names.TRANSFORMER / names.SCHEMA_FILE).read_text(encoding="utf-8")
+    )
     assert schema["target"] == "métrique ✓"
     assert schema["feature_columns"] == ["a,b", "-x", 'say "hi"', "k=v", "region"]
     with pytest.raises(DataError, match="target column '--target' not found"):

@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tabular import csvio, features, values
+from tabular import csvio, features, names, values
+from tabular.contract import SM_OUTPUT_DIR as OUTPUT_DIR_ENV
 from tabular.dialect import Dialect
 from tabular.errors import DataError
-from tabular.failure import OUTPUT_DIR_ENV, PROCESSING, TRAINING, write_failure
+from tabular.job import PROCESSING, TRAINING, write_failure
 
 
 def test_canonical_files_round_trip_through_the_request_parser(tmp_path: Path) -> None:
@@ -125,8 +126,8 @@ def test_the_cap_names_the_column_and_the_fixes() -> None:
     with pytest.raises(
         DataError, match=r"column 'id' has \d+ distinct values.*drop_columns.*top_k"
     ):
-        features.check_cardinality(typed, ["id"], 100, features.REFUSE)
-    assert features.check_cardinality(typed, ["id"], 100, features.TOP_K)["id"] > 100
+        features.check_cardinality(typed, ["id"], 100, names.REFUSE)
+    assert features.check_cardinality(typed, ["id"], 100, names.TOP_K)["id"] > 100
 
 
 def test_sparse_and_dense_layouts_train_the_same_kind_of_model() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from scripts import evaluate as ev
 from scripts import inference, preprocess
 from scripts import train as tr
 from scripts.train import Hyperparameters, TrainingError
+from tabular import contract, names
+from tabular.errors import DataError, JobError
 from tabular.schema import Schema
 
 
@@ -63,19 +66,22 @@ def test_metric_definitions_match_the_printed_lines_only() -> None:
     assert re.search(train_def["Regex"], line) is None
 
 
-def test_read_split_checks_columns_against_the_schema(tmp_path: Path) -> None:
+def test_read_channel_checks_columns_against_the_schema(tmp_path: Path) -> None:
     schema = Schema("y", "binary", ["a", "b"], ["a", "b"], [])
     (tmp_path / "train.csv").write_text("y,b,a\n1,2,3\n")
-    with pytest.raises(TrainingError, match=r"columns \['y', 'b', 'a'\] do not match"):
-        tr.read_split(tmp_path / "train.csv", schema)
+    with pytest.raises(DataError, match=r"columns \['y', 'b', 'a'\] do not match"):
+        tr.read_channel(tmp_path, "train", schema, None)
     (tmp_path / "train.csv").write_text("y,a,b\n1,2,3\nx,4,5\n")
-    with pytest.raises(TrainingError, match=r"train\.csv line 3: column 'y' is numeric, but 'x'"):
-        tr.read_split(tmp_path / "train.csv", schema)
+    with pytest.raises(DataError, match=r"train\.csv line 3: column 'y' is numeric, but 'x'"):
+        tr.read_channel(tmp_path, "train", schema, None)
+    (tmp_path / "train.csv").unlink()
+    with pytest.raises(JobError, match=r"train\.csv: not found .*'train' channel"):
+        tr.read_channel(tmp_path, "train", schema, None)
 
 
 def test_missing_transformer_channel_names_the_channel(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match=r"schema\.json: not found.*'transformer' channel"):
-        tr.load_schema(tmp_path)
+        tr.load_transformer(tmp_path)
 
 
 def test_train_booster_keeps_only_the_best_iteration() -> None:
@@ -102,23 +108,47 @@ def test_invalid_hyperparameters_become_a_training_error() -> None:
 
 def test_every_job_reads_with_the_one_shared_package() -> None:
     """Not copies kept identical: each job imports the same functions from `tabular`."""
+    import tabular.schema
     import tabular.values
 
     assert preprocess.values.coerce_features is tabular.values.coerce_features
-    assert inference.coerce_features is tabular.values.coerce_features
-    assert tr.read_labelled is ev.read_labelled
+    assert inference.Schema.encode is tr.Schema.encode is tabular.schema.Schema.encode
+    assert tr.read_split is ev.read_split is tabular.schema.read_split
     for module in (preprocess, tr, ev, inference):  # no job parses CSV on its own
         assert "read_csv(" not in Path(module.__file__).read_text(encoding="utf-8"), module
 
 
-def test_file_names_agree_with_preprocess_and_inference() -> None:
-    assert tr.TRANSFORMER_FILE == preprocess.TRANSFORMER_FILE == inference.TRANSFORMER_FILE
-    assert tr.SCHEMA_FILE == preprocess.SCHEMA_FILE == inference.SCHEMA_FILE
-    assert tr.MODEL_FILE == inference.MODEL_FILE
-    assert (tr.TRAIN_FILE, tr.VALIDATION_FILE) == (
-        preprocess.TRAIN_FILE,
-        preprocess.VALIDATION_FILE,
-    )
+def _string_constants(path: Path) -> set[str]:
+    """Every string literal of a module but its docstrings."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and id(node) not in docstrings
+    }  # fmt: skip
+
+
+def test_jobs_name_files_paths_and_types_only_through_the_job_package() -> None:
+    """One name per thing: no job script spells a shared file name, path or type itself."""
+    shared = {
+        names.TRAIN_FILE, names.VALIDATION_FILE, names.TEST_FILE, names.SCORING_FILE,
+        names.SCHEMA_FILE, names.TRANSFORMER_FILE, names.BOOSTER_FILE, names.EVALUATION_FILE,
+        names.SERVING_SCRIPT, contract.MODEL_ARCHIVE, contract.CSV, contract.OPT_ML,
+        names.BINARY, names.REGRESSION, names.TRAIN, names.VALIDATION, names.TEST,
+    }  # fmt: skip
+    for module in (preprocess, tr, ev, inference):
+        literals = _string_constants(Path(module.__file__))
+        spelled = sorted(v for v in literals if v in shared or v.startswith(contract.OPT_ML))
+        assert spelled == [], f"{module.__name__} spells {spelled}"
 
 
 @pytest.mark.parametrize(("problem_type", "metric"), [("binary", "auc"), ("regression", "rmse")])
@@ -136,9 +166,9 @@ def test_main_end_to_end(
 
     model_dir = tmp_path / "model"
     assert sorted(p.name for p in model_dir.iterdir()) == sorted(
-        [tr.MODEL_FILE, tr.TRANSFORMER_FILE, tr.SCHEMA_FILE]
+        [names.BOOSTER_FILE, names.TRANSFORMER_FILE, names.SCHEMA_FILE]
     )
-    assert (model_dir / tr.MODEL_FILE).read_bytes().startswith(b"{")  # JSON, not UBJSON
+    assert (model_dir / names.BOOSTER_FILE).read_bytes().startswith(b"{")  # JSON, not UBJSON
     metrics = json.loads((tmp_path / "output-data" / tr.METRICS_FILE).read_text())
     assert metrics["eval_metric"] == metric
     assert metrics["num_boosted_rounds"] == metrics["best_iteration"] + 1

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.errors import UsageError
-from scripts.evaluate import SMOKE_SAMPLE_PROPERTY
+from tabular.names import SMOKE_SAMPLE_PROPERTY
 
 APPROVED = "Approved"
 

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scripts import evaluate as layout
 from steps.deploy_config import SmokeSection
+from tabular.names import SMOKE_CONTENT_TYPE_KEY, SMOKE_PREDICTIONS_KEY, SMOKE_RECORDS_KEY
 
 SHOWN_MISMATCHES = 5
 
@@ -34,9 +34,9 @@ class SmokeSample:
         if not isinstance(document, dict):
             raise SmokeSampleError(f"{source}: not a JSON object; {fix}")
         try:
-            content_type = str(document[layout.SMOKE_CONTENT_TYPE_KEY])
-            body = str(document[layout.SMOKE_RECORDS_KEY])
-            predictions = tuple(float(v) for v in document[layout.SMOKE_PREDICTIONS_KEY])
+            content_type = str(document[SMOKE_CONTENT_TYPE_KEY])
+            body = str(document[SMOKE_RECORDS_KEY])
+            predictions = tuple(float(v) for v in document[SMOKE_PREDICTIONS_KEY])
         except (KeyError, TypeError, ValueError) as exc:
             raise SmokeSampleError(f"{source}: missing or malformed {exc}; {fix}") from None
         records = tuple(body.splitlines())

@@ -34,8 +34,8 @@ import pandas as pd
 
 from .dialect import WHITESPACE, Dialect, other_delimiters
 from .errors import DataError, describe_row, row_index
+from .names import CSV_SUFFIX
 
-CSV_SUFFIX = ".csv"
 QUOTE = '"'
 LINE_BREAK = r"[\r\n]"
 BYTE_ORDER_MARKS = {

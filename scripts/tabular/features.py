@@ -26,14 +26,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, describe_source
+from .names import TOP_K
 
 DENSE = "dense"
 SPARSE = "sparse"
 LAYOUTS = (DENSE, SPARSE)
-REFUSE = "refuse"
-TOP_K = "top_k"
-HIGH_CARDINALITY_POLICIES = (REFUSE, TOP_K)
-DEFAULT_MAX_CATEGORIES = 1000
 SPARSE_WIDTH_FACTOR = 4
 """Sparse when the one-hot matrix is more than this many times wider than a row's values."""
 NUMERIC = "numeric"

@@ -2,11 +2,13 @@
 
 Preprocess writes it beside the fitted transformer; Train copies both into the model, so the
 serving code reads the data exactly as Preprocess did (:attr:`Schema.dialect`) and builds the
-same matrix (:attr:`Schema.matrix_layout`).
+same matrix (:meth:`Schema.encode`). Train and Evaluate read the splits Preprocess wrote with
+:func:`read_split`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,10 @@ import pandas as pd
 from .csvio import check_column_names, read_csv_file
 from .dialect import DEFAULT_MISSING_VALUES, Dialect
 from .errors import DataError
-from .features import DENSE
-from .values import numeric_values
-
-SCHEMA_FILE = "schema.json"
-TRANSFORMER_FILE = "transformer.joblib"
+from .features import DENSE, feature_matrix
+from .job import find_input
+from .names import CSV_SUFFIX, SCHEMA_FILE, TRANSFORMER_FILE
+from .values import coerce_features, numeric_values
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,27 @@ class Schema:
             matrix_layout=document.get("matrix_layout", DENSE),
         )
 
+    def encode(self, transformer: Any, features: pd.DataFrame) -> Any:
+        """The model's input for rows of text features: typed as in training, transformed.
+
+        Training, evaluation and serving all build their matrix here, so a value means the
+        same in each (a bad value raises DataError naming its row and column).
+        """
+        typed = coerce_features(
+            features, self.numeric_columns, self.categorical_columns, self.dialect
+        )
+        return feature_matrix(
+            transformer, typed, self.numeric_columns, self.categorical_columns, self.matrix_layout
+        )
+
+
+def load_fitted(folder: Path) -> tuple[dict[str, Any], Any]:
+    """schema.json (as a document) and the fitted transformer in ``folder``."""
+    import joblib
+
+    document = json.loads((folder / SCHEMA_FILE).read_text(encoding="utf-8"))
+    return document, joblib.load(folder / TRANSFORMER_FILE)
+
 
 def read_labelled(path: Path, schema: Schema, fix: str) -> tuple[pd.DataFrame, np.ndarray]:
     """Read a split Preprocess wrote (header, target first): text features, float labels.
@@ -75,3 +97,10 @@ def read_labelled(path: Path, schema: Schema, fix: str) -> tuple[pd.DataFrame, n
             f"missing. {fix}"
         )
     return frame[schema.feature_columns], labels
+
+
+def read_split(
+    folder: Path, split: str, schema: Schema, missing_fix: str, mismatch_fix: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The split ``split`` in ``folder`` (``<split>.csv``, or the folder's only CSV file)."""
+    return read_labelled(find_input(folder, split + CSV_SUFFIX, missing_fix), schema, mismatch_fix)

@@ -13,8 +13,9 @@ import pytest
 from pipelines.deploy.smoke import SmokeSample, SmokeSampleError, compare
 from runtime.transform import load_handler
 from scripts import evaluate as ev
-from scripts import preprocess
 from steps.config import PIPELINE_CONFIG, load_config
+from tabular.contract import MODEL_ARCHIVE
+from tabular.names import SMOKE_SAMPLE_FILE, TEST
 
 SETTINGS = load_config(PIPELINE_CONFIG, env={}).deploy.stage("staging").smoke
 
@@ -30,15 +31,15 @@ def recorded(
     output = tmp_path_factory.mktemp("evaluation")
     archive = job_model_archive("binary")
     code = ev.main([
-        "--model-dir", str(archive), "--test-dir", str(job_prepared("binary") / preprocess.TEST),
+        "--model-dir", str(archive), "--test-dir", str(job_prepared("binary") / TEST),
         "--serving-code-dir", str(job_scripts_dir), "--output-dir", str(output),
         "--problem-type", "binary", "--bootstrap-rounds", "2", "--smoke-rows", "7",
     ])  # fmt: skip
     assert code == 0
     model = tmp_path_factory.mktemp("model")
-    with tarfile.open(archive / ev.MODEL_ARCHIVE) as tar:
+    with tarfile.open(archive / MODEL_ARCHIVE) as tar:
         tar.extractall(model, filter="data")
-    return json.loads((output / ev.SMOKE_SAMPLE_FILE).read_text()), model
+    return json.loads((output / SMOKE_SAMPLE_FILE).read_text()), model
 
 
 def test_the_serving_code_answers_the_recorded_rows_as_recorded(
