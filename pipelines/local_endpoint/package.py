@@ -16,8 +16,8 @@ from runtime.serving.container import StagedContainer, stage_container
 from runtime.serving.server import ServingError
 from runtime.state import StateError
 from runtime.store import StoreError
-from scripts.evaluate import SMOKE_SAMPLE_PROPERTY
 from steps.config import Config
+from tabular.names import SMOKE_SAMPLE_PROPERTY
 
 
 class LocalPackageError(UsageError):
