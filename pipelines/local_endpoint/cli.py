@@ -15,11 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.deploy.smoke import SmokeSampleError
+from pipelines.deploy.cli import exits
 from pipelines.errors import UsageError
 from pipelines.local import runner_for
 from pipelines.local_endpoint.endpoint import (
-    LocalDeployFailed,
     LocalDeployment,
     deploy,
     status_lines,
@@ -176,17 +175,6 @@ LOCAL_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def _failing(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (LocalDeployFailed, SmokeSampleError) as error:
-            print(f"ERROR: {error}", file=sys.stderr)
-            return EXIT_FAILED
-
-    return run
-
-
 def with_local(verb: Verb) -> Verb:
     """`verb` that gives deploy, status and undeploy a `--local` flag and its handler."""
 
@@ -195,7 +183,7 @@ def with_local(verb: Verb) -> Verb:
     ) -> argparse.ArgumentParser:
         if name not in LOCAL_VERBS:
             return verb(name, handler, text, default_config)
-        local = _failing(LOCAL_HANDLERS[name])
+        local = exits(LOCAL_HANDLERS[name])
 
         def dispatch(args: argparse.Namespace) -> int:
             return local(args) if args.local else handler(args)
@@ -239,7 +227,7 @@ def add_verbs(verb: Verb) -> None:
     sub.add_argument("--port", type=_port, default=8080, help="port (0: a free one)")
     sub = verb(
         "monitor",
-        _failing(cmd_monitor_local),
+        exits(cmd_monitor_local),
         "run the stage's data-quality monitoring once on what its local endpoint captured "
         "(exit 1 on violations)",
         PIPELINE_CONFIG,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.deploy.deployment import DeployFailed
 from pipelines.deploy.plan import (
     ALARM,
     INSUFFICIENT_DATA,
@@ -65,7 +66,7 @@ IN_SERVICE, UPDATING, ROLLING_BACK = "InService", "Updating", "RollingBack"
 Print = Callable[[str], None]
 
 
-class LocalDeployFailed(Exception):
+class LocalDeployFailed(DeployFailed):
     """A local deployment that started did not finish (rolled back, a server did not start)."""
 
 
