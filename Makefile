@@ -136,9 +136,10 @@ serve-local: $(STAMP)
 deploy-golden: $(STAMP)
 	$(BIN)/python -m pipelines deploy-golden
 
-## bench: measure overhead, caching, build time, scale, AUC (build/bench/results.json, .png)
+## bench: overhead, caching, build time, scale, AUC, then a load run on the local model server
 bench: $(VENV)/.synced-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.serving
 
 ## clean: remove build outputs (keeps .venv)
 clean:
