@@ -32,7 +32,7 @@ $(UV): $(LOCKS)/tools.txt
 
 # Sync the venv to one lock exactly: what older installs left goes, the locked versions win, and
 # the project itself is installed editable, built by the locked setuptools. uv checks every hash
-# the lock holds (tests/test_lockfiles.py: every pin has them); nothing is resolved here.
+# the lock holds (tests/unit/pipelines/test_lockfiles.py: every pin has them); nothing is resolved here.
 $(VENV)/.synced-%: $(LOCKS)/%.txt $(LOCKS)/build.txt pyproject.toml | $(UV)
 	@test -x $(BIN)/python || $(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	@rm -f $(VENV)/.synced-*
@@ -59,16 +59,27 @@ lock: | $(UV)
 upgrade: | $(UV)
 	MAKE="$(MAKE)" $(PYTHON) -m tools.upgrade
 
+SOURCES := pipelines steps config scripts runtime bench tools tests
+
 ## lint: ruff, mypy on the builders, and the import contracts (job code stays SDK-free)
 lint: $(STAMP)
-	$(BIN)/ruff check pipelines steps scripts runtime tools tests conftest.py
-	$(BIN)/ruff format --check pipelines steps scripts runtime tools tests conftest.py
-	$(BIN)/mypy pipelines steps runtime tools
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
+	$(BIN)/mypy pipelines steps config runtime tools
 	$(BIN)/lint-imports
+
+## format: sort imports, apply ruff's safe fixes and format every source file
+format: $(STAMP)
+	$(BIN)/ruff check --fix-only --quiet $(SOURCES)
+	$(BIN)/ruff format $(SOURCES)
 
 ## test: lint, then every test (no AWS, no network: moto stands in for the API)
 test: lint
 	$(BIN)/python -m pytest
+
+## test-fast: the unit tests (tests/unit) but the few marked slow; `make test` runs them all
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -m "not slow"
 
 ## validate: check a config file (CONFIG=...) and show what it resolves to
 validate: $(STAMP)

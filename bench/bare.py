@@ -24,22 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from runtime.engine import flatten, parameter_values
+from config.paths import ROOT
+from runtime.execution import parameter_values
 from runtime.expressions import ResolutionError, Scope, resolve
 from runtime.files import extract_tar
-from runtime.jobs import (
+from runtime.jobs import FAILURE_REASON_FILE_ENV, container_path, map_container_value
+from tabular.contract import (
     FAILURE_FILE,
-    FAILURE_REASON_FILE_ENV,
     INPUT_DATA_DIR,
     MODEL_ARCHIVE,
     MODEL_DIR,
     OUTPUT_DATA_DIR,
     OUTPUT_DIR,
-    container_path,
-    map_container_value,
+    definition_steps,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_REFERENCE = re.compile(
     r"^Steps\.([A-Za-z0-9_-]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]"
 )
@@ -97,7 +96,7 @@ class _Bare:
     def __init__(
         self, definition: dict[str, Any], code: Mapping[str, bytes], csv: Path, root: Path
     ) -> None:
-        self.steps, _ = flatten(definition)
+        self.steps, _ = definition_steps(definition)
         self.code = code
         self.csv = csv
         self.root = root
@@ -235,7 +234,7 @@ class _Bare:
         self.models[name] = archive
 
     def transform(self, name: str, model_step: str) -> None:
-        """``python -m runtime.transform`` with the model CreateModel describes."""
+        """``python -m runtime.serving.batch`` with the model CreateModel describes."""
         args = self.step(name)["Arguments"]
         container = self.step(model_step)["Arguments"]["PrimaryContainer"]
         sandbox = self.sandbox(name)
@@ -270,7 +269,7 @@ class _Bare:
         request.write_text(json.dumps(spec, indent=2))
         env = {**self.env, **environment, "PYTHONPATH": str(ROOT)}
         env[FAILURE_REASON_FILE_ENV] = str(container_path(sandbox, FAILURE_FILE))
-        argv = [self.python, "-m", "runtime.transform", "--request", str(request)]
+        argv = [self.python, "-m", "runtime.serving.batch", "--request", str(request)]
         _run(argv, cwd=sandbox, env=env, what=name)
 
 
@@ -282,20 +281,20 @@ def run_bare(
     ``code`` maps each code object's S3 URI to its bytes (what `make upsert` uploads).
     """
     # The step modules import the SDK, which needs the region first (pipelines.sdk).
-    from steps import batch_score, data_quality, evaluate, preprocess, train
+    from steps import names as steps
 
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
     bare = _Bare(definition, code, csv, root)
     jobs: list[tuple[str, Callable[[], None]]] = [
-        (preprocess.STEP_NAME, lambda: bare.processing(preprocess.STEP_NAME)),
-        (data_quality.STEP_NAME, lambda: bare.data_quality(data_quality.STEP_NAME)),
-        (train.STEP_NAME, lambda: bare.training(train.STEP_NAME)),
-        (evaluate.STEP_NAME, lambda: bare.processing(evaluate.STEP_NAME)),
+        (steps.PREPROCESS, lambda: bare.processing(steps.PREPROCESS)),
+        (steps.DATA_QUALITY, lambda: bare.data_quality(steps.DATA_QUALITY)),
+        (steps.TRAIN, lambda: bare.training(steps.TRAIN)),
+        (steps.EVALUATE, lambda: bare.processing(steps.EVALUATE)),
         (
-            batch_score.STEP_NAME,
-            lambda: bare.transform(batch_score.STEP_NAME, batch_score.CREATE_MODEL_STEP_NAME),
+            steps.BATCH_SCORE,
+            lambda: bare.transform(steps.BATCH_SCORE, steps.CREATE_MODEL),
         ),
     ]
     result = BareRun()

@@ -14,6 +14,9 @@ What is measured (every figure is a ratio within this one run, medians over repe
 5. quality: the model's test AUC next to the oracle AUC of the same test rows.
 
 Exit codes: 0 measured (targets met or not), 1 a run failed, 2 bad arguments.
+
+Over 500 lines: the five measurements above, each a short function, and the report that puts
+their figures side by side; it is a tool outside the product, run by `make bench` only.
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ from typing import TYPE_CHECKING, Any
 
 from bench import report
 from bench.bare import BareRunError, run_bare
+from config.paths import ROOT
 
 if TYPE_CHECKING:
-    from steps.config import Config
+    from config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "build" / "bench"
 RESULTS = "results.json"
 CHART = "results.png"
@@ -66,7 +69,7 @@ PHASES_SCRIPT = """
 import time
 started = time.perf_counter()
 import json, logging
-from steps.config import PIPELINE_CONFIG, load_config
+from config import PIPELINE_CONFIG, load_config
 cfg = load_config(PIPELINE_CONFIG)
 config = time.perf_counter()
 from pipelines.sdk import pipeline_session, prepare_sdk
@@ -114,8 +117,8 @@ class Setup:
 
 def setup() -> Setup:
     """Build the definition of configs/local.yaml as `make run-local` builds it."""
+    from config import LOCAL_CONFIG, load_config
     from pipelines.sdk import prepare_sdk
-    from steps.config import LOCAL_CONFIG, load_config
 
     cfg = load_config(LOCAL_CONFIG, env={})
     prepare_sdk(cfg)
@@ -423,12 +426,12 @@ def measure_definition(cfg: Config, repeats: int) -> dict[str, Any]:
 def train_rounds(definition: dict[str, Any], best_iteration: int | None) -> int | None:
     """Boosting rounds the Train job ran: early stopping ends ``early_stopping_rounds`` after
     the best iteration, at most ``num_round``."""
-    from runtime.engine import flatten
-    from steps.train import STEP_NAME
+    from steps.names import TRAIN
+    from tabular.contract import definition_steps
 
     if best_iteration is None:
         return None
-    hyperparameters = flatten(definition)[0][STEP_NAME]["Arguments"]["HyperParameters"]
+    hyperparameters = definition_steps(definition)[0][TRAIN]["Arguments"]["HyperParameters"]
     patience = int(hyperparameters.get("early_stopping_rounds", 0))
     return min(best_iteration + 1 + patience, int(hyperparameters["num_round"]))
 

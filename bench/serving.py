@@ -87,10 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     os.environ["PIPELINE_LOCAL_WORKSPACE"] = str(args.workspace)
+    from config import LOCAL_CONFIG, load_config
     from pipelines.local import runner_for
     from pipelines.local_endpoint.package import LocalPackageError, approved_package, stage
-    from runtime.serving.server import ENV_WORKERS
-    from runtime.transform import (
+    from runtime.serving.batch import (
         AssembleWith,
         BatchStrategy,
         JoinSource,
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_handler,
         run_batch_transform,
     )  # fmt: skip
-    from steps.config import LOCAL_CONFIG, load_config
+    from runtime.serving.server import ENV_WORKERS
 
     cfg = load_config(LOCAL_CONFIG)
     runner = runner_for(cfg, args.workspace)

@@ -40,8 +40,8 @@ def _best_iteration(log: str | None) -> int | None:
 
 
 def measure(rows: int, workspace: Path, data_uri: str | None) -> dict[str, Any]:
+    from config import LOCAL_CONFIG, load_config
     from pipelines.sdk import prepare_sdk
-    from steps.config import LOCAL_CONFIG, load_config
 
     cfg = load_config(LOCAL_CONFIG, env={})
     cfg = cfg.model_copy(update={"sample_data": cfg.sample_data.model_copy(update={"rows": rows})})

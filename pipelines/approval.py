@@ -23,19 +23,24 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from config import Config
+from config.queue_url import parse_queue_url
 from pipelines.errors import UsageError
-from runtime.monitor import VIOLATIONS_FILE
-from runtime.state import APPROVED as PACKAGE_APPROVED
-from runtime.state import REJECTED as PACKAGE_REJECTED
-from steps import approval_message
-from steps.config import Config
-from steps.sqs import parse_queue_url
+from steps import names as approval_message
 from tabular import names as report_layout
+from tabular.contract import (
+    CALLBACK_ARGUMENTS,
+    CALLBACK_EXECUTION_ARN,
+    CALLBACK_STATUS,
+    CALLBACK_TOKEN,
+    VIOLATIONS_FILE,
+    ApprovalStatus,
+    StepStatus,
+)
 
 # SageMaker's limits (API reference): FailureReason 256, ApprovalDescription 1024 characters.
 FAILURE_REASON_MAX = 256
 APPROVAL_DESCRIPTION_MAX = 1024
-EXECUTING = "Executing"  # a callback waiting for its answer; "Stopping" when the run is stopped
 SQS_BATCH = 10
 # How long a scan holds the messages it received before answering or releasing them.
 VISIBILITY_SECONDS = 120
@@ -71,7 +76,7 @@ class Decision:
 
     @property
     def package_status(self) -> str:
-        return PACKAGE_APPROVED if self.approved else PACKAGE_REJECTED
+        return ApprovalStatus.APPROVED if self.approved else ApprovalStatus.REJECTED
 
     @property
     def approval_description(self) -> str:
@@ -112,8 +117,10 @@ class CallbackMessage:
             raise ApprovalError(f"not JSON ({exc})") from None
         if not isinstance(payload, dict):
             raise ApprovalError("not a JSON object")
-        token, arn = payload.get("token"), payload.get("pipelineExecutionArn")
-        arguments, status = payload.get("arguments"), payload.get("status", EXECUTING)
+        token, arn = payload.get(CALLBACK_TOKEN), payload.get(CALLBACK_EXECUTION_ARN)
+        # A callback waiting for its answer is Executing; Stopping when its run is being stopped.
+        arguments = payload.get(CALLBACK_ARGUMENTS)
+        status = payload.get(CALLBACK_STATUS, StepStatus.EXECUTING)
         if not isinstance(token, str) or not token:
             raise ApprovalError("no callback token")
         if not isinstance(arn, str) or "/execution/" not in arn:
@@ -372,7 +379,9 @@ def answer_on_aws(
                 f"{queue_url}; answer each with `aws sagemaker "
                 "send-pipeline-execution-step-success|failure --callback-token ...`"
             )
-        stopping = any(r.message is not None and r.message.status != EXECUTING for r in mine)
+        stopping = any(
+            r.message is not None and r.message.status != StepStatus.EXECUTING for r in mine
+        )
         if stopping and decision.approved and not dry_run:
             raise ApprovalError(
                 f"execution {execution} is being stopped; it cannot be approved (reject it to "

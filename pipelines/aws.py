@@ -24,7 +24,7 @@ from botocore.exceptions import (
     ProxyConnectionError,
 )
 
-from steps.config import Config
+from config import Config
 
 # Standard retry mode: exponential backoff with jitter on throttling and transient faults. A
 # connection that cannot be opened fails fast instead (`_unreachable_fails_fast`), so the connect

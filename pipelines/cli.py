@@ -1,6 +1,10 @@
 """`python -m pipelines <verb>`: build, check and publish the pipeline.
 
 Exit codes: 0 done, 1 a run or publish failed, 2 bad input (config, arguments).
+
+Each verb imports what it needs when it runs: the SDK only for the verbs that build the
+definition (pipelines/sdk.py), the local runtime only for the local verbs (run-local, registry,
+approve/reject without --aws), so the AWS verbs never load the runtime.
 """
 
 from __future__ import annotations
@@ -13,20 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
+from config.paths import DEFINITION_FILE, GOLDEN_FILE, ROOT
 from pipelines.deploy.cli import add_verbs as add_deploy_verbs
 from pipelines.errors import UsageError
 from pipelines.local_endpoint.cli import add_verbs as add_local_endpoint_verbs
 from pipelines.local_endpoint.cli import with_local
-from runtime.files import WorkspaceError, write_atomic
-from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
+from tabular.contract import ExecutionStatus
+from tabular.files import write_atomic
 
 if TYPE_CHECKING:
     from pipelines.document import BuiltPipeline
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD_DIR = ROOT / "build"
-DEFINITION_FILE = BUILD_DIR / "pipeline.json"
-GOLDEN_FILE = ROOT / "tests" / "golden" / "pipeline.json"
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -100,7 +102,23 @@ def cmd_upsert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_workspace(handler: Callable[..., int], *args: Any) -> int:
+    """Run a local verb; a full, read-only or damaged workspace is its error (exit 1 when a run
+    had started and failed, else 2)."""
+    from runtime.files import WorkspaceError
+
+    try:
+        return handler(*args)
+    except WorkspaceError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_FAILED if exc.execution_id else EXIT_BAD_INPUT
+
+
 def cmd_run_local(args: argparse.Namespace) -> int:
+    return _in_workspace(_run_local, args)
+
+
+def _run_local(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     built = _build(cfg)
     from pipelines.local import run_local, summary_table
@@ -119,7 +137,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     print(summary_table(run))
-    return 0 if run.execution.status == "Succeeded" else EXIT_FAILED
+    return 0 if run.execution.status == ExecutionStatus.SUCCEEDED else EXIT_FAILED
 
 
 def _answer_on_aws(args: argparse.Namespace, approved: bool) -> int:
@@ -147,11 +165,16 @@ def _answer_on_aws(args: argparse.Namespace, approved: bool) -> int:
 def _answer(args: argparse.Namespace, approved: bool) -> int:
     if args.aws:
         return _answer_on_aws(args, approved)
+    return _in_workspace(_answer_locally, args, approved)
+
+
+def _answer_locally(args: argparse.Namespace, approved: bool) -> int:
     from pipelines.local import answer_approval, runner_for
+    from runtime.state import CallbackStatus
 
     cfg = load_config(args.config or LOCAL_CONFIG)
     state = runner_for(cfg).state
-    pending = state.callbacks(execution_id=args.execution, status="pending")
+    pending = state.callbacks(execution_id=args.execution, status=CallbackStatus.PENDING)
     if not pending:
         print(f"ERROR: execution {args.execution} has no pending approval", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -201,6 +224,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_registry(args: argparse.Namespace) -> int:
+    return _in_workspace(_registry, args)
+
+
+def _registry(args: argparse.Namespace) -> int:
     from pipelines.local import runner_for
 
     cfg = load_config(args.config)
@@ -304,9 +331,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UsageError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except WorkspaceError as exc:  # full, read-only or damaged workspace: a run that started failed
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return EXIT_FAILED if exc.execution_id else EXIT_BAD_INPUT
     except AwsUnavailable as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -8,13 +8,14 @@ from pathlib import Path
 from sagemaker.core.workflow.pipeline_context import PipelineSession
 from sagemaker.mlops.workflow.pipeline import Pipeline
 
+from config import Config
+from config.paths import SCRIPTS_DIR
 from pipelines.document import BuiltPipeline, canonical_json
 from pipelines.sdk import pipeline_session
 from steps.approval import build_approval_step
 from steps.batch_score import build_batch_score_step, build_create_model_step
 from steps.check_metric import build_check_metric_step, metric_value
-from steps.code import SCRIPTS_DIR, CodeStore
-from steps.config import Config
+from steps.code import CodeStore
 from steps.context import BuildContext, Parameters
 from steps.data_quality import build_data_quality_step
 from steps.evaluate import (

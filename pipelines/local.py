@@ -14,23 +14,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config import Config
+from config.parameters import (
+    INPUT_DATA_URI,
+    REGISTER_NEW_BASELINE,
+    SCORING_DATA_URI,
+    SKIP_DATA_QUALITY_CHECK,
+)
+from config.paths import LOCAL_WORKSPACE
 from pipelines.approval import Decision
 from pipelines.document import BuiltPipeline
 from pipelines.errors import UsageError
-from runtime.engine import (
-    FAILED,
-    SUCCEEDED,
-    Execution,
-    Hooks,
-    LocalPipelineRunner,
-    StepRecord,
-    processing_output_file,
-)
+from runtime.engine import LocalPipelineRunner
+from runtime.execution import Execution, Hooks, StepRecord, processing_output_file
 from runtime.files import reported, write_atomic
-from runtime.state import LocalState, StateError
+from runtime.state import CallbackStatus, LocalState, StateError
 from runtime.store import StoreError
-from steps import approval_message
-from steps.config import INPUT_DATA_PARAMETER, SCORING_DATA_PARAMETER, Config
+from steps import names as steps
+from tabular.contract import (
+    CALLBACK_ARGUMENTS,
+    CALLBACK_EXECUTION_ARN,
+    ExecutionStatus,
+    StepStatus,
+    ViolationCheck,
+)
 from tabular.names import (
     EVALUATION_FILE,
     EVALUATION_OUTPUT,
@@ -40,7 +47,6 @@ from tabular.names import (
     VALUE_KEY,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKSPACE_ENV = "PIPELINE_LOCAL_WORKSPACE"  # where local runs keep their store and state
 LAST_RUN = "last-run.json"
 SAMPLE_SCHEME = "sample://"
@@ -61,7 +67,7 @@ class LocalRun:
 
 
 def default_workspace() -> Path:
-    return Path(os.environ.get(WORKSPACE_ENV) or ROOT / "build" / "local")
+    return Path(os.environ.get(WORKSPACE_ENV) or LOCAL_WORKSPACE)
 
 
 def runner_for(cfg: Config, workspace: Path | None = None) -> LocalPipelineRunner:
@@ -101,8 +107,8 @@ def answer_approval(
     state: LocalState, token: str, approved: bool, reviewer: str, reason: str
 ) -> None:
     """Answer the Approval callback and set the package's approval status to match."""
-    (callback,) = [c for c in state.callbacks(status="pending") if c.token == token]
-    arn = callback.message["arguments"][approval_message.MODEL_PACKAGE_ARN]
+    (callback,) = [c for c in state.callbacks(status=CallbackStatus.PENDING) if c.token == token]
+    arn = callback.message[CALLBACK_ARGUMENTS][steps.MODEL_PACKAGE_ARN]
     decision = Decision(approved=approved, reviewer=reviewer, reason=reason)
     try:
         state.set_approval(arn, decision.package_status, decision.approval_description)
@@ -120,13 +126,12 @@ def _policy_hook(
     policy = "wait" if wait_for_approval else cfg.approval.local_policy
 
     def on_callback(state: LocalState, token: str, message: dict[str, Any]) -> None:
-        arguments = message["arguments"]
+        arguments = message[CALLBACK_ARGUMENTS]
         if policy == "wait":
-            execution = message["pipelineExecutionArn"].rsplit("/", 1)[-1]
+            execution = message[CALLBACK_EXECUTION_ARN].rsplit("/", 1)[-1]
             print(
-                f"  waiting for approval of {arguments[approval_message.MODEL_PACKAGE_ARN]} "
-                f"({arguments[approval_message.METRIC_NAME]} = "
-                f"{arguments[approval_message.METRIC_VALUE]}):\n"
+                f"  waiting for approval of {arguments[steps.MODEL_PACKAGE_ARN]} "
+                f"({arguments[steps.METRIC_NAME]} = {arguments[steps.METRIC_VALUE]}):\n"
                 f"    python -m pipelines approve {execution} --reason '...'\n"
                 f"    python -m pipelines reject {execution} --reason '...'",
                 flush=True,
@@ -139,7 +144,7 @@ def _policy_hook(
 
 
 def _print_step(record: StepRecord) -> None:
-    if record.status == "Executing":
+    if record.status == StepStatus.EXECUTING:
         print(f"  {record.name:<22} started", flush=True)
     else:
         cached = " (cache hit)" if record.cache_hit else ""
@@ -176,18 +181,16 @@ def run_local(
             if not target.is_file() or target.read_bytes() != artifact.payload:
                 runner.store.put_bytes(artifact.s3_uri, artifact.payload)
         runner.state.ensure_group(cfg.registry.model_package_group, "local runs")
-    values: dict[str, Any] = {INPUT_DATA_PARAMETER: input_uri(cfg, runner)}
+    values: dict[str, Any] = {INPUT_DATA_URI: input_uri(cfg, runner)}
     if cfg.data.scoring_uri:
-        values[SCORING_DATA_PARAMETER] = existing_data(
-            runner, cfg.data.scoring_uri, "data.scoring_uri"
-        )
+        values[SCORING_DATA_URI] = existing_data(runner, cfg.data.scoring_uri, "data.scoring_uri")
     values.update(parameters or {})
     bootstrapped = False
     if runner.state.latest_approved(cfg.registry.model_package_group) is None and not retry:
         # A new group has no approved baseline to check drift against: SageMaker's documented
         # first run computes and registers one without checking.
-        values.setdefault("SkipDataQualityCheck", True)
-        values.setdefault("RegisterNewBaseline", True)
+        values.setdefault(SKIP_DATA_QUALITY_CHECK, True)
+        values.setdefault(REGISTER_NEW_BASELINE, True)
         bootstrapped = True
     hooks = Hooks(
         on_callback=_policy_hook(cfg, wait_for_approval),
@@ -208,10 +211,8 @@ def run_local(
 
 def evaluation_metrics(runner: LocalPipelineRunner, execution: Execution) -> dict[str, float]:
     """The metric values of the evaluation report, flattened to name -> value."""
-    from steps.evaluate import STEP_NAME
-
-    record = execution.steps.get(STEP_NAME)
-    if record is None or record.status != SUCCEEDED:
+    record = execution.steps.get(steps.EVALUATE)
+    if record is None or record.status != StepStatus.SUCCEEDED:
         return {}
     report = json.loads(
         processing_output_file(
@@ -226,13 +227,11 @@ def sample_oracle_auc(
     cfg: Config, runner: LocalPipelineRunner, execution: Execution
 ) -> float | None:
     """For the built-in data: the AUC of the true probabilities on the same test rows."""
-    from steps.preprocess import STEP_NAME
-
-    record = execution.steps.get(STEP_NAME)
+    record = execution.steps.get(steps.PREPROCESS)
     if (
         not cfg.data.input_uri.startswith(SAMPLE_SCHEME)
         or record is None
-        or record.status != SUCCEEDED
+        or record.status != StepStatus.SUCCEEDED
     ):
         return None
     import pandas as pd
@@ -243,16 +242,14 @@ def sample_oracle_auc(
     return float(oracle_auc(test.drop(columns=[cfg.data.target]), test[cfg.data.target]))
 
 
-SCHEMA_CHECKS = ("missing_column_check", "extra_column_check")
+SCHEMA_CHECKS = (ViolationCheck.MISSING_COLUMN, ViolationCheck.EXTRA_COLUMN)
 """Model Monitor's violations for a data set whose columns differ from the baseline's."""
 
 
 def failure_advice(cfg: Config, execution: Execution) -> tuple[str, ...]:
     """What to do about a failure whose cause the step's own message cannot know."""
-    from steps.data_quality import STEP_NAME as DATA_QUALITY
-
-    record = execution.steps.get(DATA_QUALITY)
-    reason = (record.failure_reason or "") if record and record.status == FAILED else ""
+    record = execution.steps.get(steps.DATA_QUALITY)
+    reason = (record.failure_reason or "") if record and record.status == StepStatus.FAILED else ""
     if not any(check in reason for check in SCHEMA_CHECKS):
         return ()
     group = cfg.registry.model_package_group
@@ -263,7 +260,7 @@ def failure_advice(cfg: Config, execution: Execution) -> tuple[str, ...]:
         "    register its models in a group of their own: set registry.model_package_group, or",
         "    start a new baseline in this group for one run: data_quality.skip_check: true and "
         "data_quality.register_new_baseline: true (on SageMaker: start the execution with "
-        "SkipDataQualityCheck=true RegisterNewBaseline=true)",
+        f"{SKIP_DATA_QUALITY_CHECK}=true {REGISTER_NEW_BASELINE}=true)",
     )
 
 
@@ -313,14 +310,12 @@ def summary_table(run: LocalRun) -> str:
     if run.oracle_auc is not None and "auc" in run.metrics:
         gap = run.oracle_auc - run.metrics["auc"]
         lines.append(f"  oracle auc {run.oracle_auc:.4f}, gap to oracle {gap:.4f}")
-    if execution.status == FAILED:
+    if execution.status == ExecutionStatus.FAILED:
         lines.append(f"  failure: {execution.failure_reason}")
         lines += [f"  {line}" for line in run.advice]
     if run.bootstrapped_baseline:
-        from steps.register import STEP_NAME as REGISTER
-
-        register = execution.steps.get(REGISTER)
-        if register is not None and register.status == SUCCEEDED:
+        register = execution.steps.get(steps.REGISTER)
+        if register is not None and register.status == StepStatus.SUCCEEDED:
             lines.append(
                 "  first run in this model package group: data-quality baseline registered, "
                 "drift not checked"

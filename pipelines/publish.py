@@ -15,11 +15,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from config import Config
 from pipelines import aws
 from pipelines.document import BuiltPipeline, canonical_json
 from pipelines.errors import UsageError
-from runtime.engine import flatten
-from steps.config import Config
+from tabular.contract import definition_steps
 
 SHA256_METADATA = "sha256"
 
@@ -44,7 +44,7 @@ def summarize_changes(old: str | None, new: str) -> list[str]:
     before, after = json.loads(old), json.loads(new)
     lines = []
     for kind, get in (
-        ("step", lambda d: flatten(d)[0]),
+        ("step", lambda d: definition_steps(d)[0]),
         ("parameter", lambda d: {p["Name"]: p for p in d.get("Parameters", [])}),
     ):
         a, b = get(before), get(after)

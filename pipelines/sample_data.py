@@ -34,10 +34,10 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from config.paths import LOCAL_WORKSPACE
 from tabular.files import atomic_path, write_atomic
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "build" / "local" / "data" / "default.csv"
+DEFAULT_OUT = LOCAL_WORKSPACE / "data" / "default.csv"
 DEFAULT_ROWS = 100_000
 DEFAULT_SEED = 7
 BLOCK_ROWS = 250_000

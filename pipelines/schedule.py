@@ -23,9 +23,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from config import Config
+from config.parameters import DATA_VERSION
 from pipelines import aws
 from pipelines.errors import UsageError
-from steps.config import DATA_VERSION_PARAMETER, Config
 
 SCHEDULE_SUFFIX = "-retraining"
 SCHEDULE_NAME_MAX = 64
@@ -98,7 +99,7 @@ def start_request(cfg: Config) -> dict[str, Any]:
     return {
         "PipelineName": pipeline,
         "PipelineParameters": [
-            {"Name": DATA_VERSION_PARAMETER, "Value": f"{DATA_VERSION_PREFIX}{SCHEDULED_TIME}"},
+            {"Name": DATA_VERSION, "Value": f"{DATA_VERSION_PREFIX}{SCHEDULED_TIME}"},
             *fixed,
         ],
         "PipelineExecutionDescription": f"Scheduled retraining at {SCHEDULED_TIME} by "
@@ -142,9 +143,9 @@ def _published(sagemaker: Any, cfg: Config) -> tuple[str, set[str]] | None:
 
 def check_parameters(cfg: Config, published: set[str]) -> None:
     """Every parameter a scheduled run passes must exist in the published definition."""
-    if DATA_VERSION_PARAMETER not in published:
+    if DATA_VERSION not in published:
         raise ScheduleError(
-            f"the published pipeline {cfg.pipeline.name} has no {DATA_VERSION_PARAMETER} "
+            f"the published pipeline {cfg.pipeline.name} has no {DATA_VERSION} "
             "parameter, so scheduled runs could reuse cached preprocessing of the same input; "
             "publish the current definition first (make upsert)"
         )

@@ -1,11 +1,11 @@
 """Runs a SageMaker pipeline definition on this machine, step by step as the service would.
 
 The engine reads the same JSON document that is published. Job steps run as host processes
-under the SageMaker container contracts (runtime.jobs), QualityCheck included (its processing
-job runs runtime.monitor in place of the analyzer image); the steps SageMaker's own local mode
-refuses have local executors here: RegisterModel and CreateModel (runtime.state), Callback (a
-local queue answered through runtime.state). Steps whose inputs are
-ready run concurrently; cacheable steps are looked up by their resolved cache-key attributes.
+under the SageMaker container contracts; what each step type does is its executor's
+(runtime.executors, one per type behind a table), which this module calls. The engine
+schedules (steps whose inputs are ready run concurrently), retries per the steps'
+RetryPolicies and caches: cacheable steps are looked up by their resolved cache-key attributes.
+The execution's record (statuses, step records, parameters) is runtime.execution's.
 
 What a step published is recorded (LocalS3.manifest) with its cache entry and its record: a
 cache entry, or a succeeded step of a resumed execution, whose outputs are gone or changed is
@@ -13,6 +13,9 @@ not reused, the step runs again (and so do the steps after it). Execution state 
 whole (runtime.files) and each execution keeps a small reserve of disk space, so that a disk
 that fills during a run still ends in a Failed execution with its reason, which ``--retry``
 resumes once space is freed. One process runs an execution at a time (a lock file).
+
+Just over 500 lines: the scheduler's loop, its resume, lock, disk reserve and cache lookups act
+on one execution's state under one lock; the work of the steps lives in runtime.executors.
 """
 
 from __future__ import annotations
@@ -20,21 +23,33 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import re
-import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runtime import jobs
+from runtime.execution import (
+    EXECUTING,
+    FAILED,
+    NO_HOOKS,
+    NOT_STARTED,
+    SKIPPED,
+    STOPPED,
+    SUCCEEDED,
+    Execution,
+    Hooks,
+    StepRecord,
+    expire_after_seconds,
+    parameter_values,
+    processing_output_file,
+    published_uris,
+)
+from runtime.executors import EXECUTORS, QUALITY_FLAGS, StepCall, StepFailure
 from runtime.expressions import (
     ResolutionError,
     Scope,
@@ -50,130 +65,27 @@ from runtime.files import (
     require_writable,
     write_atomic,
 )
-from runtime.monitor import VIOLATIONS_FILE
+from runtime.jobs.process import stop_children, terminate_as_interrupt
 from runtime.state import LocalState, StateError
 from runtime.store import LocalS3
+from tabular.contract import StepType, definition_steps
 
-SUCCEEDED, FAILED, EXECUTING, NOT_STARTED, SKIPPED, STOPPED = (
-    "Succeeded", "Failed", "Executing", "NotStarted", "NotExecuted", "Stopped"
-)  # fmt: skip
 # What SageMaker compares to decide a cache hit, per step type (its documented cache keys).
-CACHE_KEYS = {
-    "Processing": ("AppSpecification", "Environment", "ProcessingInputs"),
-    "Training": (
+CACHE_KEYS: dict[str, tuple[str, ...]] = {
+    StepType.PROCESSING: ("AppSpecification", "Environment", "ProcessingInputs"),
+    StepType.TRAINING: (
         "AlgorithmSpecification", "CheckpointConfig", "DebugHookConfig",
         "DebugRuleConfigurations", "Environment", "HyperParameters", "InputDataConfig",
     ),
-    "Transform": ("DataProcessing", "Environment", "ModelName", "TransformInput"),
-    "QualityCheck": ("AppSpecification", "Environment", "ProcessingInputs"),
+    StepType.TRANSFORM: ("DataProcessing", "Environment", "ModelName", "TransformInput"),
+    StepType.QUALITY_CHECK: ("AppSpecification", "Environment", "ProcessingInputs"),
 }  # fmt: skip
-QUALITY_FLAGS = ("CheckType", "SkipCheck", "RegisterNewBaseline", "FailOnViolation",
-                 "SuppliedBaselineStatistics", "SuppliedBaselineConstraints",
-                 "ModelPackageGroupName")  # fmt: skip
-# The Model Monitor analyzer image, locally: runtime.monitor run as that image's entrypoint, with
-# the image's contract variables (dataset_source, output_path, dataset_format) as its arguments
-# and the drift-check baseline staged where Model Monitor's own jobs put it.
-ANALYZER_ENTRYPOINT = ["python3", "-m", "runtime.monitor"]
-ANALYZER_IMAGE_ENVIRONMENT = {"PYTHONPATH": str(jobs.PROJECT_ROOT)}
-BASELINE_DIR = "/opt/ml/processing/baseline"
-DURATION = re.compile(
-    r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$"
-)
-CALLBACK_POLL_SECONDS = 0.2
 RESERVE_BYTES = 1 << 20
 """Disk space each running execution holds back (a file of zeros), freed to record its end
 when the disk fills: execution.json and the run's summary take a few tens of kilobytes."""
 RESERVE_FILE, LOCK_FILE = ".reserve", ".lock"
-JOB_TYPES = ("Processing", "Training", "Transform", "QualityCheck")
+JOB_TYPES = (StepType.PROCESSING, StepType.TRAINING, StepType.TRANSFORM, StepType.QUALITY_CHECK)
 JOB_INTERNAL_ERROR, SERVICE_FAULT = "SageMaker.JOB_INTERNAL_ERROR", "Step.SERVICE_FAULT"
-
-
-def analyzer_request(request: dict[str, Any], baseline: tuple[str, str] | None) -> dict[str, Any]:
-    """A QualityCheck's CreateProcessingJob request, its entrypoint the local analyzer.
-
-    `baseline`: the statistics and constraints objects to check against (None: baseline only).
-    """
-    environment = request["Environment"]
-    header = json.loads(environment["dataset_format"]).get("csv", {}).get("header", True)
-    arguments = ["--dataset", environment["dataset_source"]]
-    arguments += ["--output-dir", environment["output_path"]]
-    if not header:
-        arguments.append("--no-header")
-    inputs = list(request["ProcessingInputs"])
-    for kind, uri in zip(("statistics", "constraints"), baseline or (), strict=False):
-        local = f"{BASELINE_DIR}/{kind}"
-        inputs.append(
-            {
-                "InputName": f"baseline_{kind}",
-                "S3Input": {"S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix"},
-            }
-        )
-        arguments += [f"--baseline-{kind}", f"{local}/{uri.rsplit('/', 1)[-1]}"]
-    app = {**request["AppSpecification"], "ContainerEntrypoint": ANALYZER_ENTRYPOINT}
-    app["ContainerArguments"] = arguments
-    return {**request, "AppSpecification": app, "ProcessingInputs": inputs}
-
-
-class StepFailure(RuntimeError):
-    """A step failed; the message is its FailureReason as the service would report it."""
-
-
-def expire_after_seconds(duration: str | None) -> float | None:
-    """ISO 8601 duration (P30D, PT12H, P1DT6H) in seconds; None means no expiry."""
-    if not duration:
-        return None
-    match = DURATION.match(duration.upper())
-    if not match:
-        raise ValueError(f"CacheConfig.ExpireAfter {duration!r} is not an ISO 8601 duration")
-    years, months, weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return float(
-        (((years * 365 + months * 30 + weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60
-        + seconds
-    )
-
-
-@dataclass
-class StepRecord:
-    name: str
-    type: str
-    status: str = NOT_STARTED
-    cacheable: bool = False
-    cache_hit: bool = False
-    cache_source: str | None = None
-    start: str | None = None
-    end: str | None = None
-    seconds: float | None = None
-    failure_reason: str | None = None
-    attempts: int = 0
-    peak_rss_bytes: int | None = None
-    log: str | None = None
-    note: str | None = None  # why the step ran although it could have been reused
-    properties: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)  # LocalS3.manifest of its outputs
-
-
-@dataclass
-class Execution:
-    execution_id: str
-    pipeline: str
-    status: str
-    parameters: dict[str, Any]
-    start: str
-    end: str | None = None
-    failure_reason: str | None = None
-    steps: dict[str, StepRecord] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """How the caller takes part: answering callbacks, and hearing about step transitions."""
-
-    on_callback: Callable[[LocalState, str, dict[str, Any]], None] | None = None
-    on_step: Callable[[StepRecord], None] | None = None
-    callback_timeout_seconds: float = 86400.0
 
 
 def _now() -> str:
@@ -183,73 +95,6 @@ def _now() -> str:
 def _write_json(path: Path, document: Any) -> None:
     text = json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
     write_atomic(path, text, durable=True)
-
-
-def published_uris(kind: str, properties: dict[str, Any]) -> list[str]:
-    """Where a job step published its outputs (what its cache entry stands for)."""
-    if kind == "Processing":
-        outputs = (properties.get("ProcessingOutputConfig") or {}).get("Outputs") or []
-        return [o["S3Output"]["S3Uri"] for o in outputs]
-    if kind == "Training":
-        # <S3OutputPath>/<job>/output: model.tar.gz, and output.tar.gz when the job wrote data.
-        return [properties["ModelArtifacts"]["S3ModelArtifacts"].rsplit("/", 1)[0]]
-    if kind == "Transform":
-        return [properties["TransformOutput"]["S3OutputPath"]]
-    if kind == "QualityCheck":
-        keys = ("CalculatedBaselineStatistics", "CalculatedBaselineConstraints", "ViolationReport")
-        return [properties[k] for k in keys if properties.get(k)]
-    return []
-
-
-def flatten(
-    definition: dict[str, Any],
-) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, bool]]]:
-    """Steps by name, and for each step inside a condition branch: (condition, branch)."""
-    steps: dict[str, dict[str, Any]] = {}
-    branch_of: dict[str, tuple[str, bool]] = {}
-    pending = list(definition["Steps"])
-    while pending:
-        step = pending.pop(0)
-        steps[step["Name"]] = step
-        if step["Type"] == "Condition":
-            for branch, key in ((True, "IfSteps"), (False, "ElseSteps")):
-                for inner in step["Arguments"].get(key, []):
-                    branch_of[inner["Name"]] = (step["Name"], branch)
-                    pending.append(inner)
-    return steps, branch_of
-
-
-def parameter_values(definition: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Declared defaults with overrides cast to each parameter's type; unknown names refused."""
-    declared = {p["Name"]: p for p in definition.get("Parameters", [])}
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise ValueError(f"unknown pipeline parameter(s) {unknown}; declared: {sorted(declared)}")
-    casts: dict[str, Callable[[Any], Any]] = {
-        "String": str,
-        "Integer": int,
-        "Float": float,
-        "Boolean": lambda v: v if isinstance(v, bool) else str(v).lower() in ("true", "1", "yes"),
-    }
-    values = {}
-    for name, spec in declared.items():
-        value = overrides.get(name, spec.get("DefaultValue"))
-        if value is None:
-            raise ValueError(f"pipeline parameter {name} has no default; pass a value for it")
-        values[name] = casts[spec["Type"]](value)
-        enum = spec.get("EnumValues")
-        if enum and values[name] not in enum:
-            raise ValueError(f"pipeline parameter {name}={values[name]!r} is not one of {enum}")
-    return values
-
-
-def processing_output_file(
-    store: LocalS3, properties: dict[str, Any], output_name: str, file_name: str
-) -> Path:
-    """The local file `file_name` inside a processing step's output `output_name`."""
-    outputs = properties["ProcessingOutputConfig"]["Outputs"]
-    (output,) = [o for o in outputs if o["OutputName"] == output_name]
-    return store.path(output["S3Output"]["S3Uri"].rstrip("/") + "/" + file_name)
 
 
 class LocalPipelineRunner:
@@ -277,7 +122,7 @@ class LocalPipelineRunner:
         raw = json.loads((folder / "execution.json").read_text())
         definition = json.loads((folder / "definition.json").read_text())
         records = raw.pop("steps")
-        steps = {name: StepRecord(**records[name]) for name in flatten(definition)[0]}
+        steps = {name: StepRecord(**records[name]) for name in definition_steps(definition)[0]}
         return Execution(**raw, steps=steps), definition
 
     def start(
@@ -285,7 +130,7 @@ class LocalPipelineRunner:
         pipeline: str,
         definition: dict[str, Any],
         parameters: dict[str, Any],
-        hooks: Hooks = Hooks(),
+        hooks: Hooks = NO_HOOKS,
         retry_of: str | None = None,
     ) -> Execution:
         """Run an execution to its end (or resume `retry_of` from its failed steps)."""
@@ -294,7 +139,7 @@ class LocalPipelineRunner:
             execution.status, execution.end, execution.failure_reason = EXECUTING, None, None
         else:
             execution_id = uuid.uuid4().hex[:12]
-            steps, _ = flatten(definition)
+            steps, _ = definition_steps(definition)
             execution = Execution(
                 execution_id=execution_id,
                 pipeline=pipeline,
@@ -324,7 +169,7 @@ class _Run:
         self.execution = execution
         self.definition = definition
         self.hooks = hooks
-        self.steps, self.branch_of = flatten(definition)
+        self.steps, self.branch_of = definition_steps(definition)
         self.lock = threading.Lock()
         self.folder = runner.execution_dir(execution.execution_id)
         self.failed = False  # a step failed: start nothing new
@@ -355,7 +200,7 @@ class _Run:
     def dependencies(self, name: str) -> set[str]:
         step = self.steps[name]
         found = step_dependencies({k: v for k, v in step.items() if k not in ("Arguments",)})
-        if step["Type"] == "Condition":
+        if step["Type"] == StepType.CONDITION:
             found |= step_dependencies(step["Arguments"].get("Conditions", []))
         else:
             found |= step_dependencies(step.get("Arguments", {}))
@@ -439,7 +284,7 @@ class _Run:
                 self.execution.execution_id if resumed else None,
             ):
                 self.save()
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 self._loop()
             self._finish()
 
@@ -464,7 +309,7 @@ class _Run:
                         self.failed = True
                 self._save_or_note()
         except KeyboardInterrupt:
-            _stop_children()
+            stop_children()
             pool.shutdown(wait=True, cancel_futures=True)
             self.execution.status, self.execution.end = STOPPED, _now()
             self.execution.failure_reason = "interrupted; " + self._resume_hint()
@@ -627,13 +472,13 @@ class _Run:
 
     def _run_step(self, name: str, step: dict[str, Any], record: StepRecord) -> None:
         kind = step["Type"]
-        if kind == "Condition":
+        if kind == StepType.CONDITION:
             outcome = all(
                 evaluate_condition(c, self.scope) for c in step["Arguments"]["Conditions"]
             )
             record.properties = {"Outcome": str(outcome)}
             return
-        if kind == "Fail":
+        if kind == StepType.FAIL:
             message = resolve(step["Arguments"].get("ErrorMessage", ""), self.scope)
             raise StepFailure(str(message))
         arguments = resolve(step.get("Arguments", {}), self.scope)
@@ -662,10 +507,26 @@ class _Run:
                 return
             if changed:
                 record.note = f"cached result not reused: {changed[0]}"
-        executor = getattr(self, f"_step_{kind.lower()}", None)
+        executor = EXECUTORS.get(kind)
         if executor is None:
             raise StepFailure(f"step type {kind} is not supported by the local runtime")
-        record.properties = executor(name, step, arguments, extras, record)
+        record.properties = executor(
+            StepCall(
+                name=name,
+                step=step,
+                arguments=arguments,
+                extras=extras,
+                record=record,
+                job_name=self._job_name(name),
+                sandbox=self._sandbox(name),
+                store=store,
+                state=self.runner.state,
+                region=self.runner.region,
+                execution_id=self.execution.execution_id,
+                execution_arn=self.execution_arn,
+                hooks=self.hooks,
+            )
+        )
         record.outputs = store.manifest(published_uris(kind, record.properties))
         if key is not None:
             self.runner.state.cache_store(
@@ -694,222 +555,3 @@ class _Run:
     def _sandbox(self, name: str) -> Path:
         """A fresh directory per attempt: an interrupted attempt's leftovers are never reused."""
         return self.folder / "steps" / name / f"attempt-{uuid.uuid4().hex[:8]}"
-
-    def _job(self, outcome: jobs.JobOutcome, record: StepRecord) -> dict[str, Any]:
-        record.peak_rss_bytes, record.log = outcome.peak_rss_bytes, str(outcome.log_path)
-        if outcome.status != "Completed":
-            raise StepFailure(outcome.failure_reason or "the job failed without a reason")
-        return outcome.describe
-
-    # Executors (one per step type) -----------------------------------------------------------
-
-    def _step_processing(
-        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
-    ) -> dict:
-        outcome = jobs.run_processing_job(
-            self._job_name(name), args, self.runner.store, self._sandbox(name)
-        )
-        return self._job(outcome, record)
-
-    def _step_training(
-        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
-    ) -> dict:
-        outcome = jobs.run_training_job(
-            self._job_name(name), args, self.runner.store, self._sandbox(name)
-        )
-        return self._job(outcome, record)
-
-    def _step_transform(
-        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
-    ) -> dict:
-        model = self.runner.state.model(args["ModelName"])
-        outcome = jobs.run_transform_job(
-            self._job_name(name), args, model, self.runner.store, self._sandbox(name)
-        )
-        return self._job(outcome, record)
-
-    def _step_model(
-        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
-    ) -> dict:
-        model_name = args.get("ModelName") or self._job_name(name)
-        self.runner.state.create_model(model_name, args, self.execution.execution_id)
-        arn = f"arn:aws:sagemaker:{self.runner.region}:000000000000:model/{model_name}"
-        return {**args, "ModelName": model_name, "ModelArn": arn}
-
-    def _step_registermodel(
-        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
-    ) -> dict:
-        return self.runner.state.register_package(args, self.execution.execution_id)
-
-    def _step_callback(
-        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
-    ) -> dict:
-        token = uuid.uuid4().hex
-        message = {
-            "token": token,
-            "pipelineExecutionArn": self.execution_arn,
-            "arguments": args,
-            "status": "Executing",
-        }
-        self.runner.state.open_callback(
-            token, self.execution.execution_id, name, step.get("SqsQueueUrl", ""), message
-        )
-        if self.hooks.on_callback:
-            self.hooks.on_callback(self.runner.state, token, message)
-        deadline = time.monotonic() + self.hooks.callback_timeout_seconds
-        while True:
-            (callback,) = [
-                c
-                for c in self.runner.state.callbacks(self.execution.execution_id)
-                if c.token == token
-            ]
-            if callback.status == "succeeded":
-                declared = [o["OutputName"] for o in step.get("OutputParameters", [])]
-                return {
-                    "OutputParameters": [
-                        {"Name": n, "Value": callback.outputs.get(n, "")} for n in declared
-                    ]
-                }
-            if callback.status == "failed":
-                raise StepFailure(callback.failure_reason or "the callback reported a failure")
-            if time.monotonic() > deadline:
-                raise StepFailure(
-                    f"no answer to callback {token} within "
-                    f"{self.hooks.callback_timeout_seconds:.0f} s"
-                )
-            time.sleep(CALLBACK_POLL_SECONDS)
-
-    def _step_qualitycheck(
-        self, name: str, step: dict, args: dict, extras: dict, record: StepRecord
-    ) -> dict:
-        """The DataQuality check as SageMaker documents its flags and baselines."""
-        if extras.get("CheckType") != "DATA_QUALITY":
-            raise StepFailure(
-                f"QualityCheck type {extras.get('CheckType')} is not supported locally"
-            )
-        output_uri = args["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].rstrip("/")
-        group = extras.get("ModelPackageGroupName")
-        supplied = (
-            extras.get("SuppliedBaselineStatistics"),
-            extras.get("SuppliedBaselineConstraints"),
-        )
-        if supplied[0] and supplied[1]:
-            previous: tuple[str, str] | None = (str(supplied[0]), str(supplied[1]))
-        else:
-            previous = self._approved_baseline(group)
-        skip, register_new = bool(extras.get("SkipCheck")), bool(extras.get("RegisterNewBaseline"))
-        if previous is None and not (skip and register_new):
-            raise StepFailure(
-                f"no drift-check baseline: model package group {group!r} has no approved package "
-                "with DriftCheckBaselines and none was supplied. For a first run set "
-                "SkipDataQualityCheck=true and RegisterNewBaseline=true."
-            )
-        if previous is not None and not skip:
-            for uri in previous:
-                if not self.runner.store.path(uri).is_file():
-                    raise StepFailure(
-                        f"ClientError: the drift-check baseline {uri} is gone (local store: "
-                        f"{self.runner.store.path(uri)}). Check against another baseline "
-                        "(SuppliedBaseline* parameters), or compute a new one: "
-                        "SkipDataQualityCheck=true RegisterNewBaseline=true."
-                    )
-        outcome = jobs.run_processing_job(
-            self._job_name(name),
-            analyzer_request(args, None if skip else previous),
-            self.runner.store,
-            self._sandbox(name),
-            image_environment=ANALYZER_IMAGE_ENVIRONMENT,
-        )
-        self._job(outcome, record)
-        violations_file = self.runner.store.path(f"{output_uri}/{VIOLATIONS_FILE}")
-        violations = (
-            json.loads(violations_file.read_text())["violations"]
-            if violations_file.is_file()
-            else []
-        )
-        calculated = (f"{output_uri}/statistics.json", f"{output_uri}/constraints.json")
-        used = calculated if register_new else previous
-        assert used is not None
-        properties = {
-            "CalculatedBaselineStatistics": calculated[0],
-            "CalculatedBaselineConstraints": calculated[1],
-            "BaselineUsedForDriftCheckStatistics": used[0],
-            "BaselineUsedForDriftCheckConstraints": used[1],
-            "ViolationReport": f"{output_uri}/{VIOLATIONS_FILE}" if violations else None,
-        }
-        if violations and extras.get("FailOnViolation", True):
-            summary = "; ".join(
-                f"{v['feature_name']}: {v['constraint_check_type']} ({v['description']})"
-                for v in violations[:5]
-            )
-            raise StepFailure(
-                f"ClientError: {len(violations)} data-quality violation(s) against the baseline: "
-                f"{summary}. Report: {properties['ViolationReport']}"
-            )
-        return properties
-
-    def _approved_baseline(self, group: str | None) -> tuple[str, str] | None:
-        if not group:
-            return None
-        for package in self.runner.state.packages(group):
-            if package["ModelApprovalStatus"] != "Approved":
-                continue
-            quality = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
-            stats, constraints = quality.get("Statistics"), quality.get("Constraints")
-            if stats and constraints:
-                return stats["S3Uri"], constraints["S3Uri"]
-        return None
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a run the way Ctrl-C does (jobs stopped, execution recorded as Stopped)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _children() -> dict[int, str]:
-    """pid -> state letter of this process's children (each job leads its own process group)."""
-    me, found = str(os.getpid()), {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me:
-            found[int(stat.parent.name)] = fields[0]
-    return found
-
-
-def _signal_groups(groups: Iterable[int], *signums: int) -> None:
-    for group in groups:
-        for signum in signums:
-            try:
-                os.killpg(group, signum)
-            except (ProcessLookupError, PermissionError):
-                break
-
-
-def _stop_children() -> None:
-    """Stop every job this run started as ``docker stop`` does: SIGTERM (and SIGCONT, for a
-    stopped job) to each job's process group, SIGKILL to what is left after the grace period.
-    The threads waiting for the jobs then see them end."""
-    groups = list(_children())
-    _signal_groups(groups, signal.SIGTERM, signal.SIGCONT)
-    deadline = time.monotonic() + jobs.KILL_GRACE_SECONDS
-    while time.monotonic() < deadline:
-        running = {pid for pid, state in _children().items() if state != "Z"}
-        if not running & set(groups):
-            break
-        time.sleep(0.05)
-    _signal_groups(set(groups) & set(_children()), signal.SIGKILL)  # still ours: not reused

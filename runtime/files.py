@@ -14,13 +14,12 @@ becomes: a message naming the path, the problem and the fix, instead of a traceb
 from __future__ import annotations
 
 import errno
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tabular.files import TEMP_SUFFIX, atomic_path, is_temporary, write_atomic
+from tabular.files import TEMP_SUFFIX, atomic_path, extract_tar, is_temporary, write_atomic
 
 __all__ = [
     "TEMP_SUFFIX",
@@ -46,25 +45,6 @@ class WorkspaceError(RuntimeError):
     def __init__(self, message: str, execution_id: str | None = None) -> None:
         super().__init__(message)
         self.execution_id = execution_id
-
-
-def extract_tar(tar: tarfile.TarFile, destination: Path) -> None:
-    """Extract ``tar`` into ``destination`` under tarfile's "data" filter.
-
-    Pythons before 3.11.4 (Debian 12 ships 3.11.2) have no extraction filters; there the same
-    rule is applied by hand: only files and folders whose paths stay inside ``destination``,
-    anything else (links, devices, absolute or ``..`` paths) refused with tarfile.TarError.
-    """
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(destination, filter="data")
-        return
-    root = destination.resolve()
-    for member in tar.getmembers():
-        if not (member.isfile() or member.isdir()):
-            raise tarfile.TarError(f"{member.name!r} is not a regular file or folder")
-        if not (root / member.name).resolve().is_relative_to(root):
-            raise tarfile.TarError(f"{member.name!r} would land outside {destination}")
-    tar.extractall(destination)  # members checked above
 
 
 # --------------------------------------------------------------------------- faults

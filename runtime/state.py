@@ -13,6 +13,9 @@ A state file of an earlier version is upgraded in place.
 Like the service, the local registry refuses to register, create or approve a model whose
 artifacts are not there (CreateModel: "Could not find model data at ..."): every ``S3Uri``,
 ``ModelDataUrl`` and ``SAGEMAKER_SUBMIT_DIRECTORY`` a request names must exist in the store.
+
+Just over 500 lines: one class over one database file, whose tables share one schema, one
+version check and one transaction discipline; split by table, that discipline would be repeated.
 """
 
 from __future__ import annotations
@@ -24,16 +27,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from runtime.files import NO_PERMISSION, READ_ONLY, WorkspaceError, fault_message
 from runtime.store import LocalS3, StoreError
+from tabular.contract import ApprovalStatus
 
 ACCOUNT = "000000000000"
-PENDING = "PendingManualApproval"
-APPROVED = "Approved"
-REJECTED = "Rejected"
 
 APPLICATION_ID = 0x54585042
 """``PRAGMA application_id`` of this package's state files (a database of another program has
@@ -84,6 +86,14 @@ UPGRADES = {"step_cache": {"outputs": "ALTER TABLE step_cache ADD COLUMN outputs
 """Columns later versions added, and how a state file of version 0 gets them."""
 
 
+class CallbackStatus(StrEnum):
+    """A callback of the local queue: waiting for its answer, or answered either way."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class StateError(ValueError):
     """A request the local services refuse, with the reason and the fix."""
 
@@ -102,7 +112,7 @@ class Callback:
     execution_id: str
     step: str
     message: dict[str, Any]
-    status: str  # pending | succeeded | failed
+    status: CallbackStatus
     outputs: dict[str, str]
     failure_reason: str | None
 
@@ -291,10 +301,10 @@ class LocalState:
         group = request.get("ModelPackageGroupName")
         if not group:
             raise StateError("RegisterModel: ModelPackageGroupName is required for a version")
-        status = request.get("ModelApprovalStatus") or PENDING
-        if status not in (PENDING, APPROVED, REJECTED):
+        status = request.get("ModelApprovalStatus") or ApprovalStatus.PENDING
+        if status not in set(ApprovalStatus):
             raise StateError(
-                f"ModelApprovalStatus {status!r} is not one of {PENDING}, {APPROVED}, {REJECTED}"
+                f"ModelApprovalStatus {status!r} is not one of {', '.join(ApprovalStatus)}"
             )
         self._require_artifacts(
             request,
@@ -353,14 +363,18 @@ class LocalState:
         return [_package(row) for row in rows]
 
     def latest_approved(self, group: str) -> dict[str, Any] | None:
-        approved = [p for p in self.packages(group) if p["ModelApprovalStatus"] == APPROVED]
+        approved = [
+            p for p in self.packages(group) if p["ModelApprovalStatus"] == ApprovalStatus.APPROVED
+        ]
         return approved[0] if approved else None
 
     def set_approval(self, arn: str, status: str, description: str = "") -> dict[str, Any]:
         """UpdateModelPackage(ModelApprovalStatus, ApprovalDescription)."""
-        if status not in (APPROVED, REJECTED, PENDING):
-            raise StateError(f"approval status {status!r} is not one of {APPROVED}, {REJECTED}")
-        if status == APPROVED:
+        if status not in set(ApprovalStatus):
+            raise StateError(
+                f"approval status {status!r} is not one of {', '.join(ApprovalStatus)}"
+            )
+        if status == ApprovalStatus.APPROVED:
             self._require_artifacts(
                 self.package(arn),
                 f"model package {arn} cannot be approved",
@@ -455,8 +469,16 @@ class LocalState:
     ) -> None:
         with self._transaction(write=True) as db:
             db.execute(
-                "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, 'pending', NULL, NULL, ?, NULL)",
-                (token, execution_id, step, queue_url, json.dumps(message), time.time()),
+                "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL)",
+                (
+                    token,
+                    execution_id,
+                    step,
+                    queue_url,
+                    json.dumps(message),
+                    CallbackStatus.PENDING,
+                    time.time(),
+                ),  # fmt: skip
             )
 
     def callbacks(
@@ -478,7 +500,15 @@ class LocalState:
         with self._transaction() as db:
             rows = db.execute(query + " ORDER BY created", args).fetchall()
         return [
-            Callback(r[0], r[1], r[2], json.loads(r[3]), r[4], json.loads(r[5] or "{}"), r[6])
+            Callback(
+                r[0],
+                r[1],
+                r[2],
+                json.loads(r[3]),
+                CallbackStatus(r[4]),
+                json.loads(r[5] or "{}"),
+                r[6],
+            )
             for r in rows
         ]
 
@@ -486,12 +516,19 @@ class LocalState:
         self, token: str, outputs: dict[str, str] | None = None, failure_reason: str | None = None
     ) -> Callback:
         """SendPipelineExecutionStepSuccess (outputs) or ...Failure (failure_reason)."""
-        status = "failed" if failure_reason is not None else "succeeded"
+        status = CallbackStatus.FAILED if failure_reason is not None else CallbackStatus.SUCCEEDED
         with self._transaction(write=True) as db:
             cursor = db.execute(
                 "UPDATE callbacks SET status = ?, outputs = ?, failure_reason = ?, answered = ? "
-                "WHERE token = ? AND status = 'pending'",
-                (status, json.dumps(outputs or {}), failure_reason, time.time(), token),
+                "WHERE token = ? AND status = ?",
+                (
+                    status,
+                    json.dumps(outputs or {}),
+                    failure_reason,
+                    time.time(),
+                    token,
+                    CallbackStatus.PENDING,
+                ),  # fmt: skip
             )
             if cursor.rowcount != 1:
                 raise StateError(f"callback {token!r} is not pending; nothing was answered")

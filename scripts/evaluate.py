@@ -29,12 +29,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -44,7 +43,7 @@ import pandas as pd
 from tabular.contract import CSV, MODEL_ARCHIVE
 from tabular.csvio import write_csv
 from tabular.errors import JobError
-from tabular.files import write_atomic
+from tabular.files import UnsafeMember, extract_tar, write_atomic
 from tabular.job import PROCESSING, JobParser, find_input, run_job
 from tabular.names import (
     BINARY,
@@ -96,44 +95,19 @@ def find_model_archive(model_dir: Path) -> Path:
 
 def safe_extract(archive: Path, destination: Path) -> list[str]:
     """Extract regular files and directories; refuse absolute paths, '..' and links."""
-    extracted: list[str] = []
-    root = destination.resolve()
     try:
         with tarfile.open(archive, "r:*") as tar:
-            for member in tar.getmembers():
-                parts = PurePosixPath(member.name).parts
-                if member.name.startswith(("/", "\\")) or ".." in parts:
-                    raise EvaluationError(
-                        f"{archive.name}: member {member.name!r} would extract outside "
-                        "the target directory. Rebuild the archive with relative paths."
-                    )
-                if not (member.isfile() or member.isdir()):
-                    raise EvaluationError(
-                        f"{archive.name}: member {member.name!r} is a link or special "
-                        "file. Rebuild the archive with regular files only."
-                    )
-                target = (root / Path(*parts)) if parts else root
-                if root not in (target.resolve(), *target.resolve().parents):
-                    raise EvaluationError(
-                        f"{archive.name}: member {member.name!r} escapes the target "
-                        "directory. Rebuild the archive with relative paths."
-                    )
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                if source is None:
-                    raise EvaluationError(f"{archive.name}: member {member.name!r} has no data.")
-                with source, target.open("wb") as sink:
-                    shutil.copyfileobj(source, sink)
-                extracted.append(member.name)
+            return extract_tar(tar, destination)
+    except UnsafeMember as exc:
+        raise EvaluationError(
+            f"{archive.name}: {exc}. Rebuild the archive with relative paths and regular files "
+            "only."
+        ) from None
     except tarfile.TarError as exc:
         raise EvaluationError(
             f"{archive.name}: not a readable tar archive ({exc}). Use the model.tar.gz "
             "written by the training job."
         ) from None
-    return extracted
 
 
 def load_serving_module(code_dir: Path) -> ModuleType:

@@ -53,7 +53,12 @@ import pandas as pd
 
 from tabular import csvio, features, values
 from tabular.dialect import Dialect
-from tabular.errors import DataError, describe_row, describe_source
+from tabular.errors import DataError, describe_source
+from tabular.feature_types import (
+    FeatureTypes,
+    type_features,
+    warn_missing_spellings,
+)
 from tabular.files import write_all
 from tabular.job import PROCESSING, JobParser, run_job
 from tabular.names import (
@@ -79,26 +84,11 @@ from tabular.names import (
     VALIDATION_FILE,
 )
 from tabular.settings import Settings
+from tabular.target import (
+    prepare_target,
+)
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TargetEncoding:
-    """The target after validation: rows kept, 0/1 mapping (binary) and rows dropped."""
-
-    frame: pd.DataFrame
-    class_mapping: dict[str, int] | None
-    dropped_rows: int
-
-
-@dataclass(frozen=True)
-class FeatureTypes:
-    """Feature columns in file order, and the same columns split by type."""
-
-    columns: list[str]
-    numeric: list[str]
-    categorical: list[str]
 
 
 @dataclass(frozen=True)
@@ -153,229 +143,6 @@ def drop_columns(frame: pd.DataFrame, names: Sequence[str], target: str) -> pd.D
     if target in names:
         raise DataError(f"data.drop_columns names the target {target!r}; remove it from the list.")
     return frame.drop(columns=list(names))
-
-
-# --------------------------------------------------------------------------- target
-
-
-def _cleaned(column: pd.Series, dialect: Dialect) -> pd.Series:
-    """Stripped values with missing ones as NaN."""
-    stripped = values.strip(column)
-    return stripped.where(~values.missing_mask(stripped, dialect))
-
-
-def drop_missing_target(
-    frame: pd.DataFrame, target: str, dialect: Dialect
-) -> tuple[pd.DataFrame, int]:
-    """Check that ``target`` exists; return the rows that have a target and the drop count."""
-    if target not in frame.columns:
-        columns = ", ".join(map(str, frame.columns))
-        raise DataError(
-            f"{describe_source(frame)}: target column {target!r} not found; columns are "
-            f"[{columns}]. Set data.target in the config to one of them."
-        )
-    cleaned = _cleaned(frame[target], dialect)
-    missing = cleaned.isna().to_numpy()
-    kept = frame.loc[~missing].assign(**{target: cleaned[~missing]})
-    return kept, int(missing.sum())
-
-
-def encode_binary_target(
-    labels: pd.Series, positive_class: str | None = None
-) -> tuple[pd.Series, dict[str, int]]:
-    """Encode a two-valued target as 0/1; return the codes and ``{original: code}``."""
-    classes = [str(c) for c in pd.unique(labels.dropna())]
-    source = describe_source(labels)
-    if len(classes) != 2:
-        shown = ", ".join(repr(c) for c in sorted(classes, key=str)[:20])
-        raise DataError(
-            f"{source}: binary target {labels.name!r} has {len(classes)} distinct "
-            f"value(s) [{shown}]; exactly 2 are needed. Fix the labels (a missing label is "
-            "an empty field, or a spelling in data.missing_values) or set problem_type to "
-            "regression."
-        )
-    numbers = pd.to_numeric(pd.Series(classes, dtype=object), errors="coerce")
-    if numbers.notna().all():
-        ordered = [c for _, c in sorted(zip(numbers.tolist(), classes, strict=True))]
-    else:
-        ordered = sorted(classes)
-    positive = ordered[1]
-    if positive_class is not None:
-        positive = _match_class(positive_class, ordered, source, str(labels.name))
-    mapping = {c: int(c == positive) for c in ordered}
-    return labels.astype(object).map(mapping).astype("int64"), mapping
-
-
-def _match_class(wanted: str, classes: list[str], source: str, name: str) -> str:
-    for value in classes:
-        if value == wanted:
-            return value
-    wanted_number = pd.to_numeric(pd.Series([wanted], dtype=object), errors="coerce").iloc[0]
-    for value in classes:
-        number = pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").iloc[0]
-        if not pd.isna(number) and number == wanted_number:
-            return value
-    raise DataError(
-        f"{source}: positive class {wanted!r} is not a value of target {name!r} "
-        f"(values: {classes}). Set data.positive_class to one of them."
-    )
-
-
-def encode_regression_target(labels: pd.Series, dialect: Dialect | None = None) -> pd.Series:
-    """Parse a regression target as finite float32-range numbers; name the first bad one."""
-    dialect = dialect or Dialect()
-    numbers = values.parse_numbers(labels, dialect)
-    bad = values.not_numbers(numbers)
-    if bad.any():
-        position = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{describe_row(labels.index[position])}: regression target {labels.name!r}: "
-            f"{values.explain(str(labels.iloc[position]), dialect)} ({int(bad.sum())} such "
-            "row(s)). Fix or remove these rows, or set problem_type to binary for a two-class "
-            "label."
-        )
-    return pd.Series(numbers, index=labels.index, name=labels.name)
-
-
-def prepare_target(
-    frame: pd.DataFrame,
-    target: str,
-    problem_type: str,
-    positive_class: str | None = None,
-    dialect: Dialect | None = None,
-) -> TargetEncoding:
-    """Drop rows without a target and encode it (0/1 for binary, float for regression)."""
-    dialect = dialect or Dialect()
-    if problem_type not in PROBLEM_TYPES:
-        raise DataError(
-            f"problem type {problem_type!r} is not supported. Use one of {PROBLEM_TYPES}."
-        )
-    if positive_class is not None and problem_type != BINARY:
-        raise DataError(
-            f"positive class {positive_class!r} was given for a {problem_type} problem. "
-            "Remove data.positive_class or set problem_type to binary."
-        )
-    kept, dropped = drop_missing_target(frame, target, dialect)
-    if kept.empty:
-        raise DataError(
-            f"{describe_source(frame)}: target column {target!r} is empty in every row. Fill "
-            "in the target or choose another column."
-        )
-    mapping = None
-    if problem_type == BINARY:
-        encoded, mapping = encode_binary_target(kept[target], positive_class)
-    else:
-        encoded = encode_regression_target(kept[target], dialect)
-    kept = kept.assign(**{target: encoded})
-    return TargetEncoding(frame=kept, class_mapping=mapping, dropped_rows=dropped)
-
-
-# --------------------------------------------------------------------------- features
-
-
-def infer_feature_types(
-    frame: pd.DataFrame, dialect: Dialect | None = None, categorical: Sequence[str] = ()
-) -> FeatureTypes:
-    """Type each column as numeric or categorical (see :func:`type_features`)."""
-    return type_features(frame, dialect, categorical)[0]
-
-
-def type_features(
-    frame: pd.DataFrame, dialect: Dialect | None = None, categorical: Sequence[str] = ()
-) -> tuple[FeatureTypes, pd.DataFrame]:
-    """Type each column, and return the typed columns (each value parsed once).
-
-    A column whose non-missing values are all numbers is numeric; one of mostly numbers but
-    not all is refused with its first other value. Missing-value spellings other tools use
-    (``NULL``, ``NA``...) do not count either way, so a category ``NA`` in a text column stays
-    a category while ``NULL`` among numbers is refused with the fix (data.missing_values).
-    """
-    dialect = dialect or Dialect()
-    if frame.shape[1] == 0:
-        raise DataError(
-            "the data has no feature columns besides the target. Add feature columns "
-            "to the input files."
-        )
-    unknown = [n for n in categorical if n not in frame.columns]
-    if unknown:
-        raise DataError(
-            f"data.categorical_columns names {unknown}, which are not feature columns "
-            f"(features: {list(frame.columns)}). Fix data.categorical_columns."
-        )
-    empty: list[str] = []
-    numeric: list[str] = []
-    categorical_columns: list[str] = []
-    typed: dict[str, Any] = {}
-    for name in frame.columns:
-        stripped = values.strip(frame[name])
-        missing = values.missing_mask(stripped, dialect)
-        if missing.all():
-            empty.append(str(name))
-            continue
-        present = stripped[~missing]
-        numbers = None if name in categorical else values.parse_numbers(present, dialect)
-        if numbers is not None and not np.isnan(numbers).any():
-            numeric.append(name)
-            typed[name] = values.checked_numbers(stripped, missing, numbers, str(name), dialect)
-            continue
-        if numbers is not None:
-            _refuse_mostly_numbers(str(name), present, numbers, dialect)
-        categorical_columns.append(name)
-        typed[name] = pd.Series(
-            values.categorical_values(frame[name], dialect, str(name)), index=frame.index
-        )
-    if empty:
-        raise DataError(
-            f"{describe_source(frame)}: feature column(s) {empty} are empty in every row "
-            "that has a target. Remove them from the input data (or list them in "
-            "data.drop_columns)."
-        )
-    types = FeatureTypes(
-        columns=list(frame.columns), numeric=numeric, categorical=categorical_columns
-    )
-    return types, pd.DataFrame(typed, index=frame.index)[types.numeric + types.categorical]
-
-
-def _refuse_mostly_numbers(
-    name: str, present: pd.Series, numbers: np.ndarray, dialect: Dialect
-) -> None:
-    """Refuse a column whose values are mostly numbers (or numbers in another notation)."""
-    parsed = ~np.isnan(numbers)
-    others = present[~parsed].value_counts()  # each other value once, with its count
-    distinct = pd.Series(others.index, dtype=object)
-    spelled = int(others[values.missing_spellings(distinct)].sum())
-    meant = int(parsed.sum()) + int(others[values.number_like(distinct, dialect)].sum())
-    if meant and meant >= values.NUMERIC_INTENT_SHARE * (len(present) - spelled):
-        first = int(np.flatnonzero(~parsed)[0])
-        raise DataError(
-            values.not_a_number(
-                name, present.index[first], present.iloc[first], dialect, int((~parsed).sum())
-            )
-        )
-
-
-def coerce_features(
-    frame: pd.DataFrame,
-    numeric: Sequence[str],
-    categorical: Sequence[str],
-    dialect: Dialect | None = None,
-) -> pd.DataFrame:
-    """The feature columns typed for the transformer (:func:`tabular.values.coerce_features`)."""
-    return values.coerce_features(frame, numeric, categorical, dialect or Dialect())
-
-
-def warn_missing_spellings(typed: pd.DataFrame, categorical: Sequence[str]) -> None:
-    """Log categories spelled like a missing value elsewhere: kept, but worth a look."""
-    for name in categorical:
-        column = pd.Series(pd.unique(typed[name].dropna()), dtype=object)
-        spelled = sorted(column[values.missing_spellings(column)])
-        if spelled:
-            logger.warning(
-                "column %r: %s read as categories; add them to data.missing_values if they "
-                "mean a missing value",
-                name,
-                spelled,
-            )
 
 
 # --------------------------------------------------------------------------- split

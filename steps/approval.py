@@ -6,7 +6,9 @@ from sagemaker.core.workflow.functions import JsonGet
 from sagemaker.mlops.workflow.callback_step import CallbackOutput, CallbackStep
 from sagemaker.mlops.workflow.model_step import ModelStep
 
-from steps.approval_message import (
+from steps.context import BuildContext
+from steps.names import (
+    APPROVAL,
     DECISION,
     METRIC_NAME,
     METRIC_THRESHOLD,
@@ -14,14 +16,12 @@ from steps.approval_message import (
     MODEL_PACKAGE_ARN,
     REASON,
     REVIEWER,
-    STEP_NAME,
 )
-from steps.context import BuildContext
 
 
 def build_approval_step(ctx: BuildContext, register: ModelStep, measured: JsonGet) -> CallbackStep:
     return CallbackStep(
-        name=STEP_NAME,
+        name=APPROVAL,
         description=(
             "Send the package ARN and metrics to the approval queue and wait. Approving "
             "completes the step; rejecting fails it with the reviewer's reason."

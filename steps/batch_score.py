@@ -7,14 +7,13 @@ from sagemaker.mlops.workflow.callback_step import CallbackStep
 from sagemaker.mlops.workflow.model_step import ModelStep
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep, TransformStep
 
+from steps.containers import output_s3_uri
 from steps.context import BuildContext
-from steps.jobs import output_s3_uri
+from steps.names import BATCH_SCORE, CREATE_MODEL
 from steps.register import serving_model
-from tabular.contract import CSV
+from tabular.contract import CSV, AssembleWith, JoinSource
 from tabular.names import SCORING
 
-CREATE_MODEL_STEP_NAME = "CreateModel"
-STEP_NAME = "BatchScore"
 PREDICTIONS_OUTPUT = "predictions"
 
 
@@ -22,7 +21,7 @@ def build_create_model_step(
     ctx: BuildContext, train: TrainingStep, approval: CallbackStep
 ) -> ModelStep:
     return ModelStep(
-        name=CREATE_MODEL_STEP_NAME,
+        name=CREATE_MODEL,
         step_args=serving_model(ctx, train).build(),
         depends_on=[approval],
         retry_policies=ctx.service_retry_policies(),
@@ -38,10 +37,10 @@ def build_batch_score_step(
         instance_count=spec.instance_count,
         instance_type=ctx.params.transform_instance_type,
         strategy=ctx.cfg.transform.strategy,
-        assemble_with="Line",
+        assemble_with=AssembleWith.LINE,
         accept=CSV,
         max_payload=ctx.cfg.transform.max_payload_mb,
-        output_path=ctx.output_uri(STEP_NAME, PREDICTIONS_OUTPUT),
+        output_path=ctx.output_uri(BATCH_SCORE, PREDICTIONS_OUTPUT),
         base_transform_job_name=f"{ctx.cfg.pipeline.name}-batch-score",
         sagemaker_session=ctx.session,
         output_kms_key=ctx.cfg.security.output_kms_key_id,
@@ -53,10 +52,10 @@ def build_batch_score_step(
         data=output_s3_uri(preprocess, SCORING),
         content_type=CSV,
         split_type=ctx.cfg.transform.split_type,
-        join_source="Input",
+        join_source=JoinSource.INPUT,
     )
     return TransformStep(
-        name=STEP_NAME,
+        name=BATCH_SCORE,
         step_args=step_args,
         description="Batch-score with the approved model; predictions follow their input rows.",
         cache_config=ctx.cache_config,

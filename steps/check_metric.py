@@ -12,13 +12,14 @@ from sagemaker.mlops.workflow.condition_step import ConditionStep
 from sagemaker.mlops.workflow.fail_step import FailStep
 from sagemaker.mlops.workflow.steps import ProcessingStep, Step
 
+from config.gate import GTE, LTE
+from config.parameters import METRIC_THRESHOLD
 from steps.context import BuildContext
+from steps.names import CHECK_METRIC, METRIC_BELOW_THRESHOLD
 from tabular.names import metric_json_path
 
-STEP_NAME = "CheckMetric"
-FAIL_STEP_NAME = "MetricBelowThreshold"
-COMPARISONS = {"gte": ConditionGreaterThanOrEqualTo, "lte": ConditionLessThanOrEqualTo}
-COMPARISON_WORDS = {"gte": "at least", "lte": "at most"}
+COMPARISONS = {GTE: ConditionGreaterThanOrEqualTo, LTE: ConditionLessThanOrEqualTo}
+COMPARISON_WORDS = {GTE: "at least", LTE: "at most"}
 
 
 def metric_value(ctx: BuildContext, evaluate: ProcessingStep, report: PropertyFile) -> JsonGet:
@@ -36,7 +37,7 @@ def build_check_metric_step(
     gate = ctx.cfg.gate
     measured = metric_value(ctx, evaluate, report)
     fail = FailStep(
-        name=FAIL_STEP_NAME,
+        name=METRIC_BELOW_THRESHOLD,
         description="The model did not reach the metric threshold; nothing was registered.",
         error_message=Join(
             on=" ",
@@ -45,13 +46,13 @@ def build_check_metric_step(
                 measured,
                 f"but must be {COMPARISON_WORDS[gate.comparison]}",
                 ctx.params.metric_threshold,
-                "(parameter MetricThreshold); the model was not registered.",
+                f"(parameter {METRIC_THRESHOLD}); the model was not registered.",
             ],
         ),
     )
     return ConditionStep(
-        name=STEP_NAME,
-        description=f"{gate.metric} {gate.comparison} MetricThreshold, else fail.",
+        name=CHECK_METRIC,
+        description=f"{gate.metric} {gate.comparison} {METRIC_THRESHOLD}, else fail.",
         conditions=[COMPARISONS[gate.comparison](left=measured, right=ctx.params.metric_threshold)],
         if_steps=if_steps,
         else_steps=[fail],

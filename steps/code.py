@@ -29,9 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.paths import SCRIPTS_DIR
 from tabular.names import PACKAGE as SHARED_PACKAGE
 
-SCRIPTS_DIR = Path(__file__).resolve().parent.parent / "scripts"
 SOURCEDIR_ARCHIVE = "sourcedir.tar.gz"
 FILES_FOLDER = "files"
 TEXT_SUFFIXES = frozenset({".py", ".json", ".txt", ".yaml", ".yml", ".cfg", ".toml", ".sh"})

@@ -23,14 +23,24 @@ from sagemaker.mlops.workflow.retry import (
 )
 from sagemaker.mlops.workflow.steps import CacheConfig
 
-from steps.code import CodeStore
-from steps.config import (
-    DATA_VERSION_PARAMETER,
-    INPUT_DATA_PARAMETER,
-    SCORING_DATA_PARAMETER,
-    Config,
-    JobSection,
+from config import Config, JobSection
+from config.parameters import (
+    DATA_QUALITY_INSTANCE_TYPE,
+    DATA_VERSION,
+    EVALUATE_INSTANCE_TYPE,
+    INPUT_DATA_URI,
+    METRIC_THRESHOLD,
+    MODEL_APPROVAL_STATUS,
+    PREPROCESS_INSTANCE_TYPE,
+    REGISTER_NEW_BASELINE,
+    SCORING_DATA_URI,
+    SKIP_DATA_QUALITY_CHECK,
+    TRAIN_INSTANCE_COUNT,
+    TRAIN_INSTANCE_TYPE,
+    TRANSFORM_INSTANCE_TYPE,
 )
+from steps.code import CodeStore
+from tabular.contract import ApprovalStatus
 from tabular.names import DEFAULT_DATA_VERSION
 
 
@@ -57,36 +67,36 @@ class Parameters:
     def from_config(cls, cfg: Config) -> Parameters:
         jobs = cfg.jobs
         return cls(
-            input_data_uri=ParameterString(INPUT_DATA_PARAMETER, cfg.data.input_uri),
-            data_version=ParameterString(DATA_VERSION_PARAMETER, DEFAULT_DATA_VERSION),
+            input_data_uri=ParameterString(INPUT_DATA_URI, cfg.data.input_uri),
+            data_version=ParameterString(DATA_VERSION, DEFAULT_DATA_VERSION),
             preprocess_instance_type=ParameterString(
-                "PreprocessInstanceType", jobs.preprocess.instance_type
+                PREPROCESS_INSTANCE_TYPE, jobs.preprocess.instance_type
             ),
             data_quality_instance_type=ParameterString(
-                "DataQualityInstanceType", jobs.data_quality.instance_type
+                DATA_QUALITY_INSTANCE_TYPE, jobs.data_quality.instance_type
             ),
-            train_instance_type=ParameterString("TrainInstanceType", jobs.train.instance_type),
-            train_instance_count=ParameterInteger("TrainInstanceCount", jobs.train.instance_count),
+            train_instance_type=ParameterString(TRAIN_INSTANCE_TYPE, jobs.train.instance_type),
+            train_instance_count=ParameterInteger(TRAIN_INSTANCE_COUNT, jobs.train.instance_count),
             evaluate_instance_type=ParameterString(
-                "EvaluateInstanceType", jobs.evaluate.instance_type
+                EVALUATE_INSTANCE_TYPE, jobs.evaluate.instance_type
             ),
             transform_instance_type=ParameterString(
-                "TransformInstanceType", jobs.transform.instance_type
+                TRANSFORM_INSTANCE_TYPE, jobs.transform.instance_type
             ),
-            metric_threshold=ParameterFloat("MetricThreshold", cfg.gate.threshold),
+            metric_threshold=ParameterFloat(METRIC_THRESHOLD, cfg.gate.threshold),
             model_approval_status=ParameterString(
-                "ModelApprovalStatus",
+                MODEL_APPROVAL_STATUS,
                 cfg.registry.approval_status,
-                enum_values=["PendingManualApproval", "Approved", "Rejected"],
+                enum_values=[status.value for status in ApprovalStatus],
             ),
             skip_data_quality_check=ParameterBoolean(
-                name="SkipDataQualityCheck", default_value=cfg.data_quality.skip_check
+                name=SKIP_DATA_QUALITY_CHECK, default_value=cfg.data_quality.skip_check
             ),
             register_new_baseline=ParameterBoolean(
-                name="RegisterNewBaseline", default_value=cfg.data_quality.register_new_baseline
+                name=REGISTER_NEW_BASELINE, default_value=cfg.data_quality.register_new_baseline
             ),
             scoring_data_uri=(
-                ParameterString(SCORING_DATA_PARAMETER, cfg.data.scoring_uri)
+                ParameterString(SCORING_DATA_URI, cfg.data.scoring_uri)
                 if cfg.data.scoring_uri
                 else None
             ),

@@ -9,12 +9,11 @@ from sagemaker.mlops.workflow.check_job_config import CheckJobConfig
 from sagemaker.mlops.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
+from steps.containers import output_s3_uri
 from steps.context import BuildContext
-from steps.jobs import output_s3_uri
+from steps.names import DATA_QUALITY
 from steps.security import processing_network
 from tabular.names import TRAIN
-
-STEP_NAME = "DataQuality"
 
 
 class _QualityCheckStep(QualityCheckStep):
@@ -36,12 +35,12 @@ RESULTS_OUTPUT = "results"
 def build_data_quality_step(ctx: BuildContext, preprocess: ProcessingStep) -> QualityCheckStep:
     spec = ctx.job("data_quality")
     return _QualityCheckStep(
-        name=STEP_NAME,
+        name=DATA_QUALITY,
         description="Baseline statistics and constraints of the train split; drift check.",
         quality_check_config=DataQualityCheckConfig(
             baseline_dataset=output_s3_uri(preprocess, TRAIN),
             dataset_format=DatasetFormat.csv(header=True),
-            output_s3_uri=ctx.output_uri(STEP_NAME, RESULTS_OUTPUT),
+            output_s3_uri=ctx.output_uri(DATA_QUALITY, RESULTS_OUTPUT),
         ),
         check_job_config=CheckJobConfig(
             role=ctx.cfg.aws.role_arn,

@@ -7,8 +7,7 @@ from sagemaker.core.workflow.functions import Join
 from sagemaker.core.workflow.properties import PropertyFile
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 
-from steps.context import BuildContext
-from steps.jobs import (
+from steps.containers import (
     XGBOOST,
     code_input,
     job_processor,
@@ -16,6 +15,8 @@ from steps.jobs import (
     processing_input,
     processing_output,
 )
+from steps.context import BuildContext
+from steps.names import EVALUATE, EVALUATION_REPORT
 from tabular.names import (
     EVALUATE_SCRIPT,
     EVALUATION_FILE,
@@ -28,15 +29,13 @@ from tabular.names import (
     TEST_INPUT_DIR,
 )
 
-STEP_NAME = "Evaluate"
-REPORT_NAME = "EvaluationReport"
 MODEL_INPUT = "model"
 TEST_INPUT = "test"
 
 
 def evaluation_report() -> PropertyFile:
     """The property file the condition reads its metric from."""
-    return PropertyFile(name=REPORT_NAME, output_name=EVALUATION_OUTPUT, path=EVALUATION_FILE)
+    return PropertyFile(name=EVALUATION_REPORT, output_name=EVALUATION_OUTPUT, path=EVALUATION_FILE)
 
 
 def build_evaluate_step(
@@ -54,7 +53,7 @@ def build_evaluate_step(
             # The serving code beside the script: evaluation scores as the endpoint does.
             code_input(ctx, EVALUATE_SCRIPT, SERVING_SCRIPT),
         ],
-        outputs=[processing_output(ctx, STEP_NAME, EVALUATION_OUTPUT, EVALUATION_OUTPUT_DIR)],
+        outputs=[processing_output(ctx, EVALUATE, EVALUATION_OUTPUT, EVALUATION_OUTPUT_DIR)],
         arguments=[
             "--model-dir",
             MODEL_INPUT_DIR,
@@ -73,7 +72,7 @@ def build_evaluate_step(
         ],  # fmt: skip
     )
     return ProcessingStep(
-        name=STEP_NAME,
+        name=EVALUATE,
         step_args=step_args,
         description="Score the test split with the serving code; write evaluation.json.",
         property_files=[report],

@@ -5,9 +5,10 @@ from __future__ import annotations
 from sagemaker.core.helper.pipeline_variable import PipelineVariable
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
-from steps.config import Config
+from config import Config
+from steps.containers import SKLEARN, code_input, job_processor, processing_input, processing_output
 from steps.context import BuildContext
-from steps.jobs import SKLEARN, code_input, job_processor, processing_input, processing_output
+from steps.names import PREPROCESS
 from tabular.dialect import Dialect
 from tabular.names import (
     DATA_DIR,
@@ -20,7 +21,6 @@ from tabular.names import (
 )
 from tabular.settings import Settings
 
-STEP_NAME = "Preprocess"
 DATA_INPUT = "data"
 SETTINGS_INPUT = "settings"
 SCORING_INPUT = "scoring"
@@ -77,13 +77,13 @@ def build_preprocess_step(ctx: BuildContext) -> ProcessingStep:
     step_args = processor.run(
         inputs=[*inputs, code_input(ctx, PREPROCESS_SCRIPT)],
         outputs=[
-            processing_output(ctx, STEP_NAME, name, f"{PREPROCESS_OUTPUT_ROOT}/{name}")
+            processing_output(ctx, PREPROCESS, name, f"{PREPROCESS_OUTPUT_ROOT}/{name}")
             for name in PREPROCESS_OUTPUTS
         ],
         arguments=job_arguments(ctx),
     )
     return ProcessingStep(
-        name=STEP_NAME,
+        name=PREPROCESS,
         step_args=step_args,
         description="Validate the input CSV, split it and fit the feature transformer.",
         cache_config=ctx.cache_config,

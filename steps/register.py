@@ -10,8 +10,9 @@ from sagemaker.mlops.workflow.quality_check_step import QualityCheckStep
 from sagemaker.mlops.workflow.steps import TrainingStep
 from sagemaker.serve.model_builder import ModelBuilder
 
+from steps.containers import XGBOOST, image_uri
 from steps.context import BuildContext
-from steps.jobs import XGBOOST, image_uri
+from steps.names import REGISTER
 from steps.security import job_networking
 from tabular.contract import (
     CSV,
@@ -23,7 +24,6 @@ from tabular.contract import (
 )
 from tabular.names import SERVING_ENV, SERVING_SCRIPT, SMOKE_SAMPLE_PROPERTY
 
-STEP_NAME = "Register"
 LOG_LEVEL = "20"
 
 
@@ -84,5 +84,5 @@ def build_register_step(
         ),
     )
     return ModelStep(
-        name=STEP_NAME, step_args=step_args, retry_policies=ctx.service_retry_policies()
+        name=REGISTER, step_args=step_args, retry_policies=ctx.service_retry_policies()
     )

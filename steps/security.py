@@ -5,7 +5,7 @@ from __future__ import annotations
 from sagemaker.core.network import NetworkConfig
 from sagemaker.core.training.configs import Networking
 
-from steps.config import SecuritySection
+from config import SecuritySection
 
 
 def processing_network(security: SecuritySection) -> NetworkConfig:

@@ -7,8 +7,9 @@ from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 from sagemaker.train.model_trainer import ModelTrainer
 
+from steps.containers import XGBOOST, image_uri, output_s3_uri
 from steps.context import BuildContext
-from steps.jobs import XGBOOST, image_uri, output_s3_uri
+from steps.names import TRAIN as STEP
 from steps.security import job_networking
 from tabular.contract import CSV, HP_PROGRAM, HP_REGION, HP_SUBMIT_DIRECTORY
 from tabular.names import (
@@ -20,7 +21,6 @@ from tabular.names import (
     VALIDATION,
 )
 
-STEP_NAME = "Train"
 MODEL_OUTPUT = "model"
 CHANNELS = (TRAIN, VALIDATION, TRANSFORMER)
 """Train's channels, each fed by the Preprocess output of the same name."""
@@ -60,7 +60,7 @@ def build_train_step(ctx: BuildContext, preprocess: ProcessingStep) -> TrainingS
         stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_runtime_seconds),
         hyperparameters=hyperparameters(ctx),
         output_data_config=OutputDataConfig(
-            s3_output_path=ctx.output_uri(STEP_NAME, MODEL_OUTPUT),
+            s3_output_path=ctx.output_uri(STEP, MODEL_OUTPUT),
             compression_type="GZIP",
             kms_key_id=ctx.cfg.security.output_kms_key_id,
         ),
@@ -77,7 +77,7 @@ def build_train_step(ctx: BuildContext, preprocess: ProcessingStep) -> TrainingS
         ]
     )
     return TrainingStep(
-        name=STEP_NAME,
+        name=STEP,
         step_args=step_args,
         description="Fit XGBoost on the transformed train split, early-stopped on validation.",
         cache_config=ctx.cache_config,

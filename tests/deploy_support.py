@@ -8,7 +8,7 @@ SageMaker documents it:
   new config changes; otherwise the new config goes live, unless one of the update's rollback
   alarms is in ALARM, in which case the endpoint stays InService on the old config (a rollback);
 * InvokeEndpoint / InvokeEndpointAsync: answered by the real serving code (scripts/inference.py
-  through runtime/transform.py's handler, as the serving container runs it) with the model of the
+  through runtime/serving's handler, as the serving container runs it) with the model of the
   package the live config's model was created from.
 
 Packages are real: a model trained by the job fixtures, its smoke sample written by the real
@@ -30,9 +30,9 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from moto.sagemaker.models import sagemaker_backends
 
-from runtime.transform import Handler, load_handler
+from config import Config
+from runtime.serving import Handler, load_handler
 from scripts import evaluate as evaluation
-from steps.config import Config
 from tabular import names
 from tabular.contract import MODEL_ARCHIVE
 

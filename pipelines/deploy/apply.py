@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from config import Config
 from pipelines import aws
 from pipelines.deploy import history, names, requests, show
 from pipelines.deploy.deployment import (
@@ -45,11 +46,28 @@ from pipelines.deploy.package import Package, PackageRefused, package_arn
 from pipelines.deploy.plan import ALARM, RolloutPlan
 from pipelines.deploy.requests import Target
 from pipelines.deploy.smoke import SmokeResult, SmokeSample, SmokeSampleError, compare
-from steps.config import Config
+from tabular.contract import (
+    ApprovalStatus,
+    EndpointStatus,
+    InferenceExperimentStatus,
+    ScheduleStatus,
+)
 
-SETTLED = frozenset({IN_SERVICE, "Failed", "UpdateRollbackFailed", "OutOfService"})
-MONITOR_SETTLED = frozenset({"Scheduled", "Stopped", "Failed"})
-EXPERIMENT_SETTLED = frozenset({"Running", "Created", "Completed", "Cancelled"})
+SETTLED = frozenset(
+    {
+        IN_SERVICE,
+        EndpointStatus.FAILED,
+        EndpointStatus.UPDATE_ROLLBACK_FAILED,
+        EndpointStatus.OUT_OF_SERVICE,
+    }
+)
+MONITOR_SETTLED = frozenset(
+    {ScheduleStatus.SCHEDULED, ScheduleStatus.STOPPED, ScheduleStatus.FAILED}
+)
+EXPERIMENT_ENDED = (InferenceExperimentStatus.COMPLETED, InferenceExperimentStatus.CANCELLED)
+EXPERIMENT_SETTLED = frozenset(
+    {InferenceExperimentStatus.RUNNING, InferenceExperimentStatus.CREATED, *EXPERIMENT_ENDED}
+)
 NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException", "NoSuchKey",
                              "404", "NotFound", "ObjectNotFoundException"})  # fmt: skip
 EVENTUAL_ATTEMPTS = 8
@@ -248,7 +266,7 @@ def _resolve_package(clients: Clients, cfg: Config, version: int | None) -> Pack
     if version is None:
         listed = sagemaker.list_model_packages(
             ModelPackageGroupName=group,
-            ModelApprovalStatus="Approved",
+            ModelApprovalStatus=ApprovalStatus.APPROVED,
             SortBy="CreationTime",
             SortOrder="Descending",
             MaxResults=1,
@@ -920,7 +938,7 @@ def start_shadow(clients: Clients, d: Deployment, out: Out, clock: Clock) -> dic
     if live.tags.get(EXPERIMENT_MARKER):
         running = _absent(clients.sagemaker.describe_inference_experiment,
                           Name=live.tags[EXPERIMENT_MARKER])  # fmt: skip
-        if running and running.get("Status") not in ("Completed", "Cancelled"):
+        if running and running.get("Status") not in EXPERIMENT_ENDED:
             raise DeployRefused(
                 f"shadow test {running['Name']} is {running['Status']} on {target.endpoint}; "
                 "one runs at a time: wait for it or undeploy"
@@ -950,12 +968,12 @@ def stop_experiment(clients: Clients, target: Target, name: str, clock: Clock) -
     if described is None:
         return False
     shadow = names.shadow_variant_name(target.variant)
-    if described.get("Status") not in ("Completed", "Cancelled", "Stopping"):
+    if described.get("Status") not in (*EXPERIMENT_ENDED, InferenceExperimentStatus.STOPPING):
         call(f"stopping shadow test {name}", sagemaker.stop_inference_experiment, Name=name,
              ModelVariantActions={target.variant: "Retain", shadow: "Remove"})  # fmt: skip
     for _ in range(120):
         described = sagemaker.describe_inference_experiment(Name=name)
-        if described.get("Status") in ("Completed", "Cancelled"):
+        if described.get("Status") in EXPERIMENT_ENDED:
             break
         clock.sleep(target.stage.poll_seconds)
     call(f"deleting shadow test {name}", sagemaker.delete_inference_experiment, Name=name)

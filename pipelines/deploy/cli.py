@@ -15,13 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from config import PIPELINE_CONFIG, Config, load_config
 from pipelines.deploy.deployment import DeployFailed, DeployRefused, Live, prepare
 from pipelines.deploy.history import DEPLOY, ROLLBACK, read, rollback_target
 from pipelines.deploy.names import PACKAGE_TAG
 from pipelines.deploy.requests import Target
 from pipelines.deploy.show import plan_lines, status_lines
 from pipelines.deploy.smoke import SmokeSampleError
-from steps.config import PIPELINE_CONFIG, Config, load_config
 
 EXIT_FAILED = 1
 Verb = Callable[[str, Callable[[Any], int], str, Path], argparse.ArgumentParser]
@@ -177,16 +177,19 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy_golden(args: argparse.Namespace) -> int:
-    from pipelines.deploy.golden import GOLDEN_DIR, REFERENCE_CONFIG, documents
+    from config import paths
+    from pipelines.deploy.golden import REFERENCE_CONFIG, documents
+
+    folder = paths.DEPLOY_GOLDEN_DIR
 
     written = documents(load_config(REFERENCE_CONFIG, env={}))
-    GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in GOLDEN_DIR.glob("*.json"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.json"):
         if stale.name not in written:
             stale.unlink()
     for name, content in written.items():
-        (GOLDEN_DIR / name).write_text(content, encoding="utf-8")
-        _print(f"wrote {GOLDEN_DIR / name}")
+        (folder / name).write_text(content, encoding="utf-8")
+        _print(f"wrote {folder / name}")
     return 0
 
 

@@ -12,17 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from config.deploy_rules import rollout_problems
 from pipelines.deploy import names, requests
 from pipelines.deploy.history import DEPLOY, ROLLBACK
 from pipelines.deploy.package import Package, PackageRefused
 from pipelines.deploy.plan import RolloutPlan, alarm_definitions
 from pipelines.deploy.requests import Target
 from pipelines.errors import UsageError
-from steps.deploy_rules import rollout_problems
+from tabular.contract import EndpointStatus
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
 POLICY_ARN = "arn:aws:autoscaling:<region>:<account>:scalingPolicy:<returned by PutScalingPolicy>"
-IN_SERVICE = "InService"
+IN_SERVICE = EndpointStatus.IN_SERVICE
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SAGEMAKER, CLOUDWATCH, AUTOSCALING = "sagemaker", "cloudwatch", "application-autoscaling"
 

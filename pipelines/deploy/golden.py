@@ -13,17 +13,17 @@ import copy
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from config import Config, load_config
+from config.paths import CONFIG_DIR
 from pipelines.deploy import history, names
 from pipelines.deploy.deployment import DEPLOY, TIME_FORMAT, Deployment, Live, prepare
 from pipelines.deploy.package import Package
 from pipelines.deploy.plan import alarm_definitions
-from steps.config import CONFIG_DIR, Config, load_config
+from tabular.contract import ApprovalStatus, EndpointStatus, ScheduleStatus
 
 REFERENCE_CONFIG = CONFIG_DIR / "deploy-reference.yaml"
-GOLDEN_DIR = Path(__file__).resolve().parents[2] / "tests" / "golden" / "deploy"
 VERSION = 7
 PREVIOUS_VERSION = 6
 PREVIOUS_INSTANCE_TYPE = "ml.m5.large"
@@ -41,7 +41,7 @@ def reference_package(cfg: Config, version: int) -> Package:
         arn=f"arn:aws:sagemaker:{cfg.aws.region}:{account}:model-package/{group}/{version}",
         group=group,
         version=version,
-        status="Approved",
+        status=ApprovalStatus.APPROVED,
         approval_description="reviewer: reference",
         realtime_instance_types=tuple(cfg.registry.inference_instance_types),
         baseline_statistics=f"{runs}/DataQuality/results/statistics.json",
@@ -64,7 +64,7 @@ def previous_live(first: Deployment) -> Live:
         "EndpointArn": f"arn:aws:sagemaker:{target.cfg.aws.region}:{account}:endpoint/"
         f"{target.endpoint}",
         "EndpointConfigName": first.config_name,
-        "EndpointStatus": "InService",
+        "EndpointStatus": EndpointStatus.IN_SERVICE,
         "ProductionVariants": [
             {"VariantName": target.variant, "CurrentWeight": 1.0}
             | ({"CurrentInstanceCount": count, "DesiredInstanceCount": count} if count else {})
@@ -82,7 +82,7 @@ def previous_live(first: Deployment) -> Live:
         schedule = {
             "MonitoringScheduleName": first.monitoring[1]["MonitoringScheduleName"],
             "MonitoringScheduleConfig": first.monitoring[1]["MonitoringScheduleConfig"],
-            "MonitoringScheduleStatus": "Scheduled",
+            "MonitoringScheduleStatus": ScheduleStatus.SCHEDULED,
         }
     return Live(
         endpoint_name=target.endpoint,

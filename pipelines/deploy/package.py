@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.errors import UsageError
+from tabular.contract import ApprovalStatus
 from tabular.names import SMOKE_SAMPLE_PROPERTY
 
-APPROVED = "Approved"
+APPROVED = ApprovalStatus.APPROVED
 
 
 class PackageRefused(UsageError):

@@ -15,8 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from steps.deploy_config import AlarmSection, RolloutSection, StageSection
-from steps.deploy_rules import final_bake, step_bakes, step_count, step_instances
+from config.deploy import AlarmSection, RolloutSection, StageSection
+from config.deploy_rules import final_bake, step_bakes, step_count, step_instances
 
 ALL_AT_ONCE = "all_at_once"
 OK, ALARM, INSUFFICIENT_DATA = "OK", "ALARM", "INSUFFICIENT_DATA"

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from steps.deploy_config import SmokeSection
+from config.deploy import SmokeSection
 from tabular.names import SMOKE_CONTENT_TYPE_KEY, SMOKE_PREDICTIONS_KEY, SMOKE_RECORDS_KEY
 
 SHOWN_MISMATCHES = 5

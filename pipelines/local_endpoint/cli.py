@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, load_config
+from config.deploy import StageSection
 from pipelines.deploy.cli import exits
 from pipelines.errors import UsageError
 from pipelines.local import runner_for
@@ -25,15 +27,13 @@ from pipelines.local_endpoint.endpoint import (
     undeploy,
 )
 from pipelines.local_endpoint.package import approved_package, stage
+from runtime.serving.handler import ServingError
 from runtime.serving.server import (
     ServerSettings,
-    ServingError,
     gunicorn_options,
     load_app,
     run_server,
 )
-from steps.config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, load_config
-from steps.deploy_config import StageSection
 
 EXIT_FAILED = 1
 Verb = Callable[[str, Callable[[Any], int], str, Path], argparse.ArgumentParser]

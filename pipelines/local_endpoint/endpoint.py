@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config import Config
+from config.deploy import StageSection
 from pipelines.deploy.deployment import DeployFailed
 from pipelines.deploy.plan import (
     ALARM,
@@ -40,7 +42,6 @@ from pipelines.deploy.smoke import compare
 from pipelines.errors import UsageError
 from pipelines.local_endpoint.package import LocalPackage, smoke_sample, stage
 from runtime.engine import LocalPipelineRunner
-from runtime.files import write_atomic
 from runtime.serving.router import (
     ENDPOINT_FILE,
     Capture,
@@ -52,8 +53,7 @@ from runtime.serving.router import (
     write_state,
 )
 from runtime.serving.server import ENV_WORKERS
-from steps.config import Config
-from steps.deploy_config import StageSection
+from tabular.files import write_atomic
 
 HISTORY_FILE = "history.json"
 ALARMS_FILE = "alarms.json"

@@ -20,10 +20,11 @@ from pipelines.errors import UsageError
 from pipelines.local_endpoint.endpoint import MONITORING_FILE, endpoint_folder
 from pipelines.local_endpoint.package import LocalPackage
 from runtime.engine import LocalPipelineRunner
-from runtime.files import write_atomic
-from runtime.monitor import MonitorError, load_json, run_baseline_job
+from runtime.monitor.contract import MonitorError
+from runtime.monitor.job import load_json, run_baseline_job
 from runtime.serving.router import Capture
 from runtime.store import StoreError
+from tabular.files import write_atomic
 
 MONITORING_DIR = "monitoring"
 

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from runtime.files import write_atomic
 from runtime.serving.server import (
     DEFAULT_TIMEOUT_SECONDS,
     INVOCATIONS,
@@ -53,6 +52,7 @@ from runtime.serving.server import (
     run_server,
     too_large,
 )
+from tabular.files import write_atomic
 
 ENDPOINT_FILE = "endpoint.json"
 METRICS_FILE = "metrics.jsonl"

@@ -2,8 +2,8 @@
 
 SageMaker starts a framework container with ``serve``; its model server answers ``GET /ping``
 and ``POST /invocations`` on port 8080 and runs the user's inference module in script mode,
-the way batch transform does (:mod:`runtime.transform`'s :class:`Handler`: ``model_fn`` once per
-worker, then ``input_fn`` -> ``predict_fn`` -> ``output_fn``, or ``transform_fn``, per request).
+the way batch transform does (:class:`runtime.serving.handler.Handler`: ``model_fn`` once
+per worker, then ``input_fn`` -> ``predict_fn`` -> ``output_fn``, or ``transform_fn``, per request).
 This module serves the same handler over HTTP with gunicorn (several worker processes, each with
 its own copy of the model, as the XGBoost container runs gunicorn), honouring the container's
 environment:
@@ -41,14 +41,13 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from runtime.transform import (
-    ACCEPT_ANY,
+from runtime.serving.handler import Handler, ServingError, UserCodeError, load_handler
+from tabular.contract import (
+    ANY,
     DEFAULT_ACCEPT,
     DEFAULT_ACCEPT_ENV,
-    Handler,
-    TransformError,
-    UserCodeError,
-    load_handler,
+    SERVING_PROGRAM,
+    SERVING_SUBMIT_DIRECTORY,
 )
 
 __all__ = [
@@ -60,8 +59,8 @@ __all__ = [
     "run_server",
 ]
 
-ENV_PROGRAM = "SAGEMAKER_PROGRAM"
-ENV_SUBMIT_DIRECTORY = "SAGEMAKER_SUBMIT_DIRECTORY"
+ENV_PROGRAM = SERVING_PROGRAM
+ENV_SUBMIT_DIRECTORY = SERVING_SUBMIT_DIRECTORY
 ENV_WORKERS = "SAGEMAKER_MODEL_SERVER_WORKERS"
 ENV_TIMEOUT = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 CODE_SUBDIR = "code"
@@ -77,10 +76,6 @@ PING = "/ping"
 INVOCATIONS = "/invocations"
 TEXT = "text/plain; charset=utf-8"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-class ServingError(Exception):
-    """The server cannot start: the message names the setting or file and the fix."""
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -171,7 +166,7 @@ def accept_candidates(header: str | None, default: str) -> list[str]:
                 except ValueError:
                     quality = 0.0
         if quality > 0:
-            ranked.append((-quality, position, default if media == ACCEPT_ANY else media))
+            ranked.append((-quality, position, default if media == ANY else media))
     chosen = [media for _, _, media in sorted(ranked)]
     return list(dict.fromkeys(chosen)) or [default]
 
@@ -339,7 +334,7 @@ def load_app(settings: ServerSettings) -> WSGIApp:
 
     try:
         return InferenceApp(settings)
-    except TransformError as error:
+    except ServingError as error:
         raise AppImportError(f"ERROR: {error}") from None
 
 

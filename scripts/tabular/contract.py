@@ -122,6 +122,8 @@ class StepStatus(StrEnum):
     STOPPED = "Stopped"
     FAILED = "Failed"
     SUCCEEDED = "Succeeded"
+    NOT_EXECUTED = "NotExecuted"
+    """A step on the branch a condition did not take."""
 
 
 class ExecutionStatus(StrEnum):
@@ -142,6 +144,43 @@ class ApprovalStatus(StrEnum):
     REJECTED = "Rejected"
 
 
+class EndpointStatus(StrEnum):
+    """An endpoint's EndpointStatus (DescribeEndpoint)."""
+
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    SYSTEM_UPDATING = "SystemUpdating"
+    ROLLING_BACK = "RollingBack"
+    IN_SERVICE = "InService"
+    DELETING = "Deleting"
+    FAILED = "Failed"
+    UPDATE_ROLLBACK_FAILED = "UpdateRollbackFailed"
+    OUT_OF_SERVICE = "OutOfService"
+
+
+class ScheduleStatus(StrEnum):
+    """A monitoring schedule's MonitoringScheduleStatus."""
+
+    PENDING = "Pending"
+    FAILED = "Failed"
+    SCHEDULED = "Scheduled"
+    STOPPED = "Stopped"
+
+
+class InferenceExperimentStatus(StrEnum):
+    """A shadow test's Status (DescribeInferenceExperiment)."""
+
+    CREATING = "Creating"
+    CREATED = "Created"
+    UPDATING = "Updating"
+    SCHEDULED = "Scheduled"
+    RUNNING = "Running"
+    STARTING = "Starting"
+    STOPPING = "Stopping"
+    COMPLETED = "Completed"
+    CANCELLED = "Cancelled"
+
+
 class StepType(StrEnum):
     """The ``Type`` of a step in a pipeline definition."""
 
@@ -155,6 +194,55 @@ class StepType(StrEnum):
     CONDITION = "Condition"
     FAIL = "Fail"
 
+
+class S3DataType(StrEnum):
+    """How an S3 data source selects its objects (the local runtime serves S3Prefix)."""
+
+    S3_PREFIX = "S3Prefix"
+    MANIFEST_FILE = "ManifestFile"
+    AUGMENTED_MANIFEST_FILE = "AugmentedManifestFile"
+
+
+class InputMode(StrEnum):
+    """How a job reads an input: copied before it starts (File) or streamed."""
+
+    FILE = "File"
+    PIPE = "Pipe"
+    FAST_FILE = "FastFile"
+
+
+class SplitType(StrEnum):
+    """``TransformInput.SplitType``: how an input object is cut into records."""
+
+    LINE = "Line"
+    NONE = "None"
+    RECORD_IO = "RecordIO"
+    TF_RECORD = "TFRecord"
+
+
+class BatchStrategy(StrEnum):
+    """``BatchStrategy``: how many records go into one request."""
+
+    MULTI_RECORD = "MultiRecord"
+    SINGLE_RECORD = "SingleRecord"
+
+
+class AssembleWith(StrEnum):
+    """``TransformOutput.AssembleWith``: how responses are put together in the output."""
+
+    LINE = "Line"
+    NONE = "None"
+
+
+class JoinSource(StrEnum):
+    """``DataProcessing.JoinSource``: whether output records follow their input record."""
+
+    INPUT = "Input"
+    NONE = "None"
+
+
+NO_COMPRESSION = "None"
+"""A data source's CompressionType when its objects are staged as they are."""
 
 JOB_STEP_TYPES = frozenset(
     {StepType.PROCESSING, StepType.TRAINING, StepType.TRANSFORM, StepType.QUALITY_CHECK}

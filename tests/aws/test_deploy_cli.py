@@ -1,6 +1,6 @@
 """The deploy verbs as a new user runs them: a bare shell (no AWS settings, an empty HOME, no
 network but what the test serves), against moto's HTTP server where AWS is needed. (Without
-credentials, and offline, they are among tests/test_environment.py's AWS verbs.)"""
+credentials, and offline, they are among tests/integration/test_environment.py's AWS verbs.)"""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import boto3
 import yaml
+from bare_shell import FAKE_CREDENTIALS, NO_SDK, Shell, clean
 from deploy_support import Model, register
 from offline_guard import bare_command
-from test_environment import FAKE_CREDENTIALS, NO_SDK, ROOT, Shell, clean
 
-from pipelines.deploy.golden import GOLDEN_DIR
-from steps.config import PIPELINE_CONFIG, load_config
+from config import PIPELINE_CONFIG, load_config
+from config.paths import DEPLOY_GOLDEN_DIR, ROOT
 
 
 def test_bad_input_is_refused_before_aws_is_asked(tmp_path: Path) -> None:
@@ -40,8 +40,8 @@ def test_golden_requests_are_regenerated_offline(tmp_path: Path) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from pipelines import cli\n"
-        "from pipelines.deploy import golden\n"
-        "golden.GOLDEN_DIR = Path(sys.argv[1])\n"
+        "from config import paths\n"
+        "paths.DEPLOY_GOLDEN_DIR = Path(sys.argv[1])\n"
         "sys.exit(cli.main(['deploy-golden']))\n"
     )
     shell = Shell(tmp_path)
@@ -53,7 +53,7 @@ def test_golden_requests_are_regenerated_offline(tmp_path: Path) -> None:
     assert result.returncode == 0, clean(result)
     assert shell.attempts() == []
     written = {p.name: p.read_text() for p in out.glob("*.json")}
-    assert written == {p.name: p.read_text() for p in GOLDEN_DIR.glob("*.json")}
+    assert written == {p.name: p.read_text() for p in DEPLOY_GOLDEN_DIR.glob("*.json")}
 
 
 def queue_answers(endpoint: str, answers: list[bytes]) -> None:

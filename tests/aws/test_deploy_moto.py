@@ -17,11 +17,11 @@ import yaml
 from botocore.awsrequest import AWSResponse
 from deploy_support import Hosting, Model, register
 
+from config import PIPELINE_CONFIG, Config, load_config
+from config.fields import merge
 from pipelines import cli
 from pipelines.deploy import apply, names
 from pipelines.deploy.history import read
-from steps.config import PIPELINE_CONFIG, Config, load_config
-from steps.deploy_config import merge
 
 STAGING = "tabular-xgboost-staging"
 
@@ -478,7 +478,7 @@ def test_every_call_deploy_makes_is_one_the_deploy_role_allows(
 ) -> None:
     """A whole life cycle (deploy, update, status, smoke, rollback, undeploy, an asynchronous
     endpoint scaling from zero), every AWS call recorded, against infra/deploy-role.yaml."""
-    from test_infra import INFRA, as_list, load_template, statements
+    from infra_support import INFRA, as_list, load_template, statements
 
     made: set[str] = set()
 

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 
+from config import PIPELINE_CONFIG, Config, load_config
 from pipelines.deploy import apply, golden
 from pipelines.deploy.deployment import DEPLOY, DeployFailed, Deployment, Live, prepare
-from steps.config import PIPELINE_CONFIG, Config, load_config
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ACCOUNT = "123456789012"

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
-from steps.config import CONFIG_DIR, PIPELINE_CONFIG, ConfigError, load_config
-from steps.deploy_config import RolloutSection, merge
-from steps.deploy_rules import rollout_problems, step_count, total_wait_seconds
+from config import PIPELINE_CONFIG, ConfigError, load_config
+from config.deploy import RolloutSection
+from config.deploy_rules import rollout_problems, step_count, total_wait_seconds
+from config.fields import merge
+from config.paths import CONFIG_DIR
 
 REFERENCE = CONFIG_DIR / "deploy-reference.yaml"
 

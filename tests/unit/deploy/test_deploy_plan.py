@@ -6,6 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from config import PIPELINE_CONFIG, load_config
+from config.deploy_rules import total_wait_seconds
+from config.paths import CONFIG_DIR
 from pipelines.deploy.plan import (
     ALARM,
     INSUFFICIENT_DATA,
@@ -14,8 +17,6 @@ from pipelines.deploy.plan import (
     RolloutPlan,
     alarm_definitions,
 )
-from steps.config import CONFIG_DIR, PIPELINE_CONFIG, load_config
-from steps.deploy_rules import total_wait_seconds
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from config import Config, load_config
+from config.paths import DEPLOY_GOLDEN_DIR
 from pipelines.deploy import golden, names
 from pipelines.deploy.deployment import (
     CREATE,
@@ -26,9 +27,8 @@ from pipelines.deploy.deployment import (
 )
 from pipelines.deploy.history import ROLLBACK
 from pipelines.deploy.package import PackageRefused
-from steps.config import Config, load_config
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "deploy"
+GOLDEN = DEPLOY_GOLDEN_DIR
 
 
 @pytest.fixture(scope="module")

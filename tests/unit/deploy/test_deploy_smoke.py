@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from config import PIPELINE_CONFIG, load_config
 from pipelines.deploy.smoke import SmokeSample, SmokeSampleError, compare
-from runtime.transform import load_handler
+from runtime.serving import load_handler
 from scripts import evaluate as ev
-from steps.config import PIPELINE_CONFIG, load_config
 from tabular.contract import MODEL_ARCHIVE
 from tabular.names import SMOKE_SAMPLE_FILE, TEST
 

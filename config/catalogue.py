@@ -1,0 +1,80 @@
+"""Checks against AWS's own catalogues: what SageMaker's API offers and what the SDK can name.
+
+Instance types come from botocore's SageMaker service model (the API's enums, per job kind);
+image versions from the SDK's image_uri_config files, read as data without importing the SDK
+(whose import needs a region). Both are read once per process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+import botocore.model
+import botocore.session
+from pydantic import AfterValidator
+
+
+@cache
+def _sagemaker_service_model() -> botocore.model.ServiceModel:
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+@cache
+def offered_instance_types(shape: str) -> frozenset[str]:
+    """The instance types SageMaker's API accepts for a job kind (from botocore's model)."""
+    return frozenset(_sagemaker_service_model().shape_for(shape).enum)
+
+
+def _offered(shape: str, job: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in offered_instance_types(shape):
+            family = value.rsplit(".", 1)[0]
+            near = sorted(t for t in offered_instance_types(shape) if t.startswith(family))[:6]
+            hint = f"; e.g. {', '.join(near)}" if near else "; e.g. ml.m5.xlarge"
+            raise ValueError(f"{value!r} is not an instance type SageMaker offers for {job}{hint}")
+        return value
+
+    return AfterValidator(check)
+
+
+ProcessingInstance = Annotated[str, _offered("ProcessingInstanceType", "processing jobs")]
+TrainingInstance = Annotated[str, _offered("TrainingInstanceType", "training jobs")]
+TransformInstance = Annotated[str, _offered("TransformInstanceType", "batch transform")]
+EndpointInstance = Annotated[str, _offered("ProductionVariantInstanceType", "endpoints")]
+
+
+@cache
+def offered_framework_versions(framework: str, scope: str) -> frozenset[str]:
+    """Image versions the installed SDK can name for a framework (its image_uri_config files).
+
+    Read as data, without importing the SDK (whose import needs a region).
+    """
+    spec = importlib.util.find_spec("sagemaker")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    folder = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config"
+    document = json.loads((folder / f"{framework}.json").read_text(encoding="utf-8"))
+    return frozenset(document.get(scope, {}).get("versions", {}))
+
+
+def _framework_version(framework: str, scopes: tuple[str, ...]) -> AfterValidator:
+    def check(value: str) -> str:
+        offered = frozenset.intersection(
+            *(offered_framework_versions(framework, scope) for scope in scopes)
+        )
+        if offered and value not in offered:
+            raise ValueError(
+                f"{value!r} is not a {framework} image version SageMaker offers for "
+                f"{' and '.join(scopes)}; choose one of {sorted(offered)}"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+SklearnVersion = Annotated[str, _framework_version("sklearn", ("training",))]
+XGBoostVersion = Annotated[str, _framework_version("xgboost", ("training", "inference"))]

@@ -1,0 +1,195 @@
+"""The one skeleton every job runs through: stage, run, judge, publish, describe."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runtime.jobs import process
+from runtime.jobs.contract import (
+    ACCOUNT_ID,
+    DEFAULT_REGION,
+    ERROR_PREFIX,
+    REGION_ENV,
+    CommandResult,
+    JobKind,
+    JobOutcome,
+    JobSetupError,
+    JobStatus,
+)
+from runtime.jobs.sandbox import container_path, note, prepare_sandbox
+from tabular.contract import FAILURE_REASON_LIMIT
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def job_arn(kind: JobKind, name: str) -> str:
+    region = os.environ.get(REGION_ENV) or DEFAULT_REGION
+    return f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:{kind.value}/{name.lower()}"
+
+
+def read_message(path: Path) -> str | None:
+    if path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        return text or None
+    return None
+
+
+def _truncate(reason: str) -> str:
+    return (
+        reason
+        if len(reason) <= FAILURE_REASON_LIMIT
+        else reason[: FAILURE_REASON_LIMIT - 3] + "..."
+    )
+
+
+def _error_lines(stderr_tail: Sequence[str]) -> str | None:
+    """The last run of consecutive ``ERROR:`` lines on stderr, without the prefix."""
+    lines = [line.strip() for line in stderr_tail if line.strip()]
+    ends = [i for i, line in enumerate(lines) if line.startswith(ERROR_PREFIX)]
+    if not ends:
+        return None
+    start = end = ends[-1]
+    while start > 0 and lines[start - 1].startswith(ERROR_PREFIX):
+        start -= 1
+    return "; ".join(line[len(ERROR_PREFIX) :].strip() for line in lines[start : end + 1])
+
+
+def failure_reason(
+    result: CommandResult, timeout_seconds: float | None, message_files: Iterable[Path]
+) -> str | None:
+    """SageMaker's FailureReason for a finished command, None when it succeeded."""
+    if result.timed_out:
+        limit = f"{timeout_seconds:g}" if timeout_seconds is not None else "?"
+        return f"MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds={limit}"
+    if result.returncode == 0:
+        return None
+    for path in message_files:
+        message = read_message(path)
+        if message:  # SageMaker shows the file's first 1024 characters, as they are
+            return message[:FAILURE_REASON_LIMIT]
+    error = _error_lines(result.stderr_tail)
+    if error:
+        return _truncate(error)
+    lines = [line.strip() for line in result.stderr_tail if line.strip()]
+    exit_code = str(result.returncode)
+    if result.returncode < 0:
+        exit_code += f" (killed by {signal.Signals(-result.returncode).name})"
+    if not lines:
+        return f"AlgorithmError: (no output on stderr), exit code: {exit_code}"
+    return _truncate(f"AlgorithmError: {lines[-1]}, exit code: {exit_code}")
+
+
+@dataclass
+class Attempt:
+    """One job attempt: its times, its command's result (None if it never started), reason."""
+
+    started: datetime
+    ended: datetime
+    result: CommandResult | None
+    reason: str | None
+
+    @property
+    def status(self) -> JobStatus:
+        return JobStatus.FAILED if self.reason else JobStatus.COMPLETED
+
+
+JOB_PREFIXES = {
+    JobKind.PROCESSING: "Processing",
+    JobKind.TRAINING: "Training",
+    JobKind.TRANSFORM: "Transform",
+}
+"""How each kind names its fields in Describe*Job: ``<Prefix>JobName``, ``<Prefix>StartTime``."""
+
+
+def describe_job(
+    kind: JobKind, name: str, run: Attempt, request: Mapping[str, Any], *echoed: str
+) -> dict[str, Any]:
+    """The Describe*Job fields every kind shares, with the request fields it echoes."""
+    prefix = JOB_PREFIXES[kind]
+    return {
+        f"{prefix}JobName": name,
+        f"{prefix}JobArn": job_arn(kind, name),
+        f"{prefix}JobStatus": run.status.value,
+        **describe_fields(request, *echoed),
+        **describe_times(prefix, run),
+    }
+
+
+def outcome(run: Attempt, describe: dict[str, Any], log_path: Path) -> JobOutcome:
+    """The finished job; a failed one's Describe*Job carries its FailureReason."""
+    if run.reason:
+        describe["FailureReason"] = run.reason
+    return JobOutcome(
+        status=run.status,
+        failure_reason=run.reason,
+        describe=describe,
+        peak_rss_bytes=run.result.peak_rss_bytes if run.result else 0,
+        seconds=run.result.seconds if run.result else 0.0,
+        log_path=log_path,
+    )
+
+
+def max_runtime(request: Mapping[str, Any]) -> float | None:
+    value = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    return float(value) if value is not None else None
+
+
+def describe_fields(request: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    """The request's fields among ``keys`` that it sets (Describe* echoes what was created)."""
+    return {key: request[key] for key in keys if request.get(key) is not None}
+
+
+def describe_times(prefix: str, run: Attempt) -> dict[str, str]:
+    return {
+        "CreationTime": run.started.isoformat(),
+        f"{prefix}StartTime": run.started.isoformat(),
+        f"{prefix}EndTime": run.ended.isoformat(),
+        "LastModifiedTime": run.ended.isoformat(),
+    }
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A staged job: its command, environment and folder, and what to publish when it succeeds."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    publish: Callable[[], object]
+
+
+def launch(
+    sandbox: Path, timeout: float | None, message_file: str, stage: Callable[[Path], Launch]
+) -> tuple[Attempt, Path]:
+    """The skeleton of every job: stage it, run it, judge it, publish its outputs.
+
+    ``stage(log_path)`` prepares the sandbox and returns the command (a JobSetupError it raises
+    fails the job before any process starts). The FailureReason is what the job wrote to
+    ``message_file`` (the file SageMaker reads for this kind of job), else its last ``ERROR:``
+    line, else its last stderr line; outputs are published only when it succeeded.
+    """
+    log_path = prepare_sandbox(sandbox)
+    started = now()
+    result = None
+    try:
+        job = stage(log_path)
+    except JobSetupError as error:
+        reason: str | None = str(error)
+        note(log_path, f"ERROR: {reason}")
+    else:
+        note(log_path, f"run: {' '.join(job.argv)}")
+        result = process.run_command(
+            job.argv, env=job.env, cwd=job.cwd, log_path=log_path, timeout_seconds=timeout
+        )
+        reason = failure_reason(result, timeout, [container_path(sandbox, message_file)])
+        if reason is None:
+            job.publish()
+    return Attempt(started, now(), result, reason), log_path

@@ -1,0 +1,156 @@
+"""CreateProcessingJob, locally: inputs staged, the entrypoint run, outputs uploaded."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from runtime.jobs.contract import CLIENT_ERROR, PYTHON_COMMAND, JobKind, JobOutcome, JobSetupError
+from runtime.jobs.launcher import (
+    Launch,
+    describe_job,
+    launch,
+    max_runtime,
+    outcome,
+    read_message,
+)
+from runtime.jobs.sandbox import (
+    check_s3_data_type,
+    check_uncompressed,
+    check_uri,
+    container_path,
+    job_env,
+    map_container_value,
+    note,
+    required,
+    sandbox_path,
+    stage_objects,
+)
+from runtime.store import LocalS3
+from tabular.contract import FAILURE_REASON_LIMIT, MESSAGE_FILE, OUTPUT_DIR
+
+
+@dataclass(frozen=True)
+class _Upload:
+    local: Path
+    uri: str
+
+
+def _python_argv(command: Sequence[str], python: str) -> list[str]:
+    first, *rest = command
+    if PYTHON_COMMAND.fullmatch(PurePosixPath(first).name):
+        return [python, *rest]
+    return [first, *rest]
+
+
+def _stage_processing(
+    request: Mapping[str, Any],
+    store: LocalS3,
+    sandbox: Path,
+    python: str,
+    log_path: Path,
+    image_environment: Mapping[str, str] | None,
+) -> tuple[list[str], dict[str, str], list[_Upload]]:
+    app = required(request, "AppSpecification", "CreateProcessingJob")
+    entrypoint = app.get("ContainerEntrypoint")
+    if not entrypoint:
+        raise JobSetupError(
+            CLIENT_ERROR,
+            f"AppSpecification.ContainerEntrypoint is not set; the local runtime cannot run the "
+            f"built-in entrypoint of {app.get('ImageUri')!r}. Give the job an entrypoint, e.g. "
+            "['python3', '/opt/ml/processing/input/code/<script>.py'].",
+        )
+    for index, item in enumerate(request.get("ProcessingInputs") or []):
+        where = f"ProcessingInputs[{index}]"
+        name = item.get("InputName", index)
+        if item.get("DatasetDefinition"):
+            raise JobSetupError(
+                CLIENT_ERROR,
+                f"{where} ({name}): DatasetDefinition inputs are not supported "
+                "by the local runtime; use an S3Input.",
+            )
+        s3 = required(item, "S3Input", where)
+        uri = required(s3, "S3Uri", f"{where}.S3Input")
+        local = required(s3, "LocalPath", f"{where}.S3Input")
+        check_s3_data_type(s3.get("S3DataType"), f"{where}.S3Input.S3DataType")
+        check_uncompressed(s3.get("S3CompressionType"), f"{where}.S3Input.S3CompressionType")
+        if s3.get("S3InputMode") not in (None, "File"):
+            raise JobSetupError(
+                CLIENT_ERROR,
+                f"{where}.S3Input.S3InputMode={s3['S3InputMode']!r} is not "
+                "supported by the local runtime; use 'File'.",
+            )
+        target = sandbox_path(sandbox, local, f"{where}.S3Input.LocalPath")
+        staged = stage_objects(store, uri, target, f"{where} ({name})")
+        note(log_path, f"input {name}: {len(staged)} object(s) from {uri} -> {local}")
+    container_path(sandbox, OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
+    uploads = []
+    outputs = (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    for index, item in enumerate(outputs):
+        where = f"ProcessingOutputConfig.Outputs[{index}]"
+        s3 = required(item, "S3Output", where)
+        uri = check_uri(
+            store, required(s3, "S3Uri", f"{where}.S3Output"), f"{where}.S3Output.S3Uri"
+        )
+        local = required(s3, "LocalPath", f"{where}.S3Output")
+        target = sandbox_path(sandbox, local, f"{where}.S3Output.LocalPath")
+        target.mkdir(parents=True, exist_ok=True)
+        uploads.append(_Upload(target, uri))
+    command = [*entrypoint, *(app.get("ContainerArguments") or [])]
+    argv = [map_container_value(sandbox, str(part)) for part in _python_argv(command, python)]
+    env = job_env(sandbox, image_environment, request.get("Environment"))
+    return argv, env, uploads
+
+
+def run_processing_job(
+    name: str,
+    request: dict[str, Any],
+    store: LocalS3,
+    sandbox: Path,
+    python: str = sys.executable,
+    image_environment: Mapping[str, str] | None = None,
+) -> JobOutcome:
+    """Run a CreateProcessingJob request (values resolved to plain JSON) in ``sandbox``.
+
+    Inputs are staged from ``store``, the entrypoint (``python3``/``python`` replaced by
+    ``python``) runs with its arguments, and on success every output dir is uploaded to its
+    ``S3Uri``. ``image_environment`` is what the image itself would set (under the request's
+    Environment), for a local stand-in of an image. The FailureReason is what the job wrote to
+    ``/opt/ml/output/message`` (the file SageMaker returns as a processing job's ExitMessage, its
+    documented way of telling why it failed; ``/opt/ml/output/failure`` is the training jobs'
+    file), else the job's last ``ERROR:`` line, else its last stderr line.
+    """
+
+    def stage(log_path: Path) -> Launch:
+        argv, env, uploads = _stage_processing(
+            request, store, sandbox, python, log_path, image_environment
+        )
+
+        def publish() -> None:
+            for upload in uploads:
+                store.upload(upload.local, upload.uri)
+
+        return Launch(argv, env, sandbox, publish)
+
+    run, log_path = launch(sandbox, max_runtime(request), MESSAGE_FILE, stage)
+    describe = describe_job(
+        JobKind.PROCESSING,
+        name,
+        run,
+        request,
+        "ProcessingInputs",
+        "ProcessingOutputConfig",
+        "ProcessingResources",
+        "StoppingCondition",
+        "AppSpecification",
+        "Environment",
+        "NetworkConfig",
+        "RoleArn",
+    )
+    exit_message = read_message(container_path(sandbox, MESSAGE_FILE))
+    if exit_message:
+        describe["ExitMessage"] = exit_message[:FAILURE_REASON_LIMIT]
+    return outcome(run, describe, log_path)

@@ -1,0 +1,479 @@
+"""Tests of scripts/preprocess.py: reading, validation, target encoding, split, outputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from scripts import preprocess as pp
+from scripts.preprocess import DataError
+from tabular import csvio, features, names
+from tabular.contract import SM_OUTPUT_DIR as OUTPUT_DIR_ENV
+from tabular.dialect import Dialect
+from tabular.errors import describe_row
+from tabular.feature_types import coerce_features, infer_feature_types
+from tabular.files import write_all
+from tabular.target import encode_binary_target
+
+CsvDir = Callable[..., Path]
+
+
+def _read(folder: Path, columns: list[str] | None = None, **dialect: str) -> pd.DataFrame:
+    return pp.read_dataset(folder, Dialect(**dialect), columns)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_no_csv_file_names_the_directory(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"no \.csv file found.*notes\.txt"):
+        _read(tmp_path)
+
+
+def test_missing_input_path_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        _read(tmp_path / "absent")
+
+
+def test_files_are_concatenated_in_name_order_with_line_index(job_csv_dir: CsvDir) -> None:
+    job_csv_dir("a,y\n3,1\n4,0\n", "b.csv")
+    folder = job_csv_dir("a,y\n1,0\n2,1\n", "a.csv")
+    frame = _read(folder)
+    assert frame["a"].tolist() == ["1", "2", "3", "4"]
+    assert frame.index[2] == ("b.csv", 2)
+    assert describe_row(frame.index[3]) == "b.csv line 3"
+
+
+def test_a_single_file_path_is_accepted(job_csv_dir: CsvDir) -> None:
+    folder = job_csv_dir("a,y\n1,0\n")
+    assert _read(folder / "data.csv").shape == (1, 2)
+
+
+def test_files_with_different_headers_are_rejected(job_csv_dir: CsvDir) -> None:
+    job_csv_dir("a,y\n1,0\n", "a.csv")
+    folder = job_csv_dir("a,z\n1,0\n", "b.csv")
+    with pytest.raises(DataError, match=r"b\.csv: columns .* differ from those of a\.csv"):
+        _read(folder)
+
+
+def test_empty_file(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match=r"data\.csv: file is empty"):
+        _read(job_csv_dir(""))
+
+
+def test_blank_lines_only(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match="no records"):
+        _read(job_csv_dir("\n\n"))
+
+
+def test_header_only(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match=r"data\.csv: file has a header row but no data rows"):
+        _read(job_csv_dir("a,b,y\n"))
+
+
+def test_duplicate_column_names(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match=r"duplicate column names \['a'\].*Rename"):
+        _read(job_csv_dir("a,b,a\n1,2,3\n"))
+
+
+def test_an_index_saved_by_pandas_is_dropped(job_csv_dir: CsvDir) -> None:
+    frame = _read(job_csv_dir(",a,y\n0,1,2\n1,3,4\n"))
+    assert list(frame.columns) == ["a", "y"] and frame["a"].tolist() == ["1", "3"]
+
+
+def test_an_unnamed_column_of_other_values_is_refused(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match=r"column\(s\) \[1\] have an empty name.*index=False"):
+        _read(job_csv_dir(",a,y\nx,1,2\n"))
+
+
+@pytest.mark.parametrize("engine", ["pyarrow", "c"])
+@pytest.mark.parametrize(
+    ("text", "line", "fields"),
+    [("a,b,y\n1,2,3\n4,5,6,7\n", 3, 4), ("a,b,y\n1,2,3\n4,5,6\n7,8\n", 4, 2)],
+)
+def test_ragged_row_reports_its_line(
+    job_csv_dir: CsvDir,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: str,
+    text: str,
+    line: int,
+    fields: int,
+) -> None:
+    monkeypatch.setattr(csvio, "csv_engine", lambda: engine)
+    with pytest.raises(DataError, match=rf"line {line} has {fields} fields but the header has 3"):
+        _read(job_csv_dir(text))
+
+
+def test_non_utf8_reports_offset_and_line(job_csv_dir: CsvDir) -> None:
+    folder = job_csv_dir(b"a,y\n1,0\ncaf\xe9,1\n")
+    with pytest.raises(DataError, match=r"byte 0xe9 at byte offset 11 \(line 3\).*UTF-8"):
+        _read(folder)
+
+
+def test_non_utf8_across_a_chunk_boundary(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a\n" + b"\xc3\xa9" * 10 + b"\xff\n")
+    with pytest.raises(DataError, match=r"byte 0xff at byte offset 22 \(line 2\)"):
+        csvio.check_utf8(path, chunk_size=3)
+    path.write_bytes(b"a\n" + b"\xc3\xa9" * 10 + b"\n")
+    csvio.check_utf8(path, chunk_size=3)
+
+
+def test_utf8_bom_is_not_part_of_the_first_name(job_csv_dir: CsvDir) -> None:
+    frame = _read(job_csv_dir("\ufeffa,y\n1,0\n".encode()))
+    assert list(frame.columns) == ["a", "y"]
+
+
+@pytest.mark.parametrize("engine", ["pyarrow", "c"])
+def test_both_engines_read_the_same_text(
+    job_csv_dir: CsvDir, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    monkeypatch.setattr(csvio, "csv_engine", lambda: engine)
+    frame = _read(job_csv_dir('a,b,y\nNA,"x, y",1\n2020-01-01,,0\n007, True ,1\n'))
+    assert frame["a"].tolist() == ["NA", "2020-01-01", "007"]  # NA is text, not missing
+    assert pd.isna(frame["b"].iloc[1])
+    assert frame["b"].iloc[0] == "x, y" and frame["b"].iloc[2] == " True "
+
+
+def test_columns_option_reads_a_headerless_file(job_csv_dir: CsvDir) -> None:
+    frame = _read(job_csv_dir("1,0\n2,1\n"), ["a", "y"])
+    assert frame["a"].tolist() == ["1", "2"]
+    assert frame.index[0] == ("data.csv", 1)
+
+
+def test_columns_option_with_a_header_row_is_rejected(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match="has a header row. Remove data.columns"):
+        _read(job_csv_dir("a,y\n1,0\n"), ["a", "y"])
+
+
+def test_columns_option_with_the_wrong_count(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match="data.columns names 3 columns but line 1 has 2 fields"):
+        _read(job_csv_dir("1,0\n"), ["a", "b", "y"])
+
+
+# --------------------------------------------------------------------------- target
+
+
+def _frame(**columns: list[object]) -> pd.DataFrame:
+    frame = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()})
+    frame = frame.astype(object).where(frame.notna(), np.nan)
+    frame.index = pd.MultiIndex.from_arrays(
+        [["d.csv"] * len(frame), np.arange(len(frame)) + 2], names=["file", "line"]
+    )
+    return frame
+
+
+def test_target_missing_lists_the_columns() -> None:
+    with pytest.raises(
+        DataError,
+        match=r"d\.csv: target column 'label' not found; columns are \[a, b\]\. "
+        r"Set data\.target",
+    ):
+        pp.prepare_target(_frame(a=["1"], b=["2"]), "label", "binary")
+
+
+def test_semicolon_file_gets_the_delimiter_setting(job_csv_dir: CsvDir) -> None:
+    with pytest.raises(DataError, match=r"splits into 2 fields at ';'. Set data.delimiter: ';'"):
+        _read(job_csv_dir("a;label\n1,5;0\n"))
+
+
+def test_binary_target_with_three_values_lists_them() -> None:
+    frame = _frame(a=["1", "2", "3"], y=["cat", "dog", "fish"])
+    with pytest.raises(DataError, match=r"3 distinct value\(s\) \['cat', 'dog', 'fish'\]"):
+        pp.prepare_target(frame, "y", "binary")
+
+
+def test_binary_target_with_one_class_is_an_error() -> None:
+    with pytest.raises(DataError, match=r"1 distinct value\(s\) \['yes'\]; exactly 2"):
+        pp.prepare_target(_frame(a=["1", "2"], y=["yes", "yes"]), "y", "binary")
+
+
+def test_zero_one_targets_are_kept() -> None:
+    codes, mapping = encode_binary_target(pd.Series(["1", "0", "1"], name="y"))
+    assert codes.tolist() == [1, 0, 1]
+    assert mapping == {"0": 0, "1": 1}
+
+
+def test_other_labels_default_to_the_second_sorted_value() -> None:
+    codes, mapping = encode_binary_target(pd.Series(["yes", "no", "no"], name="y"))
+    assert codes.tolist() == [1, 0, 0]
+    assert mapping == {"no": 0, "yes": 1}
+
+
+def test_numeric_labels_sort_as_numbers() -> None:
+    _, mapping = encode_binary_target(pd.Series(["10", "2"], name="y"))
+    assert mapping == {"2": 0, "10": 1}
+
+
+def test_positive_class_picks_the_one_class() -> None:
+    codes, mapping = encode_binary_target(pd.Series(["yes", "no"], name="y"), "no")
+    assert codes.tolist() == [0, 1]
+    assert mapping == {"no": 1, "yes": 0}
+    _, mapping = encode_binary_target(pd.Series(["0.0", "1.0"], name="y"), "1")
+    assert mapping == {"0.0": 0, "1.0": 1}
+
+
+def test_unknown_positive_class_is_an_error() -> None:
+    with pytest.raises(DataError, match=r"positive class 'maybe' is not a value.*\['no', 'yes'\]"):
+        encode_binary_target(pd.Series(["yes", "no"], name="y"), "maybe")
+
+
+def test_positive_class_for_regression_is_an_error() -> None:
+    with pytest.raises(DataError, match="positive class"):
+        pp.prepare_target(_frame(a=["1"], y=["2"]), "y", "regression", positive_class="2")
+
+
+def test_regression_target_must_be_numeric() -> None:
+    frame = _frame(a=["1", "2", "3"], y=["1.5", "n/a?", "2"])
+    with pytest.raises(DataError, match=r"d\.csv line 3: regression target 'y': 'n/a\?' is not a"):
+        pp.prepare_target(frame, "y", "regression")
+
+
+def test_rows_with_a_missing_target_are_dropped_and_counted() -> None:
+    frame = _frame(a=["1", "2", "3", "4"], y=["0", None, "1", None])
+    result = pp.prepare_target(frame, "y", "binary")
+    assert result.dropped_rows == 2
+    assert result.frame["a"].tolist() == ["1", "3"]
+    assert result.frame["y"].tolist() == [0, 1]
+
+
+def test_a_target_missing_everywhere_is_an_error() -> None:
+    with pytest.raises(DataError, match="empty in every row"):
+        pp.prepare_target(_frame(a=["1"], y=[None]), "y", "regression")
+
+
+# --------------------------------------------------------------------------- features
+
+
+def test_feature_types() -> None:
+    frame = _frame(
+        n=["1", "2.5", None, "-3e2"] * 3,
+        c=["a", "b", "3", None] * 3,
+        flag=["True", "False", "True", "True"] * 3,
+    )
+    types = infer_feature_types(frame)
+    assert types.columns == ["n", "c", "flag"]
+    assert types.numeric == ["n"]
+    assert types.categorical == ["c", "flag"]
+
+
+def test_mostly_numeric_column_with_text_names_value_and_line() -> None:
+    frame = _frame(n=[str(i) for i in range(19)] + ["oops"])
+    with pytest.raises(
+        DataError, match=r"d\.csv line 21: column 'n' is numeric, but 'oops' is not a number"
+    ):
+        infer_feature_types(frame)
+
+
+def test_infinite_values_count_as_bad_numbers() -> None:
+    with pytest.raises(DataError, match="'inf' is not a finite number"):
+        infer_feature_types(_frame(n=[str(i) for i in range(10)] + ["inf"]))
+
+
+def test_all_null_feature_columns_are_named() -> None:
+    frame = _frame(a=["1", "2"], empty=[None, None], gone=[None, None])
+    with pytest.raises(DataError, match=r"\['empty', 'gone'\] are empty in every row.*Remove"):
+        infer_feature_types(frame)
+
+
+def test_no_feature_columns_is_an_error() -> None:
+    with pytest.raises(DataError, match="no feature columns"):
+        infer_feature_types(_frame(a=["1"]).drop(columns=["a"]))
+
+
+def test_coerce_features_types_columns() -> None:
+    frame = pd.DataFrame({"n": ["1", " 2e3 ", None, ""], "c": [" a ", None, "1", "NA"]})
+    typed = coerce_features(frame, ["n"], ["c"])
+    assert typed["n"].dtype == np.float64
+    assert typed["n"].iloc[:2].tolist() == [1.0, 2000.0] and typed["n"].iloc[2:].isna().all()
+    assert typed["c"].dtype == object
+    assert typed["c"].tolist()[::2] == ["a", "1"] and typed["c"].iloc[1] is np.nan
+    assert typed["c"].iloc[3] == "NA"
+
+
+def test_coerce_features_refuses_text_in_a_numeric_column() -> None:
+    frame = _frame(n=["1", "x"], c=["a", "b"])
+    with pytest.raises(DataError, match=r"d\.csv line 3: column 'n' is numeric, but 'x'"):
+        coerce_features(frame, ["n"], ["c"])
+
+
+# --------------------------------------------------------------------------- split
+
+
+def test_split_sizes_and_minimum_rows() -> None:
+    assert pp.split_sizes(100, 0.15, 0.15) == (70, 15, 15)
+    assert pp.split_sizes(100, 0.1, 0.2) == (70, 10, 20)
+    assert pp.split_sizes(3, 0.15, 0.15) == (1, 1, 1)
+    assert pp.minimum_rows(0.15, 0.15) == 3
+    assert pp.minimum_rows(0.15, 0.15, per_split=2) == 7
+
+
+def _encoded(problem_type: str, rows: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    target = rng.integers(0, 2, rows) if problem_type == "binary" else rng.normal(size=rows)
+    return pd.DataFrame({"y": target, "a": rng.normal(size=rows).astype(str)})
+
+
+def test_too_few_rows_says_how_many_are_needed() -> None:
+    with pytest.raises(DataError, match=r"2 row\(s\) with a target are too few.*at least 3"):
+        pp.split_dataset(_encoded("regression", 2), "y", "regression")
+    with pytest.raises(DataError, match="at least 7 are needed"):
+        pp.split_dataset(_encoded("binary", 5), "y", "binary")
+
+
+def test_rare_class_needs_enough_rows_for_every_split() -> None:
+    frame = pd.DataFrame({"y": [1] * 3 + [0] * 50, "a": ["x"] * 53})
+    with pytest.raises(DataError, match=r"class 1 has 3 row\(s\).*at least 7 rows"):
+        pp.split_dataset(frame, "y", "binary")
+
+
+def test_binary_split_is_stratified_with_both_classes_everywhere() -> None:
+    frame = pd.DataFrame({"y": [1] * 8 + [0] * 32, "a": [str(i) for i in range(40)]})
+    splits = pp.split_dataset(frame, "y", "binary", 0.25, 0.2, seed=3)
+    assert splits.rows() == {"train": 22, "validation": 10, "test": 8}
+    for part in (splits.train, splits.validation, splits.test):
+        assert set(part["y"]) == {0, 1}
+    assert sorted(pd.concat([splits.train, splits.validation, splits.test])["a"]) == sorted(
+        frame["a"]
+    )
+
+
+def test_splits_depend_only_on_the_seed() -> None:
+    frame = _encoded("regression", 60)
+    first = pp.split_dataset(frame, "y", "regression", seed=7)
+    again = pp.split_dataset(frame, "y", "regression", seed=7)
+    other = pp.split_dataset(frame, "y", "regression", seed=8)
+    pd.testing.assert_frame_equal(first.test, again.test)
+    pd.testing.assert_frame_equal(first.train, again.train)
+    assert not first.test.index.equals(other.test.index)
+
+
+# --------------------------------------------------------------------------- transformer
+
+
+def test_transformer_is_fitted_on_train_and_ignores_unseen_categories() -> None:
+    train = coerce_features(pd.DataFrame({"n": ["1", "3", None], "c": ["a", "b", None]}),
+                               ["n"], ["c"])  # fmt: skip
+    transformer, layout = features.fit_transformer(train, ["n"], ["c"])
+    assert layout == features.DENSE
+    typed = coerce_features(pd.DataFrame({"n": [None], "c": ["zzz"]}), ["n"], ["c"])
+    rows = features.feature_matrix(transformer, typed, ["n"], ["c"], layout)
+    assert isinstance(rows, np.ndarray)  # dense: zeros stay zeros for XGBoost
+    np.testing.assert_allclose(rows, [[2.0, 0.0, 0.0]])
+
+
+def test_outputs_are_written_all_or_nothing(tmp_path: Path) -> None:
+    def fail(path: Path) -> None:
+        path.write_text("partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_all(
+            {tmp_path / "a" / "ok.csv": lambda p: p.write_text("x"), tmp_path / "b.csv": fail}
+        )
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+# --------------------------------------------------------------------------- job
+
+
+def _run(input_path: Path, output_root: Path, *extra: str, target: str = "churn") -> int:
+    return pp.main(
+        ["--input-dir", str(input_path), "--output-root", str(output_root), "--target", target]
+        + list(extra)
+    )
+
+
+@pytest.mark.parametrize(("problem_type", "target"), [("binary", "churn"), ("regression", "price")])
+def test_main_end_to_end(
+    job_csv_dir: CsvDir,
+    job_frame: Callable[..., pd.DataFrame],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    problem_type: str,
+    target: str,
+) -> None:
+    frame = job_frame(problem_type, rows=200)
+    frame.loc[3, target] = np.nan
+    output = tmp_path / "output"
+    code = _run(job_csv_dir(frame), output, "--problem-type", problem_type, target=target)
+    assert code == 0
+    assert "rows: train=139 validation=30 test=30 (dropped 1" in capsys.readouterr().out
+
+    files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file())
+    assert files == [
+        "scoring/scoring.csv",
+        "test/test.csv",
+        "train/train.csv",
+        "transformer/schema.json",
+        "transformer/transformer.joblib",
+        "validation/validation.csv",
+    ]
+    schema = json.loads((output / "transformer" / names.SCHEMA_FILE).read_text())
+    assert schema["target"] == target and schema["problem_type"] == problem_type
+    assert schema["feature_columns"] == ["x1", "x2", "color", "plan"]
+    assert schema["numeric_columns"] == ["x1", "x2"]
+    assert schema["categorical_columns"] == ["color", "plan"]
+    assert schema["rows"] == {"train": 139, "validation": 30, "test": 30}
+    if problem_type == "binary":
+        assert schema["class_mapping"] == {"no": 0, "yes": 1}
+    else:
+        assert schema["class_mapping"] is None
+
+    train = pd.read_csv(output / "train" / names.TRAIN_FILE)
+    assert list(train.columns) == [target, "x1", "x2", "color", "plan"]
+    if problem_type == "binary":
+        assert set(train[target]) == {0, 1}
+    test = pd.read_csv(output / "test" / names.TEST_FILE)
+    scoring = pd.read_csv(output / "scoring" / names.SCORING_FILE, header=None)
+    assert scoring.shape == (30, 4)
+    np.testing.assert_array_equal(scoring[1].to_numpy(), test["x2"].to_numpy())
+    transformer = joblib.load(output / "transformer" / names.TRANSFORMER_FILE)
+    numeric, categorical = schema["numeric_columns"], schema["categorical_columns"]
+    typed = coerce_features(train, numeric, categorical)
+    matrix = features.feature_matrix(transformer, typed, numeric, categorical)
+    assert matrix.shape == (139, 2 + 3 + 2) and schema["matrix_layout"] == features.DENSE
+
+
+def test_main_is_reproducible(job_csv_dir: CsvDir, tmp_path: Path) -> None:
+    folder = job_csv_dir(pd.DataFrame({"a": range(40), "y": [0, 1] * 20}))
+    for name in ("one", "two"):
+        assert _run(folder, tmp_path / name, "--problem-type", "binary", target="y") == 0
+    for split in ("train/train.csv", "validation/validation.csv", "test/test.csv"):
+        assert (tmp_path / "one" / split).read_bytes() == (tmp_path / "two" / split).read_bytes()
+
+
+def test_main_reports_a_data_error_and_writes_nothing(
+    job_csv_dir: CsvDir,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(OUTPUT_DIR_ENV, str(tmp_path / "opt-ml-output"))
+    reason = tmp_path / "opt-ml-output" / "message"  # a processing job's ExitMessage
+    frame = pd.DataFrame({"a": range(40), "y": ["x", "y", "z", "w"] * 10})
+    output = tmp_path / "output"
+    assert _run(job_csv_dir(frame), output, "--problem-type", "binary", target="y") == 2
+    err = capsys.readouterr().err
+    assert "ERROR: data.csv: binary target 'y' has 4 distinct value(s)" in err
+    assert "4 distinct value(s)" in reason.read_text()
+    assert not output.exists()
+
+
+def test_main_rejects_fractions_that_leave_no_train_rows(
+    job_csv_dir: CsvDir, tmp_path: Path
+) -> None:
+    folder = job_csv_dir("a,y\n1,0\n")
+    with pytest.raises(SystemExit) as exit_info:
+        _run(
+            folder, tmp_path / "o", "--problem-type", "regression",
+            "--validation-fraction", "0.5", "--test-fraction", "0.5",
+        )  # fmt: skip
+    assert exit_info.value.code == 2
