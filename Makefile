@@ -109,17 +109,21 @@ schedule: $(STAMP)
 unschedule: $(STAMP)
 	$(BIN)/python -m pipelines unschedule --config $(CONFIG)
 
-## infra-lint: cfn-lint on every template in infra/ (pipeline resources, deploy role)
+## infra-lint: cfn-lint on every template in infra/ (pipeline resources, deploy role, release)
 infra-lint: $(STAMP)
 	$(BIN)/cfn-lint --include-checks I -- infra/*.yaml
 
 # The deploy targets take STAGE=<a stage of deploy.stages>; VERSION=<n> pins a package version.
+# A release (infra/model-deploy.yaml, buildspecs/) passes its record between stages: RECORD=<file>
+# writes it or adds a result to it, RELEASE=<file> deploys the version it names.
 STAGED = $(if $(STAGE),--stage $(STAGE),$(error STAGE is required, e.g. make $@ STAGE=staging))
+RECORDED = $(if $(RECORD),--record $(RECORD))
 
-## deploy: deploy the latest approved package to STAGE (VERSION=n pins one, DRY_RUN=1 plans only)
+## deploy: deploy the latest approved package to STAGE (VERSION=n pins one, RELEASE=file the one a release record names, RECORD=file writes one, DRY_RUN=1 plans only)
 deploy: $(STAMP)
 	$(BIN)/python -m pipelines deploy --config $(CONFIG) $(STAGED) \
-		$(if $(VERSION),--version $(VERSION)) $(if $(DRY_RUN),--dry-run)
+		$(if $(VERSION),--version $(VERSION)) $(if $(RELEASE),--release $(RELEASE)) \
+		$(RECORDED) $(if $(DRY_RUN),--dry-run)
 
 ## rollback: deploy STAGE's previously deployed package again (VERSION=n: that version)
 rollback: $(STAMP)
@@ -134,9 +138,25 @@ undeploy: $(STAMP)
 status: $(STAMP)
 	$(BIN)/python -m pipelines status --config $(CONFIG) $(STAGED)
 
-## smoke: invoke STAGE's live endpoint with its package's test rows; exit 1 on a mismatch
+## smoke: invoke STAGE's live endpoint with its package's test rows; exit 1 on a mismatch (RECORD=file adds the result)
 smoke: $(STAMP)
-	$(BIN)/python -m pipelines smoke --config $(CONFIG) $(STAGED)
+	$(BIN)/python -m pipelines smoke --config $(CONFIG) $(STAGED) $(RECORDED)
+
+## load: a bounded load run against STAGE's live endpoint (deploy.stages.<stage>.load_test; RECORD=file adds the result)
+load: $(STAMP)
+	$(BIN)/python -m pipelines load --config $(CONFIG) $(STAGED) $(RECORDED)
+
+## approval-message: the manual gate's message from RECORD=file (NEXT_STAGE, default prod); APPROVAL_TOPIC_ARN=arn sends it
+approval-message: $(STAMP)
+	$(BIN)/python -m pipelines approval-message --config $(CONFIG) \
+		--record $(or $(RECORD),$(error RECORD is required: the release record of the staging deploy)) \
+		--next-stage $(or $(NEXT_STAGE),prod) $(if $(APPROVAL_TOPIC_ARN),--topic $(APPROVAL_TOPIC_ARN))
+
+## rollback-rejected: roll every stage serving REJECTED_PACKAGE_ARN back to the latest approved package
+rollback-rejected: $(STAMP)
+	$(BIN)/python -m pipelines rollback-rejected --config $(CONFIG) \
+		--package-arn $(or $(REJECTED_PACKAGE_ARN),$(error REJECTED_PACKAGE_ARN is required)) \
+		$(if $(DRY_RUN),--dry-run)
 
 ## serve-local: serve the latest approved local package on http://127.0.0.1:8080 (VERSION=n, PORT=p)
 serve-local: $(STAMP)
@@ -160,4 +180,4 @@ clean:
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 14
 
-.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench deploy rollback undeploy status smoke deploy-golden serve-local
+.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench deploy rollback undeploy status smoke deploy-golden load approval-message rollback-rejected serve-local

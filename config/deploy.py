@@ -301,6 +301,18 @@ class SmokeSection(Section):
     timeout_seconds: Annotated[int, Field(ge=1, le=3600)]
 
 
+class LoadTestSection(Section):
+    """`make load STAGE=...`: a bounded run of real requests; it stops at `requests` or at
+    `max_seconds`, whichever comes first, and fails above the error rate or the p99 latency."""
+
+    requests: Annotated[int, Field(ge=1, le=100000)]
+    concurrency: Annotated[int, Field(ge=1, le=64)]
+    rows_per_request: Annotated[int, Field(ge=1, le=1000)]
+    max_seconds: Annotated[int, Field(ge=1, le=3600)]
+    max_error_rate: Annotated[float, Field(ge=0, le=1)]
+    max_p99_ms: Annotated[float, Field(gt=0)] | None = None
+
+
 TagText = Annotated[str, Field(pattern=r"^[\w\s.:/=+\-@]*$", max_length=256)]
 
 
@@ -321,6 +333,7 @@ class StageSection(Section):
     monitoring: MonitoringSection
     shadow: ShadowSection
     smoke: SmokeSection
+    load_test: LoadTestSection
     wait_timeout_seconds: Annotated[int, Field(ge=60, le=86400)]
     poll_seconds: Annotated[float, Field(gt=0, le=300)]
     tags: dict[Annotated[str, Field(pattern=r"^[\w.:/=+\-@]{1,128}$")], TagText]

@@ -46,6 +46,7 @@ class Model:
 
     handler: Handler
     sample: dict[str, Any]
+    report: dict[str, Any] = field(default_factory=dict)  # evaluation.json's metrics
 
 
 def trained_model(archive_dir: Path, test_dir: Path, scripts: Path, work: Path) -> Model:
@@ -55,7 +56,9 @@ def trained_model(archive_dir: Path, test_dir: Path, scripts: Path, work: Path) 
     model_dir.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive_dir / MODEL_ARCHIVE) as tar:
         tar.extractall(model_dir, filter="data")
-    return Model(load_handler(scripts, "inference.py", model_dir), result.smoke_sample)
+    return Model(
+        load_handler(scripts, "inference.py", model_dir), result.smoke_sample, result.report
+    )
 
 
 def register(
@@ -64,6 +67,7 @@ def register(
     sample: dict[str, Any],
     status: str = "Approved",
     baseline: bool = True,
+    report: dict[str, Any] | None = None,
 ) -> str:
     """A package version as the pipeline's Register step creates it; returns its ARN."""
     sagemaker = session.client("sagemaker")
@@ -82,6 +86,16 @@ def register(
         "Constraints": {"ContentType": "application/json",
                         "S3Uri": f"s3://{cfg.aws.bucket}/{runs}/DataQuality/constraints.json"},
     }  # fmt: skip
+    metrics: dict[str, Any] = {"ModelDataQuality": quality} if baseline else {}
+    if report:  # the Evaluate step's metrics, as the Register step points to them
+        report_key = f"{runs}/Evaluate/evaluation/{names.EVALUATION_FILE}"
+        s3.put_object(Bucket=cfg.aws.bucket, Key=report_key, Body=json.dumps(report).encode())
+        metrics["ModelQuality"] = {
+            "Statistics": {
+                "ContentType": "application/json",
+                "S3Uri": f"s3://{cfg.aws.bucket}/{report_key}",
+            }
+        }
     arn = sagemaker.create_model_package(
         ModelPackageGroupName=group,
         InferenceSpecification={
@@ -92,7 +106,7 @@ def register(
         },
         ModelApprovalStatus=status,
         CustomerMetadataProperties={names.SMOKE_SAMPLE_PROPERTY: f"s3://{cfg.aws.bucket}/{key}"},
-        ModelMetrics={"ModelDataQuality": quality} if baseline else {},
+        ModelMetrics=metrics,
     )["ModelPackageArn"]
     return str(arn)
 

@@ -15,6 +15,8 @@ INFRA = ROOT / "infra"
 TEMPLATE = INFRA / "template.yaml"
 TEMPLATES = sorted(INFRA.glob("*.yaml"))
 SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+# Parameters without a default, as a user of the release templates passes them.
+REQUIRED_PARAMETERS = {"RepositoryName": "example-org/tabular-xgboost"}
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -28,13 +30,20 @@ class Resolver:
     """What CloudFormation makes of Ref / Fn::Sub / Fn::GetAtt with the parameters' defaults,
     for the resource types whose names the config repeats."""
 
-    def __init__(self, template: dict[str, Any], account: str, region: str) -> None:
+    def __init__(
+        self,
+        template: dict[str, Any],
+        account: str,
+        region: str,
+        parameters: dict[str, str] | None = None,
+    ) -> None:
         self.template = template
         self.pseudo = {
             "AWS::AccountId": account,
             "AWS::Region": region,
             "AWS::Partition": "aws",
         }
+        self.parameters = {**REQUIRED_PARAMETERS, **(parameters or {})}
 
     def resource(self, name: str) -> tuple[str, dict[str, Any]]:
         found = self.template["Resources"][name]
@@ -44,10 +53,28 @@ class Resolver:
         if name in self.pseudo:
             return self.pseudo[name]
         if name in self.template["Parameters"]:
+            if name in self.parameters:
+                return self.parameters[name]
             return str(self.template["Parameters"][name]["Default"])
         kind, props = self.resource(name)
+        account, region = self.pseudo["AWS::AccountId"], self.pseudo["AWS::Region"]
         if kind == "AWS::S3::Bucket":
+            if "BucketName" not in props:  # CloudFormation generates one
+                return f"stack-{name.lower()}-1a2b3c4d5e6f"
             return self.value(props["BucketName"])
+        named = {  # resources whose Ref is a name, and the property that names them
+            "AWS::CodeBuild::Project": "Name",
+            "AWS::CodePipeline::Pipeline": "Name",
+            "AWS::Logs::LogGroup": "LogGroupName",
+            "AWS::Events::Rule": "Name",
+        }
+        if kind in named:
+            return self.value(props[named[kind]])
+        if kind == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{region}:{account}:{self.value(props['TopicName'])}"
+        if kind == "AWS::StepFunctions::StateMachine":
+            machine = self.value(props["StateMachineName"])
+            return f"arn:aws:states:{region}:{account}:stateMachine:{machine}"
         if kind == "AWS::SQS::Queue":
             queue = self.value(props["QueueName"])
             return f"https://sqs.{self.pseudo['AWS::Region']}.amazonaws.com/{self.ref('AWS::AccountId')}/{queue}"
@@ -59,7 +86,11 @@ class Resolver:
         if (kind, attribute) == ("AWS::IAM::Role", "Arn"):
             return f"arn:aws:iam::{account}:role/{self.value(props['RoleName'])}"
         if (kind, attribute) == ("AWS::S3::Bucket", "Arn"):
-            return f"arn:aws:s3:::{self.value(props['BucketName'])}"
+            return f"arn:aws:s3:::{self.ref(name)}"
+        if (kind, attribute) == ("AWS::Logs::LogGroup", "Arn"):
+            return f"arn:aws:logs:{region}:{account}:log-group:{self.ref(name)}:*"
+        if (kind, attribute) == ("AWS::CodeBuild::Project", "Arn"):
+            return f"arn:aws:codebuild:{region}:{account}:project/{self.ref(name)}"
         if (kind, attribute) == ("AWS::SQS::Queue", "Arn"):
             return f"arn:aws:sqs:{region}:{account}:{self.value(props['QueueName'])}"
         raise AssertionError(f"GetAtt {kind}.{attribute} is not modelled here")
@@ -101,8 +132,9 @@ def statements(template: dict[str, Any], resource: str) -> list[dict[str, Any]]:
     for document in documents:
         for statement in document["Statement"]:
             if "Fn::If" in statement:  # conditional statement: [condition, if true, if false]
-                statement = statement["Fn::If"][1]
-            found.append(statement)
+                found.extend(s for s in statement["Fn::If"][1:] if "Effect" in s)
+            else:
+                found.append(statement)
     return found
 
 

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from config import Config
 from pipelines import aws
-from pipelines.deploy import history, names, requests, show
+from pipelines.deploy import history, names, release, requests, show
 from pipelines.deploy.deployment import (
     AUTOSCALING,
     CREATE,
@@ -44,6 +44,7 @@ from pipelines.deploy.deployment import (
 )
 from pipelines.deploy.package import Package, PackageRefused, package_arn
 from pipelines.deploy.plan import ALARM, RolloutPlan
+from pipelines.deploy.release import LoadResult
 from pipelines.deploy.requests import Target
 from pipelines.deploy.smoke import SmokeResult, SmokeSample, SmokeSampleError, compare
 from tabular.contract import (
@@ -90,6 +91,7 @@ class Clients:
     autoscaling: Any
     s3: Any
     sts: Any
+    sns: Any = None
 
     @classmethod
     def for_session(cls, session: boto3.Session) -> Clients:
@@ -100,6 +102,7 @@ class Clients:
             autoscaling=aws.client(session, "application-autoscaling"),
             s3=aws.client(session, "s3"),
             sts=aws.client(session, "sts"),
+            sns=aws.client(session, "sns"),
         )
 
     @classmethod
@@ -641,19 +644,24 @@ def smoke_test(
         if stage.endpoint_type == "async":
             answer = _invoke_async(clients, target, package, sample, body, clock)
         else:
-            response = clients.runtime.invoke_endpoint(
-                EndpointName=target.endpoint,
-                Body=body,
-                ContentType=sample.content_type,
-                Accept=sample.content_type,
-            )
-            answer = response["Body"].read()
+            answer = _invoke(clients, target, sample, body)
     except ClientError as error:
         return SmokeResult(rows, (f"invoking {target.endpoint}: {_code(error)}: "
                                   f"{_message(error)}",))  # fmt: skip
     except _AsyncFailure as failure:
         return SmokeResult(rows, (str(failure),))
     return compare(sample, answer, stage.smoke, rows)
+
+
+def _invoke(clients: Clients, target: Target, sample: SmokeSample, body: bytes) -> bytes:
+    """One real-time request of the sample's rows; the answer's body."""
+    response = clients.runtime.invoke_endpoint(
+        EndpointName=target.endpoint,
+        Body=body,
+        ContentType=sample.content_type,
+        Accept=sample.content_type,
+    )
+    return bytes(response["Body"].read())
 
 
 class _AsyncFailure(Exception):
@@ -978,3 +986,100 @@ def stop_experiment(clients: Clients, target: Target, name: str, clock: Clock) -
         clock.sleep(target.stage.poll_seconds)
     call(f"deleting shadow test {name}", sagemaker.delete_inference_experiment, Name=name)
     return True
+
+
+# --------------------------------------------------------------------------- release
+
+
+def load_run(
+    clients: Clients, target: Target, package: Package, out: Out, clock: Clock
+) -> LoadResult:
+    """A bounded run of real requests: the package's test rows, `load_test.concurrency` at a
+    time, until `requests` were sent or `max_seconds` passed. An answer that differs from the
+    pipeline's predictions counts as a failed request, as a refused one does."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Lock
+
+    stage = target.stage
+    settings = stage.load_test
+    if stage.endpoint_type == "async":
+        raise DeployRefused(
+            f"stage {target.stage_name} serves asynchronously: a load run measures real-time "
+            "answers; test it with `make smoke` (its requests go through S3)"
+        )
+    sample = load_smoke_sample(clients, package)
+    rows = min(settings.rows_per_request, len(sample.records))
+    body = sample.body(rows)
+    out(
+        f"load run: up to {settings.requests} request(s) of {rows} row(s), {settings.concurrency}"
+        f" at a time, for at most {settings.max_seconds} s, to {target.endpoint}"
+    )
+    lock = Lock()
+    tickets = iter(range(settings.requests))
+    latencies: list[float] = []
+    errors: list[str] = []
+    stopped = {"by": "requests"}
+    start = clock.monotonic()
+    deadline = start + settings.max_seconds
+
+    def take() -> bool:
+        with lock:
+            if clock.monotonic() >= deadline:
+                stopped["by"] = "time"
+                return False
+            return next(tickets, None) is not None
+
+    def worker() -> None:
+        while take():
+            began = time.perf_counter()
+            try:
+                answer = _invoke(clients, target, sample, body)
+            except ClientError as error:
+                problem = f"{_code(error)}: {_message(error)}"
+            else:
+                verdict = compare(sample, answer, stage.smoke, rows)
+                problem = "" if verdict.passed else "wrong answer: " + "; ".join(verdict.problems)
+            elapsed = (time.perf_counter() - began) * 1000
+            with lock:
+                if problem:
+                    errors.append(problem)
+                else:
+                    latencies.append(elapsed)
+
+    with ThreadPoolExecutor(max_workers=settings.concurrency) as pool:
+        for running in [pool.submit(worker) for _ in range(settings.concurrency)]:
+            running.result()
+    distinct = tuple(dict.fromkeys(errors))[: release.SHOWN_ERRORS]
+    return LoadResult(
+        endpoint=target.endpoint,
+        rows_per_request=rows,
+        sent=len(latencies) + len(errors),
+        failed=len(errors),
+        seconds=max(clock.monotonic() - start, 0.0),
+        latencies_ms=tuple(latencies),
+        errors=distinct,
+        stopped_by=stopped["by"],
+    )
+
+
+def evaluation_report(clients: Clients, package: Package) -> dict[str, Any] | None:
+    """The Evaluate step's metrics the package points to (None: it names none)."""
+    if not package.evaluation_report:
+        return None
+    bucket, key = _split(package.evaluation_report)
+    try:
+        body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        raise failed(f"reading the evaluation report {package.evaluation_report}", error) from None
+    try:
+        report = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise DeployFailed(f"{package.evaluation_report}: not JSON ({error})") from None
+    return report if isinstance(report, dict) else None
+
+
+def publish(clients: Clients, topic_arn: str, subject: str, message: str) -> str:
+    """Send the message to the SNS topic; its message id."""
+    with context(f"publishing to SNS topic {topic_arn}"):
+        sent = clients.sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)
+    return str(sent["MessageId"])

@@ -19,6 +19,8 @@ from config import PIPELINE_CONFIG, Config, load_config
 from pipelines.deploy.deployment import DeployFailed, DeployRefused, Live, prepare
 from pipelines.deploy.history import DEPLOY, ROLLBACK, read, rollback_target
 from pipelines.deploy.names import PACKAGE_TAG
+from pipelines.deploy.package import PackageRefused
+from pipelines.deploy.release import Release, approval_message
 from pipelines.deploy.requests import Target
 from pipelines.deploy.show import plan_lines, status_lines
 from pipelines.deploy.smoke import SmokeSampleError
@@ -44,13 +46,30 @@ def _deploy(args: argparse.Namespace, action: str) -> int:
 
     cfg = load_config(args.config)
     target = _target(cfg, args.stage)
+    version = args.version
+    release = getattr(args, "release", None)
+    if release is not None:  # read before AWS is asked: a bad record is a usage error
+        version = _released_version(cfg, Path(release), version)
     clients = apply.Clients.for_config(cfg)
     live = apply.read_live(clients, target)
-    version = args.version
     if action == ROLLBACK and version is None:
         version = _previous_version(target, live)
+    return _apply(args, cfg, clients, target, live, version, action)
+
+
+def _apply(
+    args: argparse.Namespace,
+    cfg: Config,
+    clients: Any,
+    target: Target,
+    live: Live,
+    version: int | None,
+    action: str,
+) -> int:
+    from pipelines.deploy import apply
+
     package = apply.resolve_package(clients, cfg, version)
-    deployment = prepare(cfg, args.stage, package, live, action)
+    deployment = prepare(cfg, target.stage_name, package, live, action)
     if target.stage.smoke.enabled:
         try:
             apply.load_smoke_sample(clients, package)
@@ -69,7 +88,35 @@ def _deploy(args: argparse.Namespace, action: str) -> int:
         f"{done} {package.label} on {target.endpoint}: live on {deployment.config_name}"
         + (" and smoke-tested" if target.stage.smoke.enabled else "")
     )
+    record = getattr(args, "record", None)
+    if record is not None:
+        Release(
+            group=package.group,
+            version=package.version,
+            package_arn=package.arn,
+            stage=target.stage_name,
+            endpoint=target.endpoint,
+            config_name=deployment.config_name,
+        ).write(Path(record))
+        _print(f"release record {record}: {package.label} on stage {target.stage_name}")
     return 0
+
+
+def _released_version(cfg: Config, path: Path, version: int | None) -> int:
+    """The version a release record names (it must be of this config's group)."""
+    recorded = Release.read(path)
+    group = cfg.registry.model_package_group
+    if recorded.group != group:
+        raise DeployRefused(
+            f"release record {path} is of model package group {recorded.group}, the config's "
+            f"is {group}: pass the record of this group's release"
+        )
+    if version is not None and version != recorded.version:
+        raise DeployRefused(
+            f"--version {version} contradicts release record {path} (v{recorded.version}); "
+            "pass one of them"
+        )
+    return recorded.version
 
 
 def _shadow(args: argparse.Namespace, clients: Any, deployment: Any) -> int:
@@ -157,11 +204,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_smoke(args: argparse.Namespace) -> int:
+def _live_package(clients: Any, target: Target) -> Any:
+    """The package deploy put live on the stage's endpoint."""
     from pipelines.deploy import apply
     from pipelines.deploy.package import Package
 
-    target, clients = _stage(args)
     live = apply.read_live(clients, target)
     arn = live.tags.get(PACKAGE_TAG)
     if not live.exists or not arn:
@@ -170,10 +217,108 @@ def cmd_smoke(args: argparse.Namespace) -> int:
         )
     with apply.context(f"reading model package {arn}"):
         described = clients.sagemaker.describe_model_package(ModelPackageName=arn)
-    package = Package.from_description(described)
+    return Package.from_description(described)
+
+
+def _record(args: argparse.Namespace, target: Target) -> Release | None:
+    """The release record to add a result to, read before anything runs (None: no --record)."""
+    if args.record is None:
+        return None
+    path = Path(args.record)
+    recorded = Release.read(path)
+    if recorded.endpoint != target.endpoint:
+        raise DeployRefused(
+            f"release record {path} is of endpoint {recorded.endpoint}, not {target.endpoint} "
+            f"(stage {target.stage_name}); pass the record of this stage's release"
+        )
+    return recorded
+
+
+def _add_result(
+    args: argparse.Namespace, recorded: Release | None, name: str, result: dict[str, Any]
+) -> None:
+    if recorded is not None:
+        recorded.with_result(name, result).write(Path(args.record))
+        _print(f"release record {args.record}: {name} result added")
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from pipelines.deploy import apply
+
+    target, clients = _stage(args)
+    recorded = _record(args, target)
+    package = _live_package(clients, target)
     result = apply.smoke_test(clients, target, package, _print, apply.Clock())
     _print(result.summary())
+    _add_result(args, recorded, "smoke", {"passed": result.passed, "rows": result.rows,
+                                        "summary": result.summary()})  # fmt: skip
     return 0 if result.passed else EXIT_FAILED
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from pipelines.deploy import apply
+
+    target, clients = _stage(args)
+    recorded = _record(args, target)
+    package = _live_package(clients, target)
+    result = apply.load_run(clients, target, package, _print, apply.Clock())
+    settings = target.stage.load_test
+    _print(result.summary(settings))
+    _add_result(args, recorded, "load", result.as_dict(settings))
+    return EXIT_FAILED if result.problems(settings) else 0
+
+
+def cmd_approval_message(args: argparse.Namespace) -> int:
+    from pipelines.deploy import apply
+    from pipelines.deploy.package import Package
+
+    cfg = load_config(args.config)
+    _target(cfg, args.next_stage)
+    recorded = Release.read(Path(args.record))
+    clients = apply.Clients.for_config(cfg)
+    with apply.context(f"reading model package {recorded.package_arn}"):
+        described = clients.sagemaker.describe_model_package(ModelPackageName=recorded.package_arn)
+    report = apply.evaluation_report(clients, Package.from_description(described))
+    subject, message = approval_message(recorded, described, report, args.next_stage)
+    _print(subject)
+    _print(message)
+    if args.topic:
+        message_id = apply.publish(clients, args.topic, subject, message)
+        _print(f"sent to {args.topic} (message {message_id})")
+    return 0
+
+
+def cmd_rollback_rejected(args: argparse.Namespace) -> int:
+    """Every stage that serves the rejected package goes back to the latest Approved one."""
+    from pipelines.deploy import apply
+
+    cfg = load_config(args.config)
+    clients = apply.Clients.for_config(cfg)
+    rejected = args.package_arn
+    status = 0
+    for name in sorted(cfg.deploy.stages):
+        target = Target(cfg, name)
+        live = apply.read_live(clients, target)
+        serving = live.tags.get(PACKAGE_TAG) if live.exists else None
+        if serving != rejected:
+            _print(f"stage {name}: {target.endpoint} does not serve {rejected}: unchanged")
+            continue
+        try:
+            latest = apply.resolve_package(clients, cfg, None)
+        except PackageRefused as error:
+            raise DeployRefused(
+                f"stage {name}: {target.endpoint} serves rejected {rejected} and there is "
+                f"nothing to roll back to ({error}); approve a package, or take the stage down "
+                f"with `make undeploy STAGE={name}`"
+            ) from None
+        _print(f"stage {name}: {target.endpoint} serves rejected {rejected}: rolling back to "
+               f"the latest Approved package, {latest.label}")  # fmt: skip
+        try:
+            _apply(args, cfg, clients, target, live, latest.version, ROLLBACK)
+        except DeployFailed as error:
+            print(f"ERROR: stage {name}: {error}", file=sys.stderr)
+            status = EXIT_FAILED
+    return status
 
 
 def cmd_deploy_golden(args: argparse.Namespace) -> int:
@@ -223,6 +368,12 @@ def add_verbs(verb: Verb) -> None:
     sub.add_argument("--version", type=int, help="package version (default: latest Approved)")
     sub.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     sub.add_argument(
+        "--release",
+        metavar="FILE",
+        help="deploy the version a release record names (what an earlier stage tested)",
+    )
+    sub.add_argument("--record", metavar="FILE", help="write the release record here")
+    sub.add_argument(
         "--shadow",
         action="store_true",
         help="instead of deploying, mirror live traffic to the package (shadow test)",
@@ -236,7 +387,31 @@ def add_verbs(verb: Verb) -> None:
     sub.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     staged("undeploy", cmd_undeploy, "remove everything deploy created for the stage")
     staged("status", cmd_status, "show the stage's endpoint, alarms, scaling and history")
-    staged("smoke", cmd_smoke, "invoke the live endpoint with its package's test rows again")
+    sub = staged("smoke", cmd_smoke, "invoke the live endpoint with its package's test rows again")
+    sub.add_argument("--record", metavar="FILE", help="add the result to this release record")
+    sub = staged(
+        "load",
+        cmd_load,
+        "a bounded load run against the live endpoint (deploy.stages.<stage>.load_test)",
+    )
+    sub.add_argument("--record", metavar="FILE", help="add the result to this release record")
+    sub = verb(
+        "approval-message",
+        exits(cmd_approval_message),
+        "the manual gate's message: package, metrics, staging results (--topic sends it)",
+        PIPELINE_CONFIG,
+    )
+    sub.add_argument("--record", metavar="FILE", required=True, help="the release record")
+    sub.add_argument("--next-stage", required=True, help="the stage the approval deploys to")
+    sub.add_argument("--topic", help="SNS topic ARN to send it to (default: print only)")
+    sub = verb(
+        "rollback-rejected",
+        exits(cmd_rollback_rejected),
+        "roll every stage that serves this (rejected) package back to the latest Approved one",
+        PIPELINE_CONFIG,
+    )
+    sub.add_argument("--package-arn", required=True, help="the rejected model package's ARN")
+    sub.add_argument("--dry-run", action="store_true", help="print the plans, change nothing")
     verb(
         "deploy-golden",
         cmd_deploy_golden,

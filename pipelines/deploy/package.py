@@ -27,11 +27,13 @@ class Package:
     baseline_statistics: str | None  # the package's data-quality baseline (Model Monitor)
     baseline_constraints: str | None
     smoke_sample: str | None  # s3 URI of the test rows and predictions the pipeline recorded
+    evaluation_report: str | None = None  # s3 URI of the Evaluate step's metrics
 
     @classmethod
     def from_description(cls, described: dict[str, Any]) -> Package:
         metrics = described.get("ModelMetrics") or {}
         quality = metrics.get("ModelDataQuality") or {}
+        statistics = (metrics.get("ModelQuality") or {}).get("Statistics") or {}
         inference = described.get("InferenceSpecification") or {}
         return cls(
             arn=described["ModelPackageArn"],
@@ -47,6 +49,7 @@ class Package:
             smoke_sample=(described.get("CustomerMetadataProperties") or {}).get(
                 SMOKE_SAMPLE_PROPERTY
             ),
+            evaluation_report=statistics.get("S3Uri"),
         )
 
     @property

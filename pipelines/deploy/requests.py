@@ -424,6 +424,9 @@ def monitor_image(region: str) -> str:
     return f"{accounts[region]}.dkr.ecr.{region}.{domain}/{MONITOR_REPOSITORY}"
 
 
+PUBLISH_METRICS = "publish_cloudwatch_metrics"
+
+
 def data_quality_job_request(target: Target, package: Package) -> dict[str, Any]:
     """CreateDataQualityJobDefinition: captured requests against the package's baseline."""
     cfg = target.cfg
@@ -463,7 +466,13 @@ def data_quality_job_request(target: Target, package: Package) -> dict[str, Any]
             "ConstraintsResource": {"S3Uri": package.baseline_constraints},
             "StatisticsResource": {"S3Uri": package.baseline_statistics},
         },
-        "DataQualityAppSpecification": {"ImageUri": monitor_image(cfg.aws.region)},
+        # The analyzer publishes its drift metrics to CloudWatch only when asked (the SDK's
+        # enable_cloudwatch_metrics, sagemaker/core/model_monitor/model_monitoring.py): they
+        # feed the drift alarm that retrains (infra/drift-retraining.yaml).
+        "DataQualityAppSpecification": {
+            "ImageUri": monitor_image(cfg.aws.region),
+            "Environment": {PUBLISH_METRICS: "Enabled"},
+        },
         "DataQualityJobInput": {
             "EndpointInput": {"EndpointName": target.endpoint, "LocalPath": MONITOR_INPUT_PATH}
         },

@@ -65,7 +65,10 @@ AWS_VERBS = [
     ["undeploy", "--stage", "staging"],
     ["status", "--stage", "prod"],
     ["smoke", "--stage", "staging"],
-]
+    ["load", "--stage", "staging"],
+    ["rollback-rejected", "--package-arn",
+     "arn:aws:sagemaker:us-east-1:123456789012:model-package/tabular-xgboost/1"],
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("argv", AWS_VERBS, ids=[" ".join(v) for v in AWS_VERBS])
