@@ -160,13 +160,19 @@ rollback-rejected: $(STAMP)
 		--package-arn $(or $(REJECTED_PACKAGE_ARN),$(error REJECTED_PACKAGE_ARN is required)) \
 		$(if $(DRY_RUN),--dry-run)
 
+## serve-local: serve the latest approved local package on http://127.0.0.1:8080 (VERSION=n, PORT=p)
+serve-local: $(STAMP)
+	$(BIN)/python -m pipelines serve --local --config $(LOCAL_CONFIG) \
+		$(if $(VERSION),--version $(VERSION)) $(if $(PORT),--port $(PORT))
+
 ## deploy-golden: regenerate tests/golden/deploy/ (the reference deployments' requests, offline)
 deploy-golden: $(STAMP)
 	$(BIN)/python -m pipelines deploy-golden
 
-## bench: measure overhead, caching, build time, scale, AUC (build/bench/results.json, .png)
+## bench: overhead, caching, build time, scale, AUC, then a load run on the local model server
 bench: $(VENV)/.synced-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.serving
 
 ## bench-report: what the evaluation report adds to Evaluate at 100k and 1M test rows
 bench-report: $(VENV)/.synced-bench
@@ -180,4 +186,4 @@ clean:
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## /  /' -e 's/: /\t/' | expand -t 14
 
-.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench bench-report deploy rollback undeploy status smoke deploy-golden load approval-message rollback-rejected
+.PHONY: install lock upgrade lint test validate definition golden upsert run-local clean help schedule unschedule infra-lint bench bench-report deploy rollback undeploy status smoke deploy-golden load approval-message rollback-rejected serve-local

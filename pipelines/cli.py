@@ -21,6 +21,8 @@ from config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_conf
 from config.paths import BUILD_DIR, DEFINITION_FILE, GOLDEN_FILE, ROOT
 from pipelines.deploy.cli import add_verbs as add_deploy_verbs
 from pipelines.errors import UsageError
+from pipelines.local_endpoint.cli import add_verbs as add_local_endpoint_verbs
+from pipelines.local_endpoint.cli import with_local
 from tabular.contract import ExecutionStatus
 from tabular.files import write_atomic
 
@@ -359,7 +361,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--aws", action="store_true", help="a SageMaker execution or model package")
     sub.add_argument("--open", action="store_true", help="open the page in a browser")
     sub.add_argument("--download", type=Path, help="with --aws: copy the page and image here")
-    add_deploy_verbs(verb)  # deploy, rollback, undeploy, status, smoke (pipelines/deploy/cli.py)
+    # deploy, rollback, undeploy, status, smoke (pipelines/deploy/cli.py); --local on deploy,
+    # status and undeploy, and serve (pipelines/local_endpoint/cli.py)
+    add_deploy_verbs(with_local(verb))
+    add_local_endpoint_verbs(verb)
     return root
 
 
