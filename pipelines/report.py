@@ -72,7 +72,7 @@ def local_package_report(runner: LocalPipelineRunner, package: dict[str, Any]) -
 def local_execution_report(runner: LocalPipelineRunner, execution_id: str) -> ReportLocation:
     try:
         execution, _ = runner.load(execution_id)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # unknown id, or its folder gone or unreadable
         known = sorted(p.name for p in (runner.workspace / "executions").glob("*"))
         raise ReportNotFound(f"{error}; known executions: {known or 'none'}") from None
     # The evaluation step is the one with the evaluation output (no step name needed here).
