@@ -35,6 +35,7 @@ from runtime.serving import Handler, load_handler
 from scripts import evaluate as evaluation
 from tabular import names
 from tabular.contract import MODEL_ARCHIVE
+from tabular.files import extract_tar
 
 ACCOUNT = "123456789012"
 IMAGE = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
@@ -55,7 +56,7 @@ def trained_model(archive_dir: Path, test_dir: Path, scripts: Path, work: Path) 
     model_dir = work / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive_dir / MODEL_ARCHIVE) as tar:
-        tar.extractall(model_dir, filter="data")
+        extract_tar(tar, model_dir)
     return Model(
         load_handler(scripts, "inference.py", model_dir), result.smoke_sample, result.report
     )

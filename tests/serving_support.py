@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from runtime.state import LocalState
 from runtime.store import LocalS3
+from tabular.files import extract_tar
 
 ROOT = Path(__file__).resolve().parent.parent
 LISTENING = "listening on "
@@ -114,7 +115,7 @@ def server_argv(model_dir: Path) -> list[str]:
 def extract(archive_dir: Path, destination: Path) -> Path:
     destination.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive_dir / "model.tar.gz") as tar:
-        tar.extractall(destination, filter="data")
+        extract_tar(tar, destination)
     return destination
 
 

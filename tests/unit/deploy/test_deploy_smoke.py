@@ -15,6 +15,7 @@ from pipelines.deploy.smoke import SmokeSample, SmokeSampleError, compare
 from runtime.serving import load_handler
 from scripts import evaluate as ev
 from tabular.contract import MODEL_ARCHIVE
+from tabular.files import extract_tar
 from tabular.names import SMOKE_SAMPLE_FILE, TEST
 
 SETTINGS = load_config(PIPELINE_CONFIG, env={}).deploy.stage("staging").smoke
@@ -38,7 +39,7 @@ def recorded(
     assert code == 0
     model = tmp_path_factory.mktemp("model")
     with tarfile.open(archive / MODEL_ARCHIVE) as tar:
-        tar.extractall(model, filter="data")
+        extract_tar(tar, model)
     return json.loads((output / SMOKE_SAMPLE_FILE).read_text()), model
 
 
