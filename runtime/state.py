@@ -151,7 +151,7 @@ class LocalState:
     def _connect(self) -> sqlite3.Connection:
         if not self.read_only:
             db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_SECONDS, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            _wait_for_wal(db)
             return db
         if not self.path.is_file():
             # Nothing has run in this read-only workspace: an empty registry.
@@ -563,3 +563,22 @@ def _references(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _references(item, f"{where}[{index}]")
+
+
+def _wait_for_wal(db: sqlite3.Connection) -> None:
+    """Switch ``db`` to WAL, waiting while another process holds the file.
+
+    Changing the journal mode takes an exclusive lock without calling the busy handler, so
+    two runs starting at once on a new state.db can get SQLITE_BUSY at once instead of after
+    the connection's timeout (https://www.sqlite.org/wal.html#sometimes_queries_return_sqlite_busy_in_wal_mode).
+    """
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            name = getattr(error, "sqlite_errorname", "") or ""
+            if not name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
