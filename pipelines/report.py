@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from pipelines.approval import package_report_uris
 from pipelines.errors import UsageError
 from tabular.contract import StepStatus
+from tabular.files import write_atomic
 from tabular.names import (
     EVALUATION_OUTPUT,
     REPORT_HTML,
@@ -168,10 +169,7 @@ def download(s3: Any, found: ReportLocation, folder: Path) -> ReportLocation:
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as error:
             raise ReportNotFound(f"cannot read {uri}: {error}") from None
-        temporary = target.with_name(f".{target.name}.part")
-        temporary.write_bytes(body)
-        temporary.replace(target)
-        paths.append(target)
+        paths.append(write_atomic(target, body))
     return ReportLocation(found.html_uri, found.png_uri, paths[0], paths[1])
 
 
