@@ -26,6 +26,7 @@ ENV_OVERRIDES = {
     "PIPELINE_BUCKET": ("aws", "bucket"),
     "PIPELINE_APPROVAL_QUEUE_URL": ("approval", "queue_url"),
     "PIPELINE_SCHEDULER_ROLE_ARN": ("schedule", "role_arn"),
+    "PIPELINE_RETRAINING_STARTER_ARN": ("schedule", "starter_arn"),
 }
 
 

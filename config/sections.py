@@ -148,12 +148,28 @@ SCHEDULE_EXPRESSION = (
 )
 
 
+STATE_MACHINE_ARN = (
+    r"^arn:aws[a-z-]*:states:[a-z]{2}(-[a-z]+)+-\d:\d{12}:stateMachine:[A-Za-z0-9_-]{1,80}$"
+)
+
+
 class ScheduleSection(Section):
     enabled: bool
     expression: Annotated[str, Field(pattern=SCHEDULE_EXPRESSION)]
     timezone: NonEmpty
     role_arn: RoleArn
     parameters: dict[str, str | int | float | bool]
+    starter_arn: Annotated[str, Field(pattern=STATE_MACHINE_ARN)] | None = None
+
+    @model_validator(mode="after")
+    def _starter_passes_data_version_only(self) -> ScheduleSection:
+        if self.starter_arn and self.parameters:
+            raise ValueError(
+                f"schedule.starter_arn starts runs through a state machine that passes only "
+                f"{DATA_VERSION}, so schedule.parameters {sorted(self.parameters)} would be "
+                "dropped; make them the pipeline's defaults, or remove starter_arn"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_pinned_data_version(self) -> ScheduleSection:

@@ -208,6 +208,16 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         f"schedule {result.name}: {result.action}, {result.state}, {cfg.schedule.expression} "
         f"({cfg.schedule.timezone}) starts pipeline {cfg.pipeline.name}"
     )
+    if cfg.schedule.starter_arn:
+        print(
+            f"  through {cfg.schedule.starter_arn}: nothing starts while an execution of "
+            f"{cfg.pipeline.name} runs"
+        )
+    else:
+        print(
+            "  directly: a scheduled run starts even while another execution runs; set "
+            "schedule.starter_arn (infra/drift-retraining.yaml's RetrainingStarterArn) to wait"
+        )
     return 0
 
 

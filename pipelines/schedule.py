@@ -9,6 +9,11 @@ input URI. The templated SageMaker target (SageMakerPipelineParameters, which th
 PipelineSchedule also uses) only passes fixed values. The same scheduled time is the start's
 ClientRequestToken, so Scheduler's retries of one invocation start at most one execution.
 
+With `schedule.starter_arn` (infra/drift-retraining.yaml's RetrainingStarterArn), the schedule
+targets that state machine instead, with the same Input as the template's own schedule
+(:func:`starter_input`): it starts the pipeline with the same DataVersion, but never while an
+execution of the pipeline runs, so scheduled and drift retraining do not overlap.
+
 `schedule.enabled: false` keeps the schedule, DISABLED (it fires again when re-enabled);
 `unschedule` removes it; `delete` removes the schedule first and then the pipeline, so no
 schedule is left pointing at a pipeline that no longer exists.
@@ -35,6 +40,7 @@ SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"  # e.g. 2026-03-02T03:00:00Z
 SCHEDULE_ARN = "<aws.scheduler.schedule-arn>"
 DATA_VERSION_PREFIX = "scheduled-"
 TOKEN_PREFIX = "scheduled-"
+STARTER_TOKEN_PREFIX = "scheduled-retraining-"
 TOKEN_MAX = 128
 SCHEDULED_TIME_LENGTH = len("2026-03-02T03:00:00Z")
 ENABLED, DISABLED = "ENABLED", "DISABLED"
@@ -109,9 +115,37 @@ def start_request(cfg: Config) -> dict[str, Any]:
     }
 
 
+def starter_input() -> dict[str, str]:
+    """The retraining starter's execution input (context attributes unresolved).
+
+    The same document as infra/drift-retraining.yaml's RetrainingSchedule Input (a test holds
+    them equal): one scheduled time gives one token, whichever of the two schedules fired.
+    """
+    return {
+        "DataVersion": f"{DATA_VERSION_PREFIX}{SCHEDULED_TIME}",
+        "Reason": SCHEDULE_ARN,
+        "Token": f"{STARTER_TOKEN_PREFIX}{SCHEDULED_TIME}",
+    }
+
+
+def schedule_target(cfg: Config, pipeline_arn: str) -> dict[str, Any]:
+    """The schedule's target: the retraining starter when configured, else SageMaker itself."""
+    starter = cfg.schedule.starter_arn
+    if starter:
+        arn, payload = starter, starter_input()
+    else:
+        partition = pipeline_arn.split(":")[1]
+        arn, payload = UNIVERSAL_TARGET.format(partition=partition), start_request(cfg)
+    return {
+        "Arn": arn,
+        "RoleArn": cfg.schedule.role_arn,
+        "Input": json.dumps(payload, sort_keys=True),
+        "RetryPolicy": RETRY_POLICY,
+    }
+
+
 def schedule_request(cfg: Config, pipeline_arn: str) -> dict[str, Any]:
     """The whole CreateSchedule / UpdateSchedule request (UpdateSchedule replaces every field)."""
-    partition = pipeline_arn.split(":")[1]
     return {
         "Name": schedule_name(cfg),
         "Description": f"Retraining of SageMaker pipeline {cfg.pipeline.name} "
@@ -120,12 +154,7 @@ def schedule_request(cfg: Config, pipeline_arn: str) -> dict[str, Any]:
         "ScheduleExpressionTimezone": cfg.schedule.timezone,
         "FlexibleTimeWindow": NO_FLEXIBLE_WINDOW,
         "State": ENABLED if cfg.schedule.enabled else DISABLED,
-        "Target": {
-            "Arn": UNIVERSAL_TARGET.format(partition=partition),
-            "RoleArn": cfg.schedule.role_arn,
-            "Input": json.dumps(start_request(cfg), sort_keys=True),
-            "RetryPolicy": RETRY_POLICY,
-        },
+        "Target": schedule_target(cfg, pipeline_arn),
     }
 
 
@@ -157,6 +186,27 @@ def check_parameters(cfg: Config, published: set[str]) -> None:
         )
 
 
+def check_starter(cfg: Config, stepfunctions: Any) -> None:
+    """schedule.starter_arn must name a state machine of this region that exists."""
+    arn = str(cfg.schedule.starter_arn)
+    region = arn.split(":")[3]
+    fix = (
+        "deploy infra/drift-retraining.yaml in that region and set schedule.starter_arn to its "
+        "RetrainingStarterArn output, or remove starter_arn"
+    )
+    if region != cfg.aws.region:
+        raise ScheduleError(
+            f"schedule.starter_arn {arn} is in {region}, but the pipeline runs in "
+            f"{cfg.aws.region}; {fix}"
+        )
+    try:
+        stepfunctions.describe_state_machine(stateMachineArn=arn)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "StateMachineDoesNotExist":
+            raise ScheduleError(f"schedule.starter_arn {arn} does not exist; {fix}") from exc
+        raise
+
+
 def _existing(scheduler: Any, name: str) -> dict[str, Any] | None:
     try:
         described: dict[str, Any] = scheduler.get_schedule(Name=name)
@@ -182,6 +232,8 @@ def put_schedule(cfg: Config, session: boto3.Session | None = None) -> ScheduleR
         )
     pipeline_arn, parameters = published
     check_parameters(cfg, parameters)
+    if cfg.schedule.starter_arn:
+        check_starter(cfg, aws.client(session, "stepfunctions"))
     scheduler = aws.client(session, "scheduler")
     request = schedule_request(cfg, pipeline_arn)
     existing = _existing(scheduler, request["Name"])

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabular.contract import CSV, MODEL_ARCHIVE
+from tabular.contract import CSV, MODEL_ARCHIVE, STATISTICS_FILE, VIOLATIONS_FILE
 from tabular.csvio import write_csv
 from tabular.errors import JobError
 from tabular.features import matrix_columns
@@ -75,14 +75,12 @@ from tabular.names import (
     SMOKE_RECORDS_KEY,
     SMOKE_SAMPLE_FILE,
     STANDARD_DEVIATION_KEY,
-    STATISTICS_FILE,
     TEST,
     TEST_FILE,
     TEST_INPUT_DIR,
     TRAINING_HISTORY_FILE,
     VALIDATION,
     VALUE_KEY,
-    VIOLATIONS_FILE,
 )
 from tabular.report import (
     DataQuality,

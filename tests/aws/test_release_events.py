@@ -20,9 +20,17 @@ from moto import mock_aws
 from moto.events.models import EventPattern
 from moto.sagemaker.models import sagemaker_backends
 
-from config import PIPELINE_CONFIG, Config, load_config
+from config import PIPELINE_CONFIG, Config, ConfigError, load_config
 from config.parameters import DATA_VERSION as DATA_VERSION_PARAMETER
 from pipelines.deploy import names
+from pipelines.schedule import (
+    SCHEDULE_ARN,
+    SCHEDULED_TIME,
+    ScheduleError,
+    put_schedule,
+    schedule_request,
+    starter_input,
+)
 
 ACCOUNT = "123456789012"
 CFG = load_config(PIPELINE_CONFIG, env={})
@@ -146,7 +154,8 @@ def session(request: pytest.FixtureRequest, aws_credentials: None) -> Iterator[b
 
     class Remote(boto3.Session):
         def client(self, service: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-            return super().client(service, *args, endpoint_url=endpoint, **kwargs)
+            kwargs["endpoint_url"] = kwargs.get("endpoint_url") or endpoint
+            return super().client(service, *args, **kwargs)
 
     yield Remote(region_name=REGION)
 
@@ -396,3 +405,70 @@ def test_scheduled_retraining_through_the_state_machine_waits_for_a_running_one(
     ].pipeline_execution_status = "Executing"
     assert run(session, machine, payload)["status"] == "SUCCEEDED"
     assert executions(sagemaker) == 1  # the scheduled run waited for the drift one
+
+
+# --------------------------------------------------------------------------- make schedule
+
+
+def with_starter(cfg: Config, arn: str, **schedule: Any) -> Config:
+    update = {"starter_arn": arn, **schedule}
+    return cfg.model_copy(update={"schedule": cfg.schedule.model_copy(update=update)})
+
+
+def test_make_schedule_through_the_starter_never_overlaps_a_running_execution(
+    session: boto3.Session,
+) -> None:
+    """With schedule.starter_arn, `make schedule` targets the retraining state machine with the
+    template's own schedule Input; resolved as Scheduler resolves it, the machine starts the
+    pipeline once, and starts nothing while that execution runs."""
+    published_pipeline(session, CFG)
+    machine = state_machine(session)
+    cfg = with_starter(CFG, machine)
+    result = put_schedule(cfg, session)
+    described = session.client("scheduler").get_schedule(Name=result.name)
+    target = described["Target"]
+    assert target["Arn"] == machine
+    valid("scheduler", "CreateSchedule", {**schedule_request(cfg, machine), "Name": result.name})
+
+    template = load_template(INFRA / "drift-retraining.yaml")
+    own = template["Resources"]["RetrainingSchedule"]["Properties"]["Target"]["Input"]
+    assert json.loads(target["Input"]) == json.loads(own) == starter_input()
+
+    arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{result.name}"
+    payload = json.loads(
+        target["Input"].replace(SCHEDULED_TIME, "2026-03-02T03:00:00Z").replace(SCHEDULE_ARN, arn)
+    )
+    assert run(session, machine, payload)["status"] == "SUCCEEDED"
+    sagemaker = session.client("sagemaker")
+    (started,) = sagemaker.list_pipeline_executions(PipelineName=CFG.pipeline.name)[
+        "PipelineExecutionSummaries"
+    ]
+    set_status(started["PipelineExecutionArn"], "Executing")
+    later = json.loads(json.dumps(payload).replace("2026-03-02", "2026-03-09"))
+    assert run(session, machine, later)["status"] == "SUCCEEDED"
+    assert executions(sagemaker) == 1  # the next scheduled run waited
+
+
+def test_make_schedule_refuses_a_starter_it_cannot_use(session: boto3.Session) -> None:
+    published_pipeline(session, CFG)
+    missing = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{CFG.pipeline.name}-retraining-start"
+    with pytest.raises(ScheduleError, match="does not exist; deploy infra/drift-retraining.yaml"):
+        put_schedule(with_starter(CFG, missing), session)
+    elsewhere = missing.replace(f":{REGION}:", ":ap-south-1:")
+    with pytest.raises(ScheduleError, match=f"is in ap-south-1, but the pipeline runs in {REGION}"):
+        put_schedule(with_starter(CFG, elsewhere), session)
+    assert session.client("scheduler").list_schedules()["Schedules"] == []
+
+
+def test_a_starter_with_fixed_parameters_is_a_config_error(tmp_path: Any) -> None:
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{CFG.pipeline.name}-retraining-start"
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"extends: {PIPELINE_CONFIG}\n"
+        f"schedule: {{starter_arn: '{arn}', parameters: {{TrainInstanceCount: 2}}}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"passes only DataVersion.*TrainInstanceCount"):
+        load_config(path, env={})
+    path.write_text(f"extends: {PIPELINE_CONFIG}\nschedule: {{starter_arn: 'arn:aws:states:x'}}\n")
+    with pytest.raises(ConfigError, match="starter_arn"):
+        load_config(path, env={})

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 from infra_support import (
+    INFRA,
     TEMPLATE,
     TEMPLATES,
     Resolver,
@@ -59,14 +60,22 @@ def test_committed_config_names_what_the_template_creates(
 def test_scheduler_role_may_only_start_this_pipeline(
     template: dict[str, Any], resolver: Resolver, base_config: Config
 ) -> None:
-    (statement,) = statements(template, "SchedulerRole")
-    assert statement["Effect"] == "Allow"
-    assert as_list(statement["Action"]) == ["sagemaker:StartPipelineExecution"]
-    pipeline_arn = (
-        f"arn:aws:sagemaker:{base_config.aws.region}:123456789012:pipeline/"
-        f"{base_config.pipeline.name}"
+    """Directly, or through the retraining starter that infra/drift-retraining.yaml creates."""
+    allowed = {}
+    for statement in statements(template, "SchedulerRole"):
+        assert statement["Effect"] == "Allow"
+        (action,) = as_list(statement["Action"])
+        allowed[action] = [resolver.value(r) for r in as_list(statement["Resource"])]
+    prefix = f"arn:aws:{{}}:{base_config.aws.region}:123456789012:"
+    pipeline_arn = f"{prefix.format('sagemaker')}pipeline/{base_config.pipeline.name}"
+    drift = load_template(INFRA / "drift-retraining.yaml")
+    starter = Resolver(drift, "123456789012", base_config.aws.region).value(
+        drift["Resources"]["RetrainingStarter"]["Properties"]["StateMachineName"]
     )
-    assert [resolver.value(r) for r in as_list(statement["Resource"])] == [pipeline_arn]
+    assert allowed == {
+        "sagemaker:StartPipelineExecution": [pipeline_arn],
+        "states:StartExecution": [f"{prefix.format('states')}stateMachine:{starter}"],
+    }
     # ...and it is the role and pipeline the schedule's target names.
     target = schedule_request(base_config, pipeline_arn)["Target"]
     assert target["RoleArn"] == resolver.attribute("SchedulerRole", "Arn")

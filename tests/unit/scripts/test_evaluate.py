@@ -16,7 +16,7 @@ from sklearn import metrics as skm
 
 from scripts import evaluate as ev
 from scripts.evaluate import EvaluationError
-from tabular import names
+from tabular import contract, names
 from tabular.errors import DataError, JobError
 
 
@@ -298,10 +298,10 @@ def test_main_writes_the_report_from_the_gates_numbers(
     quality, baseline = tmp_path / "data-quality", tmp_path / "drift-baseline"
     for folder, mean in ((quality, 1.0), (baseline, 0.0)):
         folder.mkdir()
-        (folder / names.STATISTICS_FILE).write_text(json.dumps(_statistics(mean)))
+        (folder / contract.STATISTICS_FILE).write_text(json.dumps(_statistics(mean)))
     violation = {"feature_name": "x1", "constraint_check_type": "baseline_drift_check",
                  "description": "distance 0.5 exceeds 0.1"}  # fmt: skip
-    (quality / names.VIOLATIONS_FILE).write_text(json.dumps({"violations": [violation]}))
+    (quality / contract.VIOLATIONS_FILE).write_text(json.dumps({"violations": [violation]}))
     output = tmp_path / "evaluation"
     test_dir = job_prepared(problem_type) / names.TEST
     code = ev.main(
