@@ -3,7 +3,8 @@
 The packages are real (a trained model, the pipeline's serving code, its smoke sample) in a local
 registry; the CLI runs as a user runs it (a subprocess, no AWS variables, an empty HOME); the
 stage is configs/pipeline.yaml's prod (canary of 50 %, 600 s waits and bakes, the 5XX and p99
-latency alarms) with every wait scaled by 0.01.
+latency alarms), or a linear stage of four 25 % steps with the same alarms, with every wait scaled
+by 0.01.
 """
 
 from __future__ import annotations
@@ -47,18 +48,27 @@ FLAKY = textwrap.dedent(
 
 # The prod stage as configured, its p99 latency threshold raised from 0.5 s to 30 s: this machine
 # is shared, and a loaded machine's latency is not what these tests are about (the 5XX alarm is).
-STAGE_CONFIG = """\
-extends: {pipeline}
+# The linear stage moves a fleet of four instances 25 % at a time, behind the same alarms.
+ALARMS = """\
+      alarms:
+        - {name: errors-5xx, metric: Invocation5XXErrors, statistic: Sum, period_seconds: 60,
+           evaluation_periods: 1, threshold: 0, comparison: GreaterThanThreshold}
+        - {name: latency-p99, metric: ModelLatency, statistic: p99, period_seconds: 60,
+           evaluation_periods: 3, datapoints_to_alarm: 2, threshold: 30000000,
+           comparison: GreaterThanThreshold}
+"""
+STAGE_CONFIG = f"""\
+extends: {{pipeline}}
 deploy:
   stages:
     prod:
-      alarms:
-        - {{name: errors-5xx, metric: Invocation5XXErrors, statistic: Sum, period_seconds: 60,
-           evaluation_periods: 1, threshold: 0, comparison: GreaterThanThreshold}}
-        - {{name: latency-p99, metric: ModelLatency, statistic: p99, period_seconds: 60,
-           evaluation_periods: 3, datapoints_to_alarm: 2, threshold: 30000000,
-           comparison: GreaterThanThreshold}}
-"""
+{ALARMS}
+    linear:
+      endpoint_name: tabular-xgboost-linear
+      instance_count: 4
+      rollout: {{mode: linear, size: 25, wait_seconds: 600, bake_seconds: 600}}
+{ALARMS}"""
+LINEAR_STEPS = (25, 50, 75, 100)
 
 
 def cli(
@@ -117,7 +127,7 @@ def workspace(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     root = tmp_path_factory.mktemp("local-endpoint")
-    (root / "stage.yaml").write_text(STAGE_CONFIG.format(pipeline=PIPELINE_CONFIG))
+    (root / "stage.yaml").write_text(STAGE_CONFIG.replace("{pipeline}", str(PIPELINE_CONFIG)))
     archive = job_model_archive("binary")
     # The DataQuality step's baseline of the train split, its target named as the config names it.
     train = pd.read_csv(job_prepared("binary") / TRAIN / TRAIN_FILE)
@@ -201,6 +211,63 @@ def test_a_rollout_goes_to_100_percent_and_a_failing_canary_rolls_back(
         done = cli(workspace, home, "undeploy", "--local", "--stage", "prod")
     assert done.returncode == 0 and "removed" in done.stdout
     assert not (workspace / "endpoints/tabular-xgboost-prod").exists()
+
+
+def test_a_linear_rollout_takes_every_step_and_a_failing_candidate_rolls_back_mid_way(
+    workspace: Path, tmp_path: Path, job_served: Any
+) -> None:
+    home = tmp_path / "home"
+    rows = list(SmokeSample.parse(job_served.sample, "sample").records)
+    deploy = ("deploy", "--local", "--stage", "linear", "--time-factor", "0.01")
+    try:
+        done = cli(workspace, home, *deploy, "--version", "1")
+        assert done.returncode == 0, done.stderr + done.stdout
+        router = json.loads(
+            (workspace / "endpoints/tabular-xgboost-linear/router.json").read_text()
+        )
+        traffic = Traffic(router["url"], rows)
+        traffic.start()
+
+        done = cli(workspace, home, *deploy, "--version", "2")
+        assert done.returncode == 0, done.stderr + done.stdout
+        steps = [f"step {n}: {p}% of traffic" for n, p in enumerate(LINEAR_STEPS, 1)]
+        said = [done.stdout.find(step) for step in steps]
+        assert -1 not in said and said == sorted(said), done.stdout  # every step, in order
+        assert "\n  final bake" in done.stdout and "serves 100% of traffic" in done.stdout
+        status = cli(workspace, home, "status", "--local", "--stage", "linear").stdout
+        assert "v2, 100% of traffic, running" in status and "v1," not in status
+        healthy = Counter(traffic.answers)
+
+        done = cli(workspace, home, *deploy, "--version", "3")
+        traffic.stop()
+        assert done.returncode == 1, done.stdout
+        assert "step 1: 25% of traffic" in done.stdout
+        assert f"step {len(LINEAR_STEPS)}: 100% of traffic" not in done.stdout  # tripped mid-way
+        assert "\n  final bake" not in done.stdout  # (the plan printed first names it too)
+        assert "alarm errors-5xx went to ALARM" in done.stderr and "rolled back" in done.stderr
+        assert "Traceback" not in done.stderr
+        status = cli(workspace, home, "status", "--local", "--stage", "linear").stdout
+        assert "v2, 100% of traffic, running" in status and "v3," not in status
+        assert "RolledBack (alarm errors-5xx)" in status
+
+        # Every request sent during both rollouts was answered by a variant: the healthy one
+        # without an error, the failing one with a 500 on part of its share.
+        assert traffic.failures == []
+        assert sum(traffic.answers.values()) == traffic.sent > 0
+        assert sum(healthy.values()) > 0 and {s for (_, s) in healthy} == {200}
+        failing = traffic.answers - healthy
+        assert failing[("AllTraffic", 500)] > 0
+        assert set(traffic.answers) <= {("AllTraffic", 200), ("AllTraffic", 500)}
+
+        after = Traffic(router["url"], rows)
+        after.start()
+        threading.Event().wait(2)
+        after.stop()
+        assert after.failures == [] and after.sent > 0
+        assert {s for (_, s) in after.answers} == {200}
+    finally:
+        done = cli(workspace, home, "undeploy", "--local", "--stage", "linear")
+    assert done.returncode == 0 and "removed" in done.stdout
 
 
 def test_bad_local_deploys_are_usage_errors(workspace: Path, tmp_path: Path) -> None:
