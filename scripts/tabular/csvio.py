@@ -409,10 +409,14 @@ def parse_records(text: str, columns: Sequence[str] | None = None) -> pd.DataFra
         frame = _read(io.StringIO(text), Dialect(), fields, header=False, engine="c")
     if frame is None or len(frame) != len(records):  # pandas skips a line of spaces alone
         frame = pd.DataFrame(
-            [[field or np.nan for field in record] for record in records], dtype=object
+            [[field or np.nan for field in record] for record in records],
+            index=row_index(REQUEST, lines),
+            columns=pd.Index(names, dtype=object),
+            dtype=object,
         )
-    frame.index = row_index(REQUEST, lines)
-    frame.columns = names
+    else:
+        frame.index = row_index(REQUEST, lines)
+        frame.columns = names
     if QUOTE in text:  # only a quoted value can hold a line break
         _check_line_breaks(frame, names)
     return frame

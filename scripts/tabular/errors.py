@@ -70,7 +70,7 @@ def row_index(source: str, lines: Sequence[int] | np.ndarray) -> pd.MultiIndex:
     # The same index built from its parts: from_arrays factorizes both arrays, which costs
     # more than reading a one-record request.
     return pd.MultiIndex(
-        levels=[pd.Index([source]), pd.Index(numbers)],
+        levels=[pd.Index([source], dtype=object), pd.Index(numbers)],
         codes=[np.zeros(len(numbers), dtype="int8"), np.arange(len(numbers))],
         names=[FILE_LEVEL, LINE_LEVEL],
         verify_integrity=False,

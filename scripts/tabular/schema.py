@@ -77,8 +77,13 @@ class Schema:
 
     def _few_rows(self, transformer: Any, features: pd.DataFrame) -> Any:
         columns = [*self.numeric_columns, *self.categorical_columns]
-        at = features.columns.get_indexer(columns)
-        if (at < 0).any():
+        names = features.columns.tolist()
+        at = (
+            list(range(len(columns)))
+            if names[: len(columns)] == columns
+            else [names.index(c) if c in names else -1 for c in columns]
+        )
+        if min(at, default=0) < 0:
             return None
         key = (tuple(self.numeric_columns), tuple(self.categorical_columns))
         known = _ENCODERS.get(transformer)

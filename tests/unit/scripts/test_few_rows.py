@@ -178,3 +178,21 @@ def test_every_field_combination_of_one_row_matches(monkeypatch: pytest.MonkeyPa
     for row, fast in zip(rows, quick, strict=True):
         full = rules.encode(transformer, row.replace("", np.nan))
         assert np.array_equal(_dense(fast), _dense(full))
+
+
+def test_inplace_prediction_is_the_dmatrix_prediction() -> None:
+    """predict_frame scores with inplace_predict: the same numbers, dense or sparse (a stored
+    numeric zero is a zero, an absent one-hot entry missing, in both)."""
+    import xgboost as xgb
+
+    rules, transformer = _fitted(None)
+    rows = _rows(300, 9)
+    labels = (np.arange(300) % 3 == 0).astype(float)
+    for layout in features.LAYOUTS:
+        matrix = Schema(**{**rules.__dict__, "matrix_layout": layout}).encode(
+            transformer, pd.concat([rows] * 4)
+        )
+        booster = xgb.train(
+            {"objective": "binary:logistic"}, xgb.DMatrix(matrix[:300], label=labels), 8
+        )
+        assert np.array_equal(booster.inplace_predict(matrix), booster.predict(xgb.DMatrix(matrix)))
