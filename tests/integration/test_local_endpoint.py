@@ -87,6 +87,7 @@ class Traffic(threading.Thread):
 
     def __init__(self, url: str, rows: list[str]) -> None:
         super().__init__(daemon=True)
+        self.url = url
         self.parts = urlsplit(url)
         self.rows = rows
         self.sent = 0
@@ -116,6 +117,27 @@ class Traffic(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         self.join(120)
+
+
+def first_deploy(workspace: Path, home: Path, stage: str, rows: list[str]) -> Traffic:
+    """Deploy v1 to ``stage``'s local endpoint; return traffic flowing to its router."""
+    done = cli(workspace, home, "deploy", "--local", "--stage", stage, "--version", "1")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "smoke test passed" in done.stdout
+    endpoint = f"endpoints/tabular-xgboost-{stage}/router.json"
+    traffic = Traffic(json.loads((workspace / endpoint).read_text())["url"], rows)
+    traffic.start()
+    return traffic
+
+
+def only_successes(url: str, rows: list[str]) -> None:
+    """Two seconds of traffic, every request answered with 200."""
+    after = Traffic(url, rows)
+    after.start()
+    threading.Event().wait(2)
+    after.stop()
+    assert after.failures == [] and after.sent > 0
+    assert {s for (_, s) in after.answers} == {200}
 
 
 @pytest.fixture(scope="module")
@@ -149,12 +171,7 @@ def test_a_rollout_goes_to_100_percent_and_a_failing_canary_rolls_back(
     rows = list(SmokeSample.parse(job_served.sample, "sample").records)
     deploy = ("deploy", "--local", "--stage", "prod", "--time-factor", "0.01")
     try:
-        done = cli(workspace, home, *deploy, "--version", "1")
-        assert done.returncode == 0, done.stderr + done.stdout
-        assert "smoke test passed" in done.stdout
-        router = json.loads((workspace / "endpoints/tabular-xgboost-prod/router.json").read_text())
-        traffic = Traffic(router["url"], rows)
-        traffic.start()
+        traffic = first_deploy(workspace, home, "prod", rows)
 
         done = cli(workspace, home, *deploy, "--version", "2")
         assert done.returncode == 0, done.stderr + done.stdout
@@ -181,12 +198,7 @@ def test_a_rollout_goes_to_100_percent_and_a_failing_canary_rolls_back(
         assert {variant for (variant, _) in traffic.answers} == {"AllTraffic"}
 
         # The old variant serves everything again: no more errors.
-        after = Traffic(router["url"], rows)
-        after.start()
-        threading.Event().wait(2)
-        after.stop()
-        assert after.failures == [] and after.sent > 0
-        assert {s for (_, s) in after.answers} == {200}
+        only_successes(traffic.url, rows)
 
         # Data capture, in SageMaker's format, under the stage's destination in the store.
         captured = sorted((workspace / "s3").rglob("*.jsonl"))
@@ -220,13 +232,7 @@ def test_a_linear_rollout_takes_every_step_and_a_failing_candidate_rolls_back_mi
     rows = list(SmokeSample.parse(job_served.sample, "sample").records)
     deploy = ("deploy", "--local", "--stage", "linear", "--time-factor", "0.01")
     try:
-        done = cli(workspace, home, *deploy, "--version", "1")
-        assert done.returncode == 0, done.stderr + done.stdout
-        router = json.loads(
-            (workspace / "endpoints/tabular-xgboost-linear/router.json").read_text()
-        )
-        traffic = Traffic(router["url"], rows)
-        traffic.start()
+        traffic = first_deploy(workspace, home, "linear", rows)
 
         done = cli(workspace, home, *deploy, "--version", "2")
         assert done.returncode == 0, done.stderr + done.stdout
@@ -258,13 +264,7 @@ def test_a_linear_rollout_takes_every_step_and_a_failing_candidate_rolls_back_mi
         failing = traffic.answers - healthy
         assert failing[("AllTraffic", 500)] > 0
         assert set(traffic.answers) <= {("AllTraffic", 200), ("AllTraffic", 500)}
-
-        after = Traffic(router["url"], rows)
-        after.start()
-        threading.Event().wait(2)
-        after.stop()
-        assert after.failures == [] and after.sent > 0
-        assert {s for (_, s) in after.answers} == {200}
+        only_successes(traffic.url, rows)
     finally:
         done = cli(workspace, home, "undeploy", "--local", "--stage", "linear")
     assert done.returncode == 0 and "removed" in done.stdout
