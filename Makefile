@@ -169,9 +169,9 @@ serve-local: $(STAMP)
 deploy-golden: $(STAMP)
 	$(BIN)/python -m pipelines deploy-golden
 
-## bench: overhead, caching, build time, scale, AUC, then a load run on the local model server
+## bench: overhead, caching, build time, scale, AUC, a load run on the local model server (ONLY=serving: that alone)
 bench: $(VENV)/.synced-bench
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(if $(filter serving,$(ONLY)),,$(BIN)/python -m bench.run $(BENCH_ARGS))
 	$(BIN)/python -m bench.serving
 
 ## bench-report: what the evaluation report adds to Evaluate at 100k and 1M test rows

@@ -15,6 +15,7 @@ nothing from the pipeline packages, the SageMaker SDK or boto3.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import itertools
@@ -72,13 +73,18 @@ def _user_location(error: BaseException, code_dir: Path) -> str | None:
     return location
 
 
+@functools.cache
+def _parameters(fn: Callable[..., Any]) -> int | None:
+    """How many parameters ``fn`` takes (None: no signature), read once per function."""
+    try:
+        return len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):  # builtins without a signature: call as documented
+        return None
+
+
 def _call_user(fn: Callable[..., Any], *args: Any) -> Any:
     """Call a user function like the toolkit: it may take one extra ``context`` argument."""
-    try:
-        takes = len(inspect.signature(fn).parameters)
-    except (TypeError, ValueError):  # builtins without a signature: call as documented
-        takes = len(args)
-    return fn(*args, None) if takes == len(args) + 1 else fn(*args)
+    return fn(*args, None) if _parameters(fn) == len(args) + 1 else fn(*args)
 
 
 def _as_bytes(result: Any, function: str) -> bytes:

@@ -63,6 +63,7 @@ ENV_PROGRAM = SERVING_PROGRAM
 ENV_SUBMIT_DIRECTORY = SERVING_SUBMIT_DIRECTORY
 ENV_WORKERS = "SAGEMAKER_MODEL_SERVER_WORKERS"
 ENV_TIMEOUT = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+ENV_OMP_THREADS = "OMP_NUM_THREADS"
 CODE_SUBDIR = "code"
 """Where the container looks for the inference module without a submit directory."""
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -332,6 +333,11 @@ def load_app(settings: ServerSettings) -> WSGIApp:
     gunicorn's AppImportError: the worker exits, the arbiter halts instead of respawning)."""
     from gunicorn.errors import AppImportError
 
+    # One OpenMP thread per worker: the workers already use every core, and more threads than
+    # cores make each request wait on the others' (SageMaker's serving toolkits default
+    # OMP_NUM_THREADS to 1, e.g. sagemaker_mxnet_serving_container/serving.py). Set before the
+    # model's libraries load (after the fork, so a setting of the user's stays).
+    os.environ.setdefault(ENV_OMP_THREADS, "1")
     try:
         return InferenceApp(settings)
     except ServingError as error:

@@ -359,14 +359,18 @@ def _line_ends(path: Path, tail: int = 1 << 16) -> tuple[bool, int]:
     return newlines > 0, max(0, newlines - 1)
 
 
-def check_field_counts(text: str, expected: int | None = None) -> tuple[int, list[int]]:
-    """The field count of a body's records and the line of each; refuse a record without it.
+def check_field_counts(
+    text: str, expected: int | None = None
+) -> tuple[int, list[int], list[list[str]]]:
+    """The field count of a body's records, the line of each and its fields (as written);
+    refuse a record without that count.
 
     ``expected`` defaults to the field count of the first record. Blank lines are skipped;
     the body must hold at least one record.
     """
     reader = csv.reader(io.StringIO(text, newline=""))
     lines: list[int] = []
+    records: list[list[str]] = []
     previous = 0
     for record in reader:
         if record:
@@ -378,24 +382,43 @@ def check_field_counts(text: str, expected: int | None = None) -> tuple[int, lis
                     f"{expected} (the model's feature columns, no target, no header)."
                 )
             lines.append(previous + 1)
+            records.append(record)
         previous = reader.line_num
     if not lines or expected is None:
         raise DataError("request body has no CSV records; send one record per line.")
-    return expected, lines
+    return expected, lines, records
+
+
+FEW_RECORDS = 1000
+"""Up to this many records, a request is read and encoded a record at a time: pandas' and
+scikit-learn's cost per call outweighs their speed per value below it."""
 
 
 def parse_records(text: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Parse a header-less body of canonical CSV records into text columns named ``columns``.
 
     Without ``columns`` the fields are named ``0..n-1`` after the first record. The rows are
-    indexed by ``("request", line)``.
+    indexed by ``("request", line)``; a field is its text, or NaN when empty. A few records
+    without quotes are taken as the csv module split them (the fields pandas' reader gives,
+    held as ``str`` objects: tests/unit/scripts pins it); others are read by pandas' reader.
     """
-    fields, lines = check_field_counts(text, None if columns is None else len(columns))
+    fields, lines, records = check_field_counts(text, None if columns is None else len(columns))
     names = list(columns) if columns is not None else list(range(fields))
-    frame = _read(io.StringIO(text), Dialect(), fields, header=False, engine="c")
-    frame.index = row_index(REQUEST, lines)
-    _check_line_breaks(frame, names)
-    frame.columns = names
+    frame = None
+    if len(records) > FEW_RECORDS or QUOTE in text:
+        frame = _read(io.StringIO(text), Dialect(), fields, header=False, engine="c")
+    if frame is None or len(frame) != len(records):  # pandas skips a line of spaces alone
+        frame = pd.DataFrame(
+            [[field or np.nan for field in record] for record in records],
+            index=row_index(REQUEST, lines),
+            columns=pd.Index(names, dtype=object),
+            dtype=object,
+        )
+    else:
+        frame.index = row_index(REQUEST, lines)
+        frame.columns = names
+    if QUOTE in text:  # only a quoted value can hold a line break
+        _check_line_breaks(frame, names)
     return frame
 
 

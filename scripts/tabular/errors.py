@@ -62,9 +62,18 @@ def row_index(source: str, lines: Sequence[int] | np.ndarray) -> pd.MultiIndex:
     import numpy as np
     import pandas as pd
 
-    return pd.MultiIndex.from_arrays(
-        [np.full(len(lines), source, dtype=object), np.asarray(lines, dtype="int64")],
+    numbers = np.asarray(lines, dtype="int64")
+    if numbers.size and not (np.diff(numbers) > 0).all():  # readers give rising line numbers
+        return pd.MultiIndex.from_arrays(
+            [np.full(len(numbers), source, dtype=object), numbers], names=[FILE_LEVEL, LINE_LEVEL]
+        )
+    # The same index built from its parts: from_arrays factorizes both arrays, which costs
+    # more than reading a one-record request.
+    return pd.MultiIndex(
+        levels=[pd.Index([source], dtype=object), pd.Index(numbers)],
+        codes=[np.zeros(len(numbers), dtype="int8"), np.arange(len(numbers))],
         names=[FILE_LEVEL, LINE_LEVEL],
+        verify_integrity=False,
     )
 
 

@@ -140,11 +140,171 @@ def feature_matrix(
         onehot = sparse.csr_matrix(onehot)
     else:
         onehot = sparse.csr_matrix((rows, 0))
+    return assemble(values, onehot, layout)
+
+
+def assemble(values: np.ndarray, onehot: Any, layout: str) -> Any:
+    """``[values | onehot]`` (numeric columns, CSR one-hot columns) in the matrix ``layout``."""
     if layout == DENSE:
         return np.hstack([values, onehot.toarray()])
     if layout != SPARSE:
         raise ValueError(f"matrix layout {layout!r} is not one of {LAYOUTS}")
     return _csr_with_explicit_values(values, onehot)
+
+
+UNSEEN = "\x00unseen\x00"
+"""A category no training value can be: what the transformer makes of an unseen value."""
+
+
+Block = tuple[np.ndarray, np.ndarray]
+"""The one-hot columns (from the column's first) and values a category sets."""
+
+
+class FewRowEncoder:
+    """The fitted transformer as lookup tables, for a few rows at a time.
+
+    scikit-learn checks its input on every call, which costs milliseconds for one row. The
+    tables hold what the transformer itself makes of each value it can meet: the numeric
+    imputer's fill value of a missing number, and the categorical pipeline's output for every
+    category it was fitted on, a missing value and an unseen one (transformed once, when the
+    tables are built); :func:`few_row_encoder` checks them against the transformer.
+    """
+
+    def __init__(self, fill: np.ndarray, blocks: list[tuple[int, dict[str, Block]]],
+                 width: int) -> None:  # fmt: skip
+        self.fill = fill
+        self.blocks = blocks  # per categorical column: its first one-hot column, value -> block
+        self.width = width
+
+    def encode(self, fields: np.ndarray, dialect: Any, layout: str) -> Any:
+        """The matrix of rows of text fields (numeric columns first, then categorical), or
+        None when a field is not a plain value (read it with the transformer's path)."""
+        from scipy import sparse
+
+        from .values import field_value
+
+        k = len(self.fill)
+        values = np.empty((len(fields), k))
+        columns: list[np.ndarray] = []
+        data: list[np.ndarray] = []
+        indptr = [0]
+        stored = 0
+        for r, record in enumerate(fields):
+            for c in range(k):
+                number = field_value(record[c], dialect, numeric=True)
+                if number is None:
+                    return None
+                values[r, c] = self.fill[c] if number != number else number
+            for c, (start, table) in enumerate(self.blocks):
+                category = field_value(record[k + c], dialect, numeric=False)
+                if category is None:
+                    return None
+                at, ones = (
+                    table.get(category if isinstance(category, str) else MISSING_KEY)
+                    or (table[UNSEEN])
+                )
+                columns.append(at + start)
+                data.append(ones)
+                stored += len(at)
+            indptr.append(stored)
+        onehot = sparse.csr_matrix(
+            (
+                np.concatenate(data) if data else np.empty(0),
+                np.concatenate(columns) if columns else np.empty(0, dtype=np.int64),
+                np.asarray(indptr),
+            ),
+            shape=(len(fields), self.width),
+        )
+        return assemble(values, onehot, layout)
+
+
+MISSING_KEY = "\x00missing\x00"
+
+
+def few_row_encoder(
+    transformer: Any, numeric: Sequence[str], categorical: Sequence[str]
+) -> FewRowEncoder | None:
+    """:class:`FewRowEncoder` of a transformer :func:`build_transformer` made, or None for any
+    other (its rows are then encoded by :func:`feature_matrix` alone)."""
+    from scipy import sparse
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    named = getattr(transformer, "named_transformers_", {})
+    fill = np.empty(0)
+    if numeric:
+        imputer = named.get(NUMERIC)
+        if not isinstance(imputer, SimpleImputer) or imputer.add_indicator:
+            return None
+        fill = np.asarray(imputer.statistics_, dtype="float64")
+        if fill.shape != (len(numeric),) or not np.isfinite(fill).all():
+            return None  # a column the imputer drops (no value in training)
+    blocks: list[tuple[int, dict[str, Block]]] = []
+    width = 0
+    if categorical:
+        pipeline = named.get(CATEGORICAL)
+        encoder = getattr(pipeline, "named_steps", {}).get("onehot")
+        if not isinstance(encoder, OneHotEncoder) or encoder.n_features_in_ != len(categorical):
+            return None
+        known = [list(c) for c in encoder.categories_]
+        if any(not isinstance(v, str) or v in (UNSEEN, MISSING_KEY) for c in known for v in c):
+            return None
+        # Each input column's one-hot columns, counted by the names the encoder gives them.
+        tokens = [f"\x1f{j}\x1f_" for j in range(len(categorical))]
+        names = [str(n) for n in encoder.get_feature_names_out([t[:-1] for t in tokens])]
+        widths = [sum(n.startswith(t) for n in names) for t in tokens]
+        owners = [j for j, w in enumerate(widths) for _ in range(w)]
+        if (
+            sum(widths) != len(names)
+            or [next(j for j, t in enumerate(tokens) if n.startswith(t)) for n in names] != owners
+        ):
+            return None
+        probe = pd.DataFrame(
+            {name: _cycle([*c, np.nan, UNSEEN], len(max(known, key=len)) + 2)
+             for name, c in zip(categorical, known, strict=True)}
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out = sparse.csr_matrix(pipeline.transform(probe))
+
+        def block(row: int, start: int, w: int) -> Block:
+            at = out.indices[out.indptr[row] : out.indptr[row + 1]]
+            ones = out.data[out.indptr[row] : out.indptr[row + 1]]
+            mine = (at >= start) & (at < start + w)
+            return (at[mine] - start).astype(np.int64), ones[mine].astype("float64")
+
+        for c, w in zip(known, widths, strict=True):
+            table = {v: block(i, width, w) for i, v in enumerate(c)}
+            table[MISSING_KEY] = block(len(c), width, w)
+            table[UNSEEN] = block(len(c) + 1, width, w)
+            blocks.append((width, table))
+            width += w
+    encoder = FewRowEncoder(fill, blocks, width)
+    return encoder if _agrees(encoder, transformer, numeric, categorical) else None
+
+
+def _cycle(values: list[Any], rows: int) -> pd.Series:
+    return pd.Series([values[i % len(values)] for i in range(rows)], dtype=object)
+
+
+def _agrees(
+    encoder: FewRowEncoder, transformer: Any, numeric: Sequence[str], categorical: Sequence[str]
+) -> bool:
+    """Both paths give the same matrix for rows that visit every table entry."""
+    from .dialect import Dialect
+    from .values import coerce_features
+
+    rows = max([len(t) for _, t in encoder.blocks] + [2])
+    text = pd.DataFrame(
+        {name: _cycle(["", f"{j}.5", "-3e2"], rows) for j, name in enumerate(numeric)}
+        | {name: _cycle(["" if k == MISSING_KEY else k for k in table], rows)
+           for name, (_, table) in zip(categorical, encoder.blocks, strict=True)}
+    )  # fmt: skip
+    dialect = Dialect()
+    quick = encoder.encode(text.to_numpy(dtype=object), dialect, SPARSE)
+    typed = coerce_features(text, numeric, categorical, dialect)
+    full = feature_matrix(transformer, typed, numeric, categorical, SPARSE)
+    return quick is not None and quick.shape == full.shape and (quick != full).nnz == 0
 
 
 def _csr_with_explicit_values(values: np.ndarray, onehot: Any) -> Any:

@@ -9,6 +9,7 @@ same matrix (:meth:`Schema.encode`). Train and Evaluate read the splits Preproce
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .csvio import check_column_names, read_csv_file
+from .csvio import FEW_RECORDS, check_column_names, read_csv_file
 from .dialect import DEFAULT_MISSING_VALUES, Dialect
 from .errors import DataError
-from .features import DENSE, feature_matrix
+from .features import DENSE, FewRowEncoder, feature_matrix, few_row_encoder
 from .job import find_input
 from .names import CSV_SUFFIX, SCHEMA_FILE, TRANSFORMER_FILE
 from .values import coerce_features, numeric_values
@@ -59,14 +60,47 @@ class Schema:
         """The model's input for rows of text features: typed as in training, transformed.
 
         Training, evaluation and serving all build their matrix here, so a value means the
-        same in each (a bad value raises DataError naming its row and column).
+        same in each (a bad value raises DataError naming its row and column). A few rows of
+        plain values go through the transformer's lookup tables (:class:`FewRowEncoder`): the
+        same matrix without scikit-learn's cost per call.
         """
+        if len(features) <= FEW_RECORDS:
+            quick = self._few_rows(transformer, features)
+            if quick is not None:
+                return quick
         typed = coerce_features(
             features, self.numeric_columns, self.categorical_columns, self.dialect
         )
         return feature_matrix(
             transformer, typed, self.numeric_columns, self.categorical_columns, self.matrix_layout
         )
+
+    def _few_rows(self, transformer: Any, features: pd.DataFrame) -> Any:
+        columns = [*self.numeric_columns, *self.categorical_columns]
+        names = features.columns.tolist()
+        at = (
+            list(range(len(columns)))
+            if names[: len(columns)] == columns
+            else [names.index(c) if c in names else -1 for c in columns]
+        )
+        if min(at, default=0) < 0:
+            return None
+        key = (tuple(self.numeric_columns), tuple(self.categorical_columns))
+        known = _ENCODERS.get(transformer)
+        if known is None or known[0] != key:
+            known = (key, few_row_encoder(transformer, *key))
+            _ENCODERS[transformer] = known
+        encoder = known[1]
+        if encoder is None:
+            return None
+        return encoder.encode(features.to_numpy(dtype=object)[:, at], self.dialect,
+                              self.matrix_layout)  # fmt: skip
+
+
+_ENCODERS: weakref.WeakKeyDictionary[Any, tuple[Any, FewRowEncoder | None]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Each fitted transformer's :class:`FewRowEncoder` (None: it has none), built on first use."""
 
 
 def load_fitted(folder: Path) -> tuple[dict[str, Any], Any]:

@@ -113,8 +113,11 @@ def _arrow_text(stripped: pd.Series) -> Any:
 
 def _parse_text(stripped: pd.Series, dialect: Dialect) -> np.ndarray:
     if dialect.is_plain:
-        # pandas' parser reads exactly the plain grammar plus inf/nan, removed below.
-        parsed = pd.to_numeric(stripped, errors="coerce")
+        # pandas' parser reads exactly the plain grammar plus inf/nan, removed below; it rounds a
+        # number written with a leading "+" less exactly than without, so the sign goes first.
+        parsed = pd.to_numeric(
+            stripped.astype(object).str.replace(EXPLICIT_PLUS, "", regex=True), errors="coerce"
+        )
     else:
         text = stripped.astype(object)
         pattern = number_pattern(dialect.decimal, dialect.thousands)
@@ -124,6 +127,34 @@ def _parse_text(stripped: pd.Series, dialect: Dialect) -> np.ndarray:
         )
         parsed = pd.to_numeric(cleaned, errors="coerce")
     return _finite(np.asarray(parsed, dtype="float64"))
+
+
+EXPLICIT_PLUS = r"^\+(?=[\d.])"
+"""A "+" that starts a number (not "+-1", not "++1")."""
+
+
+def field_value(raw: object, dialect: Dialect, numeric: bool) -> float | str | None:
+    """One field as :func:`coerce_features` reads it, for a few rows at a time: NaN when
+    missing, a float (numeric) or a ``str`` (categorical); None when the field is anything but
+    a plain value (a number in another form, a refused value), which the caller then reads
+    with :func:`coerce_features` for its value or its error. tests/unit/scripts pins that both
+    read every accepted field the same.
+    """
+    if not isinstance(raw, str):
+        return np.nan if pd.api.types.is_scalar(raw) and pd.isna(raw) else None
+    value = raw.strip(WHITESPACE)
+    if value in dialect.missing_values:
+        return np.nan
+    if not numeric:
+        return None if value in SPREADSHEET_ERRORS else value
+    if not (dialect.is_plain and value.isascii() and _plain_number(value)):
+        return None
+    number = float(value) + 0.0  # "-0" is 0.0, as _finite reads it
+    return number if abs(number) <= FLOAT32_MAX else None
+
+
+def _plain_number(value: str) -> bool:
+    return number_pattern(".", None).fullmatch(value) is not None
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

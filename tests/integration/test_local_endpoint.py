@@ -3,7 +3,8 @@
 The packages are real (a trained model, the pipeline's serving code, its smoke sample) in a local
 registry; the CLI runs as a user runs it (a subprocess, no AWS variables, an empty HOME); the
 stage is configs/pipeline.yaml's prod (canary of 50 %, 600 s waits and bakes, the 5XX and p99
-latency alarms) with every wait scaled by 0.01.
+latency alarms), or a linear stage of four 25 % steps with the same alarms, with every wait scaled
+by 0.01.
 """
 
 from __future__ import annotations
@@ -47,18 +48,27 @@ FLAKY = textwrap.dedent(
 
 # The prod stage as configured, its p99 latency threshold raised from 0.5 s to 30 s: this machine
 # is shared, and a loaded machine's latency is not what these tests are about (the 5XX alarm is).
-STAGE_CONFIG = """\
-extends: {pipeline}
+# The linear stage moves a fleet of four instances 25 % at a time, behind the same alarms.
+ALARMS = """\
+      alarms:
+        - {name: errors-5xx, metric: Invocation5XXErrors, statistic: Sum, period_seconds: 60,
+           evaluation_periods: 1, threshold: 0, comparison: GreaterThanThreshold}
+        - {name: latency-p99, metric: ModelLatency, statistic: p99, period_seconds: 60,
+           evaluation_periods: 3, datapoints_to_alarm: 2, threshold: 30000000,
+           comparison: GreaterThanThreshold}
+"""
+STAGE_CONFIG = f"""\
+extends: {{pipeline}}
 deploy:
   stages:
     prod:
-      alarms:
-        - {{name: errors-5xx, metric: Invocation5XXErrors, statistic: Sum, period_seconds: 60,
-           evaluation_periods: 1, threshold: 0, comparison: GreaterThanThreshold}}
-        - {{name: latency-p99, metric: ModelLatency, statistic: p99, period_seconds: 60,
-           evaluation_periods: 3, datapoints_to_alarm: 2, threshold: 30000000,
-           comparison: GreaterThanThreshold}}
-"""
+{ALARMS}
+    linear:
+      endpoint_name: tabular-xgboost-linear
+      instance_count: 4
+      rollout: {{mode: linear, size: 25, wait_seconds: 600, bake_seconds: 600}}
+{ALARMS}"""
+LINEAR_STEPS = (25, 50, 75, 100)
 
 
 def cli(
@@ -77,6 +87,7 @@ class Traffic(threading.Thread):
 
     def __init__(self, url: str, rows: list[str]) -> None:
         super().__init__(daemon=True)
+        self.url = url
         self.parts = urlsplit(url)
         self.rows = rows
         self.sent = 0
@@ -108,6 +119,27 @@ class Traffic(threading.Thread):
         self.join(120)
 
 
+def first_deploy(workspace: Path, home: Path, stage: str, rows: list[str]) -> Traffic:
+    """Deploy v1 to ``stage``'s local endpoint; return traffic flowing to its router."""
+    done = cli(workspace, home, "deploy", "--local", "--stage", stage, "--version", "1")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "smoke test passed" in done.stdout
+    endpoint = f"endpoints/tabular-xgboost-{stage}/router.json"
+    traffic = Traffic(json.loads((workspace / endpoint).read_text())["url"], rows)
+    traffic.start()
+    return traffic
+
+
+def only_successes(url: str, rows: list[str]) -> None:
+    """Two seconds of traffic, every request answered with 200."""
+    after = Traffic(url, rows)
+    after.start()
+    threading.Event().wait(2)
+    after.stop()
+    assert after.failures == [] and after.sent > 0
+    assert {s for (_, s) in after.answers} == {200}
+
+
 @pytest.fixture(scope="module")
 def workspace(
     job_model_archive: Callable[[str], Path],
@@ -117,7 +149,7 @@ def workspace(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     root = tmp_path_factory.mktemp("local-endpoint")
-    (root / "stage.yaml").write_text(STAGE_CONFIG.format(pipeline=PIPELINE_CONFIG))
+    (root / "stage.yaml").write_text(STAGE_CONFIG.replace("{pipeline}", str(PIPELINE_CONFIG)))
     archive = job_model_archive("binary")
     # The DataQuality step's baseline of the train split, its target named as the config names it.
     train = pd.read_csv(job_prepared("binary") / TRAIN / TRAIN_FILE)
@@ -139,12 +171,7 @@ def test_a_rollout_goes_to_100_percent_and_a_failing_canary_rolls_back(
     rows = list(SmokeSample.parse(job_served.sample, "sample").records)
     deploy = ("deploy", "--local", "--stage", "prod", "--time-factor", "0.01")
     try:
-        done = cli(workspace, home, *deploy, "--version", "1")
-        assert done.returncode == 0, done.stderr + done.stdout
-        assert "smoke test passed" in done.stdout
-        router = json.loads((workspace / "endpoints/tabular-xgboost-prod/router.json").read_text())
-        traffic = Traffic(router["url"], rows)
-        traffic.start()
+        traffic = first_deploy(workspace, home, "prod", rows)
 
         done = cli(workspace, home, *deploy, "--version", "2")
         assert done.returncode == 0, done.stderr + done.stdout
@@ -171,12 +198,7 @@ def test_a_rollout_goes_to_100_percent_and_a_failing_canary_rolls_back(
         assert {variant for (variant, _) in traffic.answers} == {"AllTraffic"}
 
         # The old variant serves everything again: no more errors.
-        after = Traffic(router["url"], rows)
-        after.start()
-        threading.Event().wait(2)
-        after.stop()
-        assert after.failures == [] and after.sent > 0
-        assert {s for (_, s) in after.answers} == {200}
+        only_successes(traffic.url, rows)
 
         # Data capture, in SageMaker's format, under the stage's destination in the store.
         captured = sorted((workspace / "s3").rglob("*.jsonl"))
@@ -201,6 +223,51 @@ def test_a_rollout_goes_to_100_percent_and_a_failing_canary_rolls_back(
         done = cli(workspace, home, "undeploy", "--local", "--stage", "prod")
     assert done.returncode == 0 and "removed" in done.stdout
     assert not (workspace / "endpoints/tabular-xgboost-prod").exists()
+
+
+def test_a_linear_rollout_takes_every_step_and_a_failing_candidate_rolls_back_mid_way(
+    workspace: Path, tmp_path: Path, job_served: Any
+) -> None:
+    home = tmp_path / "home"
+    rows = list(SmokeSample.parse(job_served.sample, "sample").records)
+    deploy = ("deploy", "--local", "--stage", "linear", "--time-factor", "0.01")
+    try:
+        traffic = first_deploy(workspace, home, "linear", rows)
+
+        done = cli(workspace, home, *deploy, "--version", "2")
+        assert done.returncode == 0, done.stderr + done.stdout
+        steps = [f"step {n}: {p}% of traffic" for n, p in enumerate(LINEAR_STEPS, 1)]
+        said = [done.stdout.find(step) for step in steps]
+        assert -1 not in said and said == sorted(said), done.stdout  # every step, in order
+        assert "\n  final bake" in done.stdout and "serves 100% of traffic" in done.stdout
+        status = cli(workspace, home, "status", "--local", "--stage", "linear").stdout
+        assert "v2, 100% of traffic, running" in status and "v1," not in status
+        healthy = Counter(traffic.answers)
+
+        done = cli(workspace, home, *deploy, "--version", "3")
+        traffic.stop()
+        assert done.returncode == 1, done.stdout
+        assert "step 1: 25% of traffic" in done.stdout
+        assert f"step {len(LINEAR_STEPS)}: 100% of traffic" not in done.stdout  # tripped mid-way
+        assert "\n  final bake" not in done.stdout  # (the plan printed first names it too)
+        assert "alarm errors-5xx went to ALARM" in done.stderr and "rolled back" in done.stderr
+        assert "Traceback" not in done.stderr
+        status = cli(workspace, home, "status", "--local", "--stage", "linear").stdout
+        assert "v2, 100% of traffic, running" in status and "v3," not in status
+        assert "RolledBack (alarm errors-5xx)" in status
+
+        # Every request sent during both rollouts was answered by a variant: the healthy one
+        # without an error, the failing one with a 500 on part of its share.
+        assert traffic.failures == []
+        assert sum(traffic.answers.values()) == traffic.sent > 0
+        assert sum(healthy.values()) > 0 and {s for (_, s) in healthy} == {200}
+        failing = traffic.answers - healthy
+        assert failing[("AllTraffic", 500)] > 0
+        assert set(traffic.answers) <= {("AllTraffic", 200), ("AllTraffic", 500)}
+        only_successes(traffic.url, rows)
+    finally:
+        done = cli(workspace, home, "undeploy", "--local", "--stage", "linear")
+    assert done.returncode == 0 and "removed" in done.stdout
 
 
 def test_bad_local_deploys_are_usage_errors(workspace: Path, tmp_path: Path) -> None:
