@@ -406,9 +406,11 @@ def _new_figure(size: tuple[float, float]) -> Any:
 
 def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
-    # Laid out with the canvas's own renderer (no extra draw to find one), then drawn once;
-    # bbox_inches="tight" would draw the figure twice.
+    # Laid out once with the canvas's own renderer, then drawn once: tight_layout leaves a
+    # placeholder layout engine behind, for which savefig would lay the figure out (a second,
+    # text-measuring draw) again; bbox_inches="tight" would draw it twice as well.
     figure.tight_layout()
+    figure.set_layout_engine(None)
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
 
@@ -472,9 +474,15 @@ def _draw_histograms(ax: Any, data: Mapping[str, Any]) -> None:
     ax.legend(fontsize=8)
 
 
+def _points(ax: Any, x: np.ndarray, y: np.ndarray) -> None:
+    """A scatter of small dots, drawn as one line's markers: Agg stamps one cached marker per
+    point, where ``ax.scatter`` draws a path per point (the same picture, several times faster)."""
+    ax.plot(x, y, linestyle="none", marker="o", markersize=2, markeredgewidth=0, alpha=0.4)
+
+
 def _draw_predicted_actual(ax: Any, labels: np.ndarray, scores: np.ndarray) -> None:
     pick = scatter_sample(len(labels))
-    ax.scatter(labels[pick], scores[pick], s=4, alpha=0.4)
+    _points(ax, labels[pick], scores[pick])
     low = float(min(labels.min(), scores.min()))
     high = float(max(labels.max(), scores.max()))
     ax.plot([low, high], [low, high], linestyle=":", color="grey")
@@ -484,7 +492,7 @@ def _draw_predicted_actual(ax: Any, labels: np.ndarray, scores: np.ndarray) -> N
 
 def _draw_residuals(ax: Any, labels: np.ndarray, scores: np.ndarray) -> None:
     pick = scatter_sample(len(labels))
-    ax.scatter(scores[pick], (labels - scores)[pick], s=4, alpha=0.4)
+    _points(ax, scores[pick], (labels - scores)[pick])
     ax.axhline(0, linestyle=":", color="grey")
     ax.set_xlabel("predicted")
     ax.set_ylabel("residual (actual - predicted)")
