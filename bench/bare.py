@@ -37,6 +37,7 @@ from tabular.contract import (
     MODEL_DIR,
     OUTPUT_DATA_DIR,
     OUTPUT_DIR,
+    STATISTICS_FILE,
     definition_steps,
 )
 
@@ -44,6 +45,11 @@ OUTPUT_REFERENCE = re.compile(
     r"^Steps\.([A-Za-z0-9_-]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]"
 )
 MODEL_REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.ModelArtifacts\.S3ModelArtifacts$")
+STATISTICS_REFERENCE = re.compile(
+    r"^Steps\.([A-Za-z0-9_-]+)\.(CalculatedBaselineStatistics|BaselineUsedForDriftCheckStatistics)$"
+)
+"""The quality check's statistics Evaluate reads: on a first run (no approved baseline) the
+baseline used for the drift check is the one it calculated, as in a fresh workspace."""
 SAGEMAKER_HP_PREFIX = "sagemaker_"
 LOG_TAIL_LINES = 20
 # The training toolkit's SM_* paths train.py reads (the rest of SM_TRAINING_ENV it ignores).
@@ -115,6 +121,7 @@ class _Bare:
         )
         self.outputs: dict[tuple[str, str], Path] = {}  # (step, output name) -> directory
         self.models: dict[str, Path] = {}  # training step -> model.tar.gz
+        self.statistics: dict[str, Path] = {}  # quality check step -> statistics.json
         # The host's environment with the thread settings the local runtime gives its jobs.
         self.env: dict[str, str] = {**SHARED_HOST_DEFAULTS, **os.environ}
         self.peak_rss: dict[str, int] = {}
@@ -149,6 +156,10 @@ class _Bare:
         model = MODEL_REFERENCE.match(reference or "")
         if model and model.group(1) in self.models:
             _link_tree(self.models[model.group(1)], target)
+            return
+        statistics = STATISTICS_REFERENCE.match(reference or "")
+        if statistics and statistics.group(1) in self.statistics:
+            _link_tree(self.statistics[statistics.group(1)], target)
             return
         raise BareRunError(f"{where}: the bare run cannot stage {uri!r}; update bench/bare.py")
 
@@ -212,6 +223,7 @@ class _Bare:
             argv.append("--no-header")
         env = {**self.env, "PYTHONPATH": str(ROOT)}
         self.peak_rss[name] = _run(argv, cwd=sandbox, env=env, what=name)
+        self.statistics[name] = sandbox / "results" / STATISTICS_FILE
 
     def training(self, name: str) -> None:
         """Script mode: code in /opt/ml/code, channels, ``--key value`` hyperparameters, SM_*."""

@@ -5,7 +5,7 @@ already imported (as inside the job, which imports them for its metrics anyway):
 
 * metrics: the evaluation's own numbers (scikit-learn point metrics and the seeded bootstrap,
   50 rounds), what Evaluate computed before it wrote a report;
-* report: the page and the PNG summary (tabular.report.render_html, render_summary_png) from
+* report: the page and the PNG summary (evaluation.report.render_html, render_summary_png) from
   the same arrays, slices over two categorical features included.
 
 Writes build/bench/report_cost.json; prints one line per case with report/metrics as a ratio.
@@ -58,8 +58,9 @@ def _seconds(work: Any, repeats: int) -> float:
 
 
 def measure(problem_type: str, rows: int, repeats: int) -> dict[str, Any]:
+    from evaluation import report
     from scripts import evaluate
-    from tabular import names, report
+    from tabular import names
 
     case = _case(problem_type, rows)
     labels, scores = case["labels"], case["scores"]

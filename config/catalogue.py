@@ -19,14 +19,20 @@ from pydantic import AfterValidator
 
 
 @cache
-def _sagemaker_service_model() -> botocore.model.ServiceModel:
-    return botocore.session.get_session().get_service_model("sagemaker")
+def service_model(service: str) -> botocore.model.ServiceModel:
+    """botocore's model of an AWS service, loaded once per process (one session's loader)."""
+    return _session().get_service_model(service)
+
+
+@cache
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 @cache
 def offered_instance_types(shape: str) -> frozenset[str]:
     """The instance types SageMaker's API accepts for a job kind (from botocore's model)."""
-    return frozenset(_sagemaker_service_model().shape_for(shape).enum)
+    return frozenset(service_model("sagemaker").shape_for(shape).enum)
 
 
 def _offered(shape: str, job: str) -> AfterValidator:

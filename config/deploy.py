@@ -15,12 +15,13 @@ instance types in config/catalogue.py.
 from __future__ import annotations
 
 import re
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from typing import Annotated, Any, Literal, cast
 
-import botocore.session
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from config.catalogue import service_model
 from config.deploy_rules import DEFAULT_SCALING_METRIC, stage_problems
 from config.fields import merge
 
@@ -48,27 +49,25 @@ PERCENTILE = re.compile(r"^p(\d{1,2}(\.\d{1,2})?|100)$")
 
 
 @cache
-def _service_model(service: str) -> Any:
-    return botocore.session.get_session().get_service_model(service)
-
-
-@cache
 def service_enum(service: str, shape: str) -> frozenset[str]:
     """The values botocore's model of `service` allows for `shape`."""
-    return frozenset(_service_model(service).shape_for(shape).enum)
+    return frozenset(service_model(service).shape_for(shape).enum)
 
 
 @cache
 def member_enum(service: str, shape: str, member: str) -> frozenset[str]:
     """The values of `shape.member` (for enums defined inline on a member)."""
-    return frozenset(_service_model(service).shape_for(shape).members[member].enum)
+    return frozenset(service_model(service).shape_for(shape).members[member].enum)
 
 
-def _one_of(allowed: frozenset[str], what: str) -> AfterValidator:
+def _one_of(allowed: Callable[[], frozenset[str]], what: str) -> AfterValidator:
+    """A check against ``allowed()``, read when a value is checked: the service models are
+    large documents, loaded only by a config that sets such a value (not at import)."""
+
     def check(value: str) -> str:
-        if value not in allowed:
+        if value not in allowed():
             family = value.rsplit(".", 1)[0]
-            near = sorted(v for v in allowed if v.startswith(family))[:6] or sorted(allowed)[:6]
+            near = sorted(v for v in allowed() if v.startswith(family))[:6] or sorted(allowed())[:6]
             raise ValueError(f"{value!r} is not {what}; e.g. {', '.join(near)}")
         return value
 
@@ -78,28 +77,28 @@ def _one_of(allowed: frozenset[str], what: str) -> AfterValidator:
 EndpointInstance = Annotated[
     str,
     _one_of(
-        service_enum("sagemaker", "ProductionVariantInstanceType"),
+        partial(service_enum, "sagemaker", "ProductionVariantInstanceType"),
         "an instance type SageMaker offers for endpoints",
     ),
 ]
 ShadowInstance = Annotated[
     str,
     _one_of(
-        member_enum("sagemaker", "RealTimeInferenceConfig", "InstanceType"),
+        partial(member_enum, "sagemaker", "RealTimeInferenceConfig", "InstanceType"),
         "an instance type SageMaker offers for shadow variants",
     ),
 ]
 MonitoringInstance = Annotated[
     str,
     _one_of(
-        service_enum("sagemaker", "ProcessingInstanceType"),
+        partial(service_enum, "sagemaker", "ProcessingInstanceType"),
         "an instance type SageMaker offers for monitoring jobs",
     ),
 ]
 ComparisonOperator = Annotated[
     str,
     _one_of(
-        service_enum("cloudwatch", "ComparisonOperator"),
+        partial(service_enum, "cloudwatch", "ComparisonOperator"),
         "a CloudWatch comparison operator",
     ),
 ]

@@ -19,10 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from config import LOCAL_CONFIG, PIPELINE_CONFIG, Config, ConfigError, load_config
 from config.paths import BUILD_DIR, DEFINITION_FILE, GOLDEN_FILE, ROOT
-from pipelines.deploy.cli import add_verbs as add_deploy_verbs
 from pipelines.errors import UsageError
-from pipelines.local_endpoint.cli import add_verbs as add_local_endpoint_verbs
-from pipelines.local_endpoint.cli import with_local
 from tabular.contract import ExecutionStatus
 from tabular.files import write_atomic
 
@@ -120,6 +117,9 @@ def cmd_run_local(args: argparse.Namespace) -> int:
 
 def _run_local(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    from runtime.jobs import prime_warm_starts
+
+    prime_warm_starts()  # the first job's interpreter loads while the definition is built
     built = _build(cfg)
     from pipelines.local import run_local, summary_table
 
@@ -289,7 +289,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(deploy_verbs: bool = True) -> argparse.ArgumentParser:
+    """Every verb; without ``deploy_verbs``, only this module's own (the build and local-run
+    verbs), so that they do not import the deploy models and the local endpoint to parse."""
     root = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__)
     verbs = root.add_subparsers(dest="verb", required=True)
 
@@ -373,9 +375,24 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--download", type=Path, help="with --aws: copy the page and image here")
     # deploy, rollback, undeploy, status, smoke (pipelines/deploy/cli.py); --local on deploy,
     # status and undeploy, and serve (pipelines/local_endpoint/cli.py)
-    add_deploy_verbs(with_local(verb))
-    add_local_endpoint_verbs(verb)
+    if deploy_verbs:
+        from pipelines.deploy.cli import add_verbs as add_deploy_verbs
+        from pipelines.local_endpoint.cli import add_verbs as add_local_endpoint_verbs
+        from pipelines.local_endpoint.cli import with_local
+
+        add_deploy_verbs(with_local(verb))
+        add_local_endpoint_verbs(verb)
     return root
+
+
+OWN_VERBS = frozenset(
+    {
+        "definition", "golden", "validate", "upsert", "run-local", "approve", "reject",
+        "schedule", "unschedule", "delete", "registry", "report",
+    }
+)  # fmt: skip
+"""The verbs :func:`parser` defines itself; any other word (a deploy verb, ``--help``, a typo)
+gets the whole parser, so help and usage errors list every verb."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines.aws import AwsUnavailable, explain
 
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    own = bool(words) and words[0] in OWN_VERBS and not {"-h", "--help"} & set(words)
+    args = parser(deploy_verbs=not own).parse_args(argv)
     try:
         code: int = args.handler(args)
     except (ConfigError, UsageError) as exc:

@@ -65,6 +65,7 @@ from runtime.files import (
     require_writable,
     write_atomic,
 )
+from runtime.jobs import discard_warm_starts, prime_warm_starts
 from runtime.jobs.process import stop_children, terminate_as_interrupt
 from runtime.state import LocalState, StateError
 from runtime.store import LocalS3
@@ -284,8 +285,12 @@ class _Run:
                 self.execution.execution_id if resumed else None,
             ):
                 self.save()
-            with terminate_as_interrupt():
-                self._loop()
+            prime_warm_starts()
+            try:
+                with terminate_as_interrupt():
+                    self._loop()
+            finally:
+                discard_warm_starts()
             self._finish()
 
     def _loop(self) -> None:

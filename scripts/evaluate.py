@@ -17,12 +17,13 @@ vectorised resampling weights rather than one scikit-learn call per round.
 The report's layout and its metrics are named in :mod:`tabular.names` (one list of metrics,
 shared with the config's gate and the builders' JsonGet paths).
 
-Beside it Evaluate writes the reviewer's report (:mod:`tabular.report`): ``report.html``, one
-self-contained page, and ``report.png``, its summary, drawn from these same arrays and this same
-evaluation.json (the gate's numbers), the gate (``--gate-*``, the condition step's metric,
-comparison and MetricThreshold), the booster's gain per feature, the training curve the model
-archive holds, and the DataQuality step's statistics beside its drift baseline
-(``--data-quality-dir``, ``--drift-baseline-dir``). The model package points at both files.
+Beside it Evaluate writes the reviewer's report (:mod:`evaluation.report`, shipped with this
+job only): ``report.html``, one self-contained page, and ``report.png``, its summary, drawn
+from these same arrays and this same evaluation.json (the gate's numbers), the gate
+(``--gate-*``, the condition step's metric, comparison and MetricThreshold), the booster's gain
+per feature, the training curve the model archive holds, and the DataQuality step's statistics
+beside its drift baseline (``--data-quality-dir``, ``--drift-baseline-dir``). The model package
+points at both files.
 
 It also writes ``smoke_sample.json``: the first ``--smoke-rows`` test records as
 the request body the endpoint takes (header-less canonical CSV, feature columns in schema
@@ -47,6 +48,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaluation.report import (
+    DataQuality,
+    Gate,
+    MetricValue,
+    ReportInputs,
+    TrainingCurve,
+    render_html,
+    render_summary_png,
+)
 from tabular.contract import CSV, MODEL_ARCHIVE, STATISTICS_FILE, VIOLATIONS_FILE
 from tabular.csvio import write_csv
 from tabular.errors import JobError
@@ -81,15 +91,6 @@ from tabular.names import (
     TRAINING_HISTORY_FILE,
     VALIDATION,
     VALUE_KEY,
-)
-from tabular.report import (
-    DataQuality,
-    Gate,
-    MetricValue,
-    ReportInputs,
-    TrainingCurve,
-    render_html,
-    render_summary_png,
 )
 from tabular.schema import Schema, read_split
 

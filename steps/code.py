@@ -15,7 +15,9 @@ gzip's "stored" blocks, which every gzip reader accepts).
 Every job ships the shared job package (`scripts/tabular`, imported as `tabular`) beside its
 script: a processing job gets a prefix of loose files (S3Prefix inputs keep the key paths below
 the prefix, so `tabular/` lands next to the script and imports as a sibling), a framework job a
-`sourcedir.tar.gz` (extracted into its code directory, which is on `sys.path`).
+`sourcedir.tar.gz` (extracted into its code directory, which is on `sys.path`). Code that one
+job alone uses lives in a package of its own, shipped with that job only (Evaluate's report,
+`scripts/evaluation`), so an edit of it re-keys that job's step alone.
 """
 
 from __future__ import annotations
@@ -116,27 +118,28 @@ class CodeStore:
     def _read(self, name: str) -> bytes:
         return normalised(name, (self._scripts_dir / name).read_bytes())
 
-    def _job_files(self, scripts: tuple[str, ...]) -> dict[str, bytes]:
-        """The scripts plus every module of the shared job package, by relative path."""
-        package = self._scripts_dir / SHARED_PACKAGE
+    def _job_files(self, scripts: tuple[str, ...], packages: tuple[str, ...]) -> dict[str, bytes]:
+        """The scripts plus every module of the shared job package and of ``packages``."""
         names = [*scripts]
-        names += sorted(
-            path.relative_to(self._scripts_dir).as_posix()
-            for path in package.rglob("*.py")
-            if "__pycache__" not in path.parts
-        )
+        for package in (SHARED_PACKAGE, *packages):
+            names += sorted(
+                path.relative_to(self._scripts_dir).as_posix()
+                for path in (self._scripts_dir / package).rglob("*.py")
+                if "__pycache__" not in path.parts
+            )
         return {name: self._read(name) for name in names}
 
     def _put(self, uri: str, payload: bytes) -> str:
         self._artifacts[uri] = CodeArtifact(uri, payload)
         return uri
 
-    def bundle(self, *scripts: str) -> str:
-        """The S3 prefix of a processing job's code: the scripts and the shared package.
+    def bundle(self, *scripts: str, packages: tuple[str, ...] = ()) -> str:
+        """The S3 prefix of a processing job's code: the scripts, the shared package and the
+        job's own ``packages`` (folders of ``scripts/`` only this job ships).
 
         Mounted as the `code` input, the entry script finds `tabular/` beside it.
         """
-        files = self._job_files(scripts)
+        files = self._job_files(scripts, packages)
         folder = f"{self._root}/{manifest_digest(FILES_FOLDER, files)}/{FILES_FOLDER}/"
         for name, payload in files.items():
             self._put(folder + name, payload)
@@ -144,7 +147,7 @@ class CodeStore:
 
     def sourcedir(self, *scripts: str) -> str:
         """The S3 URI of a sourcedir.tar.gz of the scripts and the shared package (script mode)."""
-        files = self._job_files(scripts)
+        files = self._job_files(scripts, ())
         digest = manifest_digest(SOURCEDIR_ARCHIVE, files)
         return self._put(
             f"{self._root}/{digest}/{SOURCEDIR_ARCHIVE}", gzip_stored(deterministic_tar(files))

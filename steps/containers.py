@@ -84,9 +84,11 @@ def job_processor(
     )
 
 
-def code_input(ctx: BuildContext, *scripts: str) -> ProcessingInput:
+def code_input(ctx: BuildContext, *scripts: str, packages: tuple[str, ...] = ()) -> ProcessingInput:
     """The `code` input of a processing job: its scripts and the shared job package."""
-    return processing_input(CODE_INPUT, ctx.code.bundle(*scripts), PROCESSING_CODE_DIR)
+    return processing_input(
+        CODE_INPUT, ctx.code.bundle(*scripts, packages=packages), PROCESSING_CODE_DIR
+    )
 
 
 def processing_input(name: str, source: str | PipelineVariable, local_path: str) -> ProcessingInput:

@@ -29,6 +29,7 @@ from tabular.names import (
     MODEL_INPUT_DIR,
     REPORT_HTML,
     REPORT_IMAGE_PROPERTY,
+    REPORT_PACKAGE,
     REPORT_PNG,
     REPORT_PROPERTY,
     SERVING_SCRIPT,
@@ -78,7 +79,7 @@ def build_evaluate_step(
                 DRIFT_BASELINE_INPUT_DIR,
             ),
             # The serving code beside the script: evaluation scores as the endpoint does.
-            code_input(ctx, EVALUATE_SCRIPT, SERVING_SCRIPT),
+            code_input(ctx, EVALUATE_SCRIPT, SERVING_SCRIPT, packages=(REPORT_PACKAGE,)),
         ],
         outputs=[processing_output(ctx, EVALUATE, EVALUATION_OUTPUT, EVALUATION_OUTPUT_DIR)],
         arguments=[

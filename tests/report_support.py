@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tabular import report
+from evaluation import report
 
 
 def sample_inputs(problem_type: str, gate: report.Gate, rows: int = 400) -> report.ReportInputs:

@@ -24,14 +24,18 @@ never uploaded. Requests SageMaker would reject, data that is missing and featur
 runtime does not support fail the job with a reason that names the field, not with an exception.
 
 The rooms: :mod:`.contract` (SageMaker's layout, limits and outcomes), :mod:`.process` (a job's
-process group: launch, log, time out, stop), :mod:`.sandbox` (``/opt/ml`` on the host, the job's
-environment, staging), :mod:`.launcher` (the one skeleton every job runs through), and one runner
-per job kind (:mod:`.processing`, :mod:`.training`, :mod:`.transform`).
+process group: launch, log, time out, stop), :mod:`.warm` (Python jobs started from an
+interpreter that loaded its libraries ahead of time), :mod:`.sandbox` (``/opt/ml`` on the
+host, the job's environment, staging), :mod:`.launcher` (the one skeleton every job runs
+through), and one runner per job kind (:mod:`.processing`, :mod:`.training`, :mod:`.transform`).
 
 Like the rest of ``runtime``, this package knows the SageMaker job contracts only: it imports
 nothing from the pipeline packages, the SageMaker SDK or boto3.
 """
 
+import sys
+
+from runtime.jobs import warm
 from runtime.jobs.contract import (
     FAILURE_REASON_FILE_ENV,
     PROJECT_ROOT,
@@ -42,9 +46,17 @@ from runtime.jobs.contract import (
 )
 from runtime.jobs.process import KILL_GRACE_SECONDS, run_command
 from runtime.jobs.processing import run_processing_job
-from runtime.jobs.sandbox import container_path, map_container_value
+from runtime.jobs.sandbox import container_path, host_env, map_container_value
 from runtime.jobs.training import run_training_job
 from runtime.jobs.transform import run_transform_job
+from runtime.jobs.warm import discard_all as discard_warm_starts
+
+
+def prime_warm_starts(python: str = sys.executable) -> None:
+    """Start loading the next job's interpreter now (:mod:`runtime.jobs.warm`): a run calls it
+    before its first job is due, while it builds or validates what it runs."""
+    warm.prime(python, host_env())
+
 
 __all__ = [
     "FAILURE_FILE",
@@ -61,6 +73,8 @@ __all__ = [
     "JobSetupError",
     "JobStatus",
     "container_path",
+    "discard_warm_starts",
+    "prime_warm_starts",
     "map_container_value",
     "run_command",
     "run_processing_job",

@@ -79,7 +79,8 @@ class CommandResult:
     """How one child process ended.
 
     ``returncode`` is negative (``-signal``) for a child killed by a signal; ``peak_rss_bytes``
-    is the child's own peak resident set size (with its reaped descendants), from ``wait4``.
+    is the child's own peak resident set size (with its reaped descendants), from ``wait4``;
+    ``started_warm`` tells whether it ran in a warm process (:mod:`runtime.jobs.warm`).
     """
 
     returncode: int
@@ -87,6 +88,7 @@ class CommandResult:
     peak_rss_bytes: int
     seconds: float
     stderr_tail: list[str]
+    started_warm: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from runtime.jobs import warm
 from runtime.jobs.contract import CommandResult
 
 KILL_GRACE_SECONDS = 5.0
@@ -157,6 +158,51 @@ def _read_report(fd: int) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def launcher_argv(report_write: int, argv: Sequence[str]) -> list[str]:
+    """The launcher's command line: it runs ``argv`` and reports on ``report_write``."""
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(report_write), str(os.getpid()), *argv]
+
+
+def _start_cold(
+    argv: Sequence[str], env: dict[str, str], cwd: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The launcher running ``argv`` from a fresh interpreter (``exec``)."""
+    report_read, report_write = os.pipe()
+    try:
+        process = subprocess.Popen(
+            launcher_argv(report_write, argv),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            pass_fds=(report_write,),
+        )
+    except BaseException:
+        os.close(report_read)
+        raise
+    finally:
+        os.close(report_write)
+    return process, report_read
+
+
+def _start(
+    argv: Sequence[str], env: dict[str, str], cwd: Path, warm_start: warm.Warm | None
+) -> tuple[subprocess.Popen[bytes], int, warm.Warm | None]:
+    """The job's launcher: a warm process handed the job, else a cold start. A warm process
+    that ended before it got its job (stopped, or its pipe broke) gives way to a cold start."""
+    if warm_start is not None:
+        try:
+            warm_start.start(argv, env, cwd)
+        except OSError:
+            warm_start.discard()
+        else:
+            return warm_start.process, warm_start.report_read, warm_start
+    process, report_read = _start_cold(argv, env, cwd)
+    return process, report_read, None
+
+
 def run_command(
     argv: list[str],
     *,
@@ -181,31 +227,11 @@ def run_command(
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
     lock = threading.Lock()
     started = time.monotonic()
-    report_read, report_write = os.pipe()
+    report_read: int | None = None
+    warm_start = warm.take(argv, env)
     try:
         with log_path.open("ab") as log:
-            try:
-                process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-I",
-                        "-S",
-                        "-c",
-                        _LAUNCHER,
-                        str(report_write),
-                        str(os.getpid()),
-                        *argv,
-                    ],  # fmt: skip
-                    env=env,
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                    pass_fds=(report_write,),
-                )
-            finally:
-                os.close(report_write)
+            process, report_read, warm_start = _start(argv, env, cwd, warm_start)
             assert process.stdout is not None and process.stderr is not None
             readers = [
                 threading.Thread(target=_pump, args=(process.stdout, log, lock, None), daemon=True),
@@ -232,9 +258,13 @@ def run_command(
             process.stderr.close()
         reported = _read_report(report_read)
     finally:
-        os.close(report_read)
+        if report_read is not None:
+            os.close(report_read)
+        elif warm_start is not None:  # the log could not be opened: the job never started
+            warm_start.discard()
     return CommandResult(
         returncode=os.waitstatus_to_exitcode(status),
+        started_warm=warm_start is not None,
         timed_out=group.timed_out,
         # Killed before the job ended, the launcher reports nothing: its own figure is the bound.
         peak_rss_bytes=_rss_bytes(reported if reported is not None else rusage.ru_maxrss),

@@ -75,14 +75,20 @@ def required(mapping: Any, key: str, where: str) -> Any:
     return value
 
 
-def _base_env(sandbox: Path) -> dict[str, str]:
-    """The runtime's share of the host environment, and a HOME inside the sandbox."""
+def host_env() -> dict[str, str]:
+    """The runtime's share of the host environment (what every job starts from)."""
     env = dict(SHARED_HOST_DEFAULTS)
     env.update(
         (key, value)
         for key, value in os.environ.items()
         if key in RUNTIME_VARIABLES or key.startswith(RUNTIME_PREFIXES)
     )
+    return env
+
+
+def _base_env(sandbox: Path) -> dict[str, str]:
+    """:func:`host_env`, and a HOME inside the sandbox."""
+    env = host_env()
     home = Path(sandbox, JOB_HOME)
     home.mkdir(parents=True, exist_ok=True)
     env["HOME"] = str(home)

@@ -59,8 +59,9 @@ def changed_steps(base: str, edited: str) -> set[str]:
         ("inference.py", {"Evaluate", "Register", "CreateModel"}),
         ("tabular/values.py", {"Preprocess", "Train", "Evaluate", "Register", "CreateModel"}),
         ("tabular/__init__.py", {"Preprocess", "Train", "Evaluate", "Register", "CreateModel"}),
-        # the report's code ships in the job package: an edit of it is an edit of every job
-        ("tabular/report.py", {"Preprocess", "Train", "Evaluate", "Register", "CreateModel"}),
+        # the report's code ships with Evaluate alone: an edit of it re-keys Evaluate only
+        ("evaluation/report.py", {"Evaluate"}),
+        ("evaluation/__init__.py", {"Evaluate"}),
     ],
 )
 def test_editing_a_script_changes_only_the_steps_that_run_it(

@@ -2,7 +2,10 @@
 
 The run-local CLI runs in a subprocess; when a job of the wanted kind is running, its processes
 are frozen (SIGSTOP, so that none can finish on its own first) and the engine is killed. Every
-process of the run is found by the execution's folder in its command line or environment.
+process of the run is found by the execution's folder in its command line, environment or
+working directory (a job started warm (runtime/jobs/warm.py) shows ``python -c`` and the
+environment it was started with, but works in its sandbox), and every process the engine had
+started by then (warm processes waiting for a job included) must be gone as well.
 """
 
 from __future__ import annotations
@@ -23,20 +26,46 @@ from config.paths import ROOT
 PATIENCE_SECONDS = 300  # how long to wait for a process to appear or go (never a measurement)
 
 
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                )
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+    return found
+
+
 def processes_of(marker: str) -> dict[int, int]:
-    """pid -> parent pid of every process whose command line or environment holds `marker`."""
+    """pid -> parent pid of every process whose command line, environment or working
+    directory holds `marker`."""
     found = {}
     needle = marker.encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for pid, parent in _parents().items():
+        if pid == os.getpid():
             continue
+        entry = Path(f"/proc/{pid}")
         try:
             text = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+            text += os.readlink(entry / "cwd").encode()
+        except OSError:
             continue  # gone meanwhile
         if needle in text:
-            found[int(entry.name)] = parent
+            found[pid] = parent
+    return found
+
+
+def descendants(root: int) -> set[int]:
+    """Every process below ``root`` now."""
+    parents = _parents()
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
     return found
 
 
@@ -85,12 +114,13 @@ def execution_folder(workspace: Path, engine: subprocess.Popen[str]) -> Path:
 
 
 def freeze_job(folder: Path, step: str, engine: subprocess.Popen[str]) -> dict[int, int]:
-    """Wait for the step's job processes (below its launcher) and stop them where they are."""
+    """Wait for the step's job processes (below its launcher, the engine's child) and stop
+    them where they are."""
     marker = f"{folder}/steps/{step}/"
     deadline = time.monotonic() + PATIENCE_SECONDS
     while True:
         found = processes_of(marker)
-        jobs = {pid: parent for pid, parent in found.items() if parent in found}
+        jobs = {pid: parent for pid, parent in found.items() if parent != engine.pid}
         if jobs:
             for pid in jobs:
                 os.kill(pid, signal.SIGSTOP)
@@ -98,6 +128,15 @@ def freeze_job(folder: Path, step: str, engine: subprocess.Popen[str]) -> dict[i
         assert engine.poll() is None, f"the run ended before {step} ran: {engine.communicate()}"
         assert time.monotonic() < deadline, f"{step} never started"
         time.sleep(0.02)
+
+
+def assert_gone(pids: set[int]) -> None:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while (left := {pid for pid in pids if alive(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, (
+        f"processes the engine started outlived it:\n{describe(dict.fromkeys(left, 0))}"
+    )
 
 
 def assert_nothing_left(folder: Path) -> None:
@@ -126,10 +165,12 @@ def test_sigkill_of_the_engine_during_each_job_kind_leaves_no_process_and_retry_
         if index:
             engine = start(config, workspace, "--retry", folder.name)
         frozen = freeze_job(folder, step, engine)
+        started = descendants(engine.pid)
         engine.kill()
         engine.communicate(timeout=PATIENCE_SECONDS)
         assert_nothing_left(folder)
         assert not [pid for pid in frozen if alive(pid)], "the frozen job itself must be dead"
+        assert_gone(started)
 
     engine = start(config, workspace, "--retry", folder.name)
     stdout, stderr = engine.communicate(timeout=PATIENCE_SECONDS * 3)
@@ -148,10 +189,12 @@ def test_sigterm_or_ctrl_c_stops_the_jobs_and_records_the_run_as_stopped(
     engine = start(config, workspace)
     folder = execution_folder(workspace, engine)
     freeze_job(folder, "Preprocess", engine)
+    started = descendants(engine.pid)
     engine.send_signal(sig)
     _, stderr = engine.communicate(timeout=PATIENCE_SECONDS)
     assert engine.returncode == 130, stderr
     assert_nothing_left(folder)
+    assert_gone(started)
     document = json.loads((folder / "execution.json").read_text())
     assert document["status"] == "Stopped"
     assert f"--retry {folder.name}" in document["failure_reason"]

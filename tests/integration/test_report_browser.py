@@ -12,7 +12,7 @@ import pytest
 from browser import headless, load, requested_urls
 from report_support import sample_inputs
 
-from tabular import report
+from evaluation import report
 from tabular.names import REPORT_HTML
 
 PHONE = (390, 844)

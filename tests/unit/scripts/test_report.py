@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from report_support import sample_inputs
 
-from tabular import report
+from evaluation import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
