@@ -62,9 +62,12 @@ def row_index(source: str, lines: Sequence[int] | np.ndarray) -> pd.MultiIndex:
     import numpy as np
     import pandas as pd
 
-    return pd.MultiIndex.from_arrays(
-        [np.full(len(lines), source, dtype=object), np.asarray(lines, dtype="int64")],
+    at = np.asarray(lines, dtype="int64")
+    return pd.MultiIndex(  # built from codes: each record starts on its own line
+        levels=[pd.Index([source], dtype=object), pd.Index(at)],
+        codes=[np.zeros(len(at), dtype=np.int8), np.arange(len(at))],
         names=[FILE_LEVEL, LINE_LEVEL],
+        verify_integrity=False,
     )
 
 
