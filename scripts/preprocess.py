@@ -282,6 +282,8 @@ class Chunk:
     features: pd.DataFrame
     labels: pd.Series
     cursor: FileCursor
+    input_columns: list[str]
+    """The file's columns, as read."""
 
 
 def labelled_chunks(
@@ -317,7 +319,7 @@ def labelled_chunks(
                 dropped[0] += missing
             labels = kept[settings.target]
             text = kept.drop(columns=[settings.target, *settings.drop_columns])
-            yield Chunk(text, labels, cursor)
+            yield Chunk(text, labels, cursor, columns)
 
 
 def check_drop_columns(source: str, columns: Sequence[str], names: Sequence[str], target: str):
@@ -362,7 +364,7 @@ def profile(input_path: Path, settings: Settings, block_size: int) -> Profile:
     input_columns: list[str] = []
     for chunk in labelled_chunks(input_path, settings, block_size, dropped):
         if not input_columns:
-            input_columns = [settings.target, *settings.drop_columns, *chunk.features.columns]
+            input_columns = chunk.input_columns
         if len(chunk.labels) == 0:
             continue
         typing.add(chunk.features)
