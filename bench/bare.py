@@ -37,12 +37,17 @@ from tabular.contract import (
     MODEL_DIR,
     OUTPUT_DATA_DIR,
     OUTPUT_DIR,
+    STATISTICS_FILE,
     definition_steps,
 )
 
 OUTPUT_REFERENCE = re.compile(
     r"^Steps\.([A-Za-z0-9_-]+)\.ProcessingOutputConfig\.Outputs\['([^']+)'\]"
 )
+QUALITY_REFERENCE = re.compile(
+    r"^Steps\.([A-Za-z0-9_-]+)\.(CalculatedBaseline|BaselineUsedForDriftCheck)Statistics$"
+)
+"""A QualityCheck step's statistics, as Evaluate's inputs name them."""
 MODEL_REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9_-]+)\.ModelArtifacts\.S3ModelArtifacts$")
 SAGEMAKER_HP_PREFIX = "sagemaker_"
 LOG_TAIL_LINES = 20
@@ -115,6 +120,7 @@ class _Bare:
         )
         self.outputs: dict[tuple[str, str], Path] = {}  # (step, output name) -> directory
         self.models: dict[str, Path] = {}  # training step -> model.tar.gz
+        self.quality: dict[str, Path] = {}  # quality check step -> its results folder
         # The host's environment with the thread settings the local runtime gives its jobs.
         self.env: dict[str, str] = {**SHARED_HOST_DEFAULTS, **os.environ}
         self.peak_rss: dict[str, int] = {}
@@ -145,6 +151,12 @@ class _Bare:
         output = OUTPUT_REFERENCE.match(reference or "")
         if output and (output.group(1), output.group(2)) in self.outputs:
             _link_tree(self.outputs[(output.group(1), output.group(2))], target)
+            return
+        quality = QUALITY_REFERENCE.match(reference or "")
+        if quality and quality.group(1) in self.quality:
+            results = self.quality[quality.group(1)]
+            if quality.group(2) == "CalculatedBaseline":  # a first run: no drift baseline to stage
+                _link_tree(results / STATISTICS_FILE, target)
             return
         model = MODEL_REFERENCE.match(reference or "")
         if model and model.group(1) in self.models:
@@ -208,6 +220,7 @@ class _Bare:
         )
         argv = [self.python, "-m", "runtime.monitor", "--dataset", str(dataset)]
         argv += ["--output-dir", str(sandbox / "results")]
+        self.quality[name] = sandbox / "results"
         if not header:
             argv.append("--no-header")
         env = {**self.env, "PYTHONPATH": str(ROOT)}
