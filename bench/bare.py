@@ -154,9 +154,8 @@ class _Bare:
             return
         quality = QUALITY_REFERENCE.match(reference or "")
         if quality and quality.group(1) in self.quality:
-            results = self.quality[quality.group(1)]
-            if quality.group(2) == "CalculatedBaseline":  # a first run: no drift baseline to stage
-                _link_tree(results / STATISTICS_FILE, target)
+            # A first run checks drift against its own statistics (no approved baseline yet).
+            _link_tree(self.quality[quality.group(1)] / STATISTICS_FILE, target)
             return
         model = MODEL_REFERENCE.match(reference or "")
         if model and model.group(1) in self.models:
