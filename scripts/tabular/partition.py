@@ -1,16 +1,17 @@
 """Which split, and which train shard, a row goes to: decided per row, from where it is.
 
-A row's split depends only on its input file's relative name, its class (binary targets) and
-how many rows of that class come before it in that file; never on the other files, on how the
-file is read in chunks, or on how files are spread over processing instances. Row ``i`` of a
-class in a file takes the point ``u = frac(offset + i * PHI)`` of the golden-ratio sequence
-(``offset`` a seeded hash of the file name and class); ``u < test_fraction`` is test, the next
+A row's split depends only on the seed, its class (binary targets) and how many rows of that
+class come before it in its input file; never on the other files, on how the file is read in
+chunks, on how files are spread over processing instances, or on the file's name (the same rows
+under a new object key split the same way, so a data-quality baseline compares like with like).
+Row ``i`` of a class in a file takes the point ``u = frac(offset + i * PHI)`` of the
+golden-ratio sequence (``offset`` a seeded hash of the class); ``u < test_fraction`` is test, the next
 ``validation_fraction`` is validation, the rest train. That sequence spreads any ``n`` points
 over [0, 1) with a discrepancy of order ``log(n) / n`` (Weyl; Kuipers and Niederreiter,
 "Uniform Distribution of Sequences"), so each class of each file is split within a couple of
 rows of the fractions, at every size: a stratified split without a global shuffle. Train rows
-go to shard ``(offset + j) mod n`` (``j`` counting the file's train rows), so shards differ by
-at most one row per file.
+go to shard ``(offset + j) mod n`` (``j`` counting the file's train rows, ``offset`` a seeded
+hash of the file name), so shards differ by at most one row per file.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class FileCursor:
             start = self.seen.get(key, 0)
             self.seen[key] = start + len(rows)
             position = np.arange(start, start + len(rows), dtype=np.float64)
-            point = np.mod(offset(self.seed, self.name, key) + position * PHI, 1.0)
+            point = np.mod(offset(self.seed, key) + position * PHI, 1.0)
             codes[rows[point < test_fraction]] = TEST_CODE
             middle = (point >= test_fraction) & (point < test_fraction + validation_fraction)
             codes[rows[middle]] = VALIDATION_CODE
