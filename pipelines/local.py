@@ -253,7 +253,7 @@ def sample_oracle_auc(
 
     from pipelines.sample_data import oracle_auc
 
-    test = pd.read_csv(processing_output_file(runner.store, record.properties, TEST, TEST_FILE))
+    test = pd.read_parquet(processing_output_file(runner.store, record.properties, TEST, TEST_FILE))
     return float(oracle_auc(test.drop(columns=[cfg.data.target]), test[cfg.data.target]))
 
 

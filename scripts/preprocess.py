@@ -43,7 +43,9 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,59 +55,39 @@ import pandas as pd
 
 from tabular import csvio, features, values
 from tabular.dialect import Dialect
-from tabular.errors import DataError, describe_source
-from tabular.feature_types import (
-    FeatureTypes,
-    type_features,
-    warn_missing_spellings,
-)
-from tabular.files import write_all
+from tabular.errors import FILE_LEVEL, LINE_LEVEL, DataError, describe_source
+from tabular.feature_types import FeatureTypes, TypeProfile, warn_missing_spellings
+from tabular.files import atomic_path
 from tabular.job import PROCESSING, JobParser, run_job
 from tabular.names import (
+    BASELINE,
+    BASELINE_FILE,
     BINARY,
     DATA_DIR,
     DEFAULT_DATA_VERSION,
-    DEFAULT_SEED,
-    DEFAULT_TEST_FRACTION,
-    DEFAULT_VALIDATION_FRACTION,
+    PARQUET_SUFFIX,
     PREPROCESS_OUTPUT_ROOT,
     PROBLEM_TYPES,
     SCHEMA_FILE,
     SCORING,
     SCORING_FILE,
+    SPLITS,
     TEST,
-    TEST_FILE,
     TOP_K,
     TRAIN,
-    TRAIN_FILE,
     TRANSFORMER,
     TRANSFORMER_FILE,
     VALIDATION,
-    VALIDATION_FILE,
+    shard_file,
 )
+from tabular.partition import FileCursor
 from tabular.settings import Settings
-from tabular.target import (
-    prepare_target,
-)
+from tabular.stats import TrainStats, fit_transformer, merge
+from tabular.target import drop_missing_target, encode_binary_target, encode_regression_target
 
+MAX_CLASSES_SHOWN = 1000
+"""A binary target is refused once this many distinct values are found."""
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Splits:
-    """The three row subsets of the data set."""
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    test: pd.DataFrame
-
-    def rows(self) -> dict[str, int]:
-        """Row count per split, keyed by output name."""
-        return {
-            TRAIN: len(self.train),
-            VALIDATION: len(self.validation),
-            TEST: len(self.test),
-        }
 
 
 # --------------------------------------------------------------------------- reading
@@ -132,19 +114,6 @@ def read_dataset(
     return frames[0] if len(frames) == 1 else pd.concat(frames)
 
 
-def drop_columns(frame: pd.DataFrame, names: Sequence[str], target: str) -> pd.DataFrame:
-    """Remove ``data.drop_columns``; each must be a column and none the target."""
-    unknown = [n for n in names if n not in frame.columns]
-    if unknown:
-        raise DataError(
-            f"{describe_source(frame)}: data.drop_columns names {unknown}, which are not "
-            f"columns of the data (columns: {list(frame.columns)}). Fix data.drop_columns."
-        )
-    if target in names:
-        raise DataError(f"data.drop_columns names the target {target!r}; remove it from the list.")
-    return frame.drop(columns=list(names))
-
-
 # --------------------------------------------------------------------------- split
 
 
@@ -165,62 +134,49 @@ def minimum_rows(validation_fraction: float, test_fraction: float, per_split: in
     return rows
 
 
-def split_dataset(
-    frame: pd.DataFrame,
-    target: str,
-    problem_type: str,
-    validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
-    test_fraction: float = DEFAULT_TEST_FRACTION,
-    seed: int = DEFAULT_SEED,
-) -> Splits:
-    """Split rows into train/validation/test with ``seed`` (stratified for binary)."""
-    from sklearn.model_selection import train_test_split
-
-    binary = problem_type == BINARY
-    per_split = 2 if binary else 1
-    needed = minimum_rows(validation_fraction, test_fraction, per_split)
-    _, validation_rows, test_rows = split_sizes(len(frame), validation_fraction, test_fraction)
-    if len(frame) < needed:
+def check_split_input(
+    source: str,
+    class_counts: Counter[str],
+    binary: bool,
+    validation_fraction: float,
+    test_fraction: float,
+) -> None:
+    """Refuse too few rows (or, for binary targets, too few of a class) for three splits."""
+    rows = sum(class_counts.values())
+    needed = minimum_rows(validation_fraction, test_fraction, 2 if binary else 1)
+    if rows < needed:
         raise DataError(
-            f"{describe_source(frame)}: {len(frame)} row(s) with a target are too few to split "
+            f"{source}: {rows} row(s) with a target are too few to split "
             f"with validation fraction {validation_fraction} and test fraction "
             f"{test_fraction}; at least {needed} are needed. Add rows or change the "
             "fractions."
         )
-    if binary:
-        _check_class_counts(frame, target, validation_fraction, test_fraction)
-    labels = frame[target] if binary else None
-    rest, test = train_test_split(frame, test_size=test_rows, random_state=seed, stratify=labels)
-    train, validation = train_test_split(
-        rest,
-        test_size=validation_rows,
-        random_state=seed,
-        stratify=rest[target] if binary else None,
-    )
-    splits = Splits(train=train, validation=validation, test=test)
-    if binary:
-        for name, part in ((TRAIN, train), (VALIDATION, validation), (TEST, test)):
-            if part[target].nunique() < 2:
-                raise DataError(
-                    f"{describe_source(frame)}: the {name} split has only one class; each "
-                    "split needs both. Add rows of the rarer class or change the fractions."
-                )
-    return splits
-
-
-def _check_class_counts(
-    frame: pd.DataFrame, target: str, validation_fraction: float, test_fraction: float
-) -> None:
+    if not binary:
+        return
     smallest = min(validation_fraction, test_fraction, 1 - validation_fraction - test_fraction)
     needed = max(3, math.ceil(1 / smallest))
-    counts = frame[target].value_counts()
-    if counts.min() < needed:
+    label, count = min(class_counts.items(), key=lambda item: (item[1], item[0]))
+    if count < needed:
         raise DataError(
-            f"{describe_source(frame)}: target class {counts.idxmin()} has {int(counts.min())} "
-            f"row(s); every split needs both classes, so each class needs at least "
-            f"{needed} rows with validation fraction {validation_fraction} and test "
-            f"fraction {test_fraction}. Add rows of that class or change the fractions."
+            f"{source}: target class {label} has {count} row(s); every split needs both "
+            f"classes, so each class needs at least {needed} rows with validation fraction "
+            f"{validation_fraction} and test fraction {test_fraction}. Add rows of that class "
+            "or change the fractions."
         )
+
+
+def check_splits(source: str, counts: dict[str, Counter[str]], binary: bool) -> None:
+    """Every split has rows, and both classes when the target is binary."""
+    for name in SPLITS:
+        if not counts[name]:
+            raise DataError(
+                f"{source}: the {name} split has no rows; add rows or change the fractions."
+            )
+        if binary and len(counts[name]) < 2:
+            raise DataError(
+                f"{source}: the {name} split has only one class; each "
+                "split needs both. Add rows of the rarer class or change the fractions."
+            )
 
 
 # --------------------------------------------------------------------------- scoring data
@@ -285,14 +241,14 @@ def _looks_like_header(
     return False
 
 
-# --------------------------------------------------------------------------- schema, outputs
+# --------------------------------------------------------------------------- schema
 
 
 def build_schema(
     settings: Settings,
     types: FeatureTypes,
     class_mapping: dict[str, int] | None,
-    splits: Splits,
+    rows: dict[str, int],
     dropped_rows: int,
     layout: str = features.DENSE,
     category_counts: dict[str, int] | None = None,
@@ -305,7 +261,7 @@ def build_schema(
         "numeric_columns": list(types.numeric),
         "categorical_columns": list(types.categorical),
         "class_mapping": class_mapping,
-        "rows": splits.rows(),
+        "rows": rows,
         "dropped_rows_missing_target": dropped_rows,
         "missing_values": list(settings.dialect.missing_values),
         "matrix_layout": layout,
@@ -316,60 +272,211 @@ def build_schema(
     }
 
 
-def output_paths(output_root: Path) -> dict[str, Path]:
-    """Return the file path of every output, keyed by file name."""
-    return {
-        TRAIN_FILE: output_root / TRAIN / TRAIN_FILE,
-        VALIDATION_FILE: output_root / VALIDATION / VALIDATION_FILE,
-        TEST_FILE: output_root / TEST / TEST_FILE,
-        SCORING_FILE: output_root / SCORING / SCORING_FILE,
-        TRANSFORMER_FILE: output_root / TRANSFORMER / TRANSFORMER_FILE,
-        SCHEMA_FILE: output_root / TRANSFORMER / SCHEMA_FILE,
-    }
+# --------------------------------------------------------------------------- streaming
 
 
-def split_frame(part: pd.DataFrame, target: str, columns: Sequence[str]) -> pd.DataFrame:
-    """Return the split's columns as written: target first, then the features."""
-    return part[[target, *columns]]
+@dataclass
+class Chunk:
+    """Rows of one input file with a target: features as text, the target cleaned."""
+
+    features: pd.DataFrame
+    labels: pd.Series
+    cursor: FileCursor
+    input_columns: list[str]
+    """The file's columns, as read."""
 
 
-def write_outputs(
-    output_root: Path,
-    splits: Splits,
-    transformer: Any,
-    schema: dict[str, Any],
-    scoring: dict[str, pd.DataFrame] | None = None,
-) -> dict[str, Path]:
-    """Write the splits, scoring files, transformer and schema; return the paths."""
-    import joblib
+def labelled_chunks(
+    input_path: Path,
+    settings: Settings,
+    block_size: int,
+    dropped: list[int] | None = None,
+    numbers: Sequence[str] = (),
+) -> Iterator[Chunk]:
+    """Every input file in chunks, rows without a target left out (counted in ``dropped``);
+    ``numbers``: columns parsed as numbers as they are read (:func:`tabular.csvio.read_chunks`).
+    """
+    dialect = settings.dialect
+    if settings.columns is not None:
+        csvio.check_column_names("data.columns", settings.columns)
+    root = input_path if input_path.is_dir() else input_path.parent
+    first: tuple[str, list[str]] | None = None
+    for path in csvio.list_csv_files(input_path):
+        cursor = FileCursor(path.relative_to(root).as_posix(), settings.seed)
+        for frame in csvio.read_chunks(path, dialect, settings.columns, block_size, numbers):
+            columns = [str(c) for c in frame.columns]
+            if first is None:
+                first = (path.name, columns)
+                check_drop_columns(path.name, columns, settings.drop_columns, settings.target)
+            elif columns != first[1]:
+                raise DataError(
+                    f"{path.name}: columns {columns} differ from those of "
+                    f"{first[0]} {first[1]}. All input files must have the same "
+                    "columns in the same order."
+                )
+            kept, missing = drop_missing_target(frame, settings.target, dialect)
+            if dropped is not None:
+                dropped[0] += missing
+            labels = kept[settings.target]
+            text = kept.drop(columns=[settings.target, *settings.drop_columns])
+            yield Chunk(text, labels, cursor, columns)
 
-    target = schema["target"]
-    columns = schema["feature_columns"]
-    paths = output_paths(output_root)
-    scoring = scoring if scoring is not None else {SCORING_FILE: splits.test[list(columns)]}
 
-    def csv_writer(frame: pd.DataFrame, header: bool) -> Callable[[Path], object]:
-        return lambda path: csvio.write_csv(frame, path, header=header)
+def check_drop_columns(source: str, columns: Sequence[str], names: Sequence[str], target: str):
+    """``data.drop_columns`` must name columns of the data, and not the target."""
+    unknown = [n for n in names if n not in columns]
+    if unknown:
+        raise DataError(
+            f"{source}: data.drop_columns names {unknown}, which are not "
+            f"columns of the data (columns: {list(columns)}). Fix data.drop_columns."
+        )
+    if target in names:
+        raise DataError(f"data.drop_columns names the target {target!r}; remove it from the list.")
 
-    def dump_transformer(path: Path) -> None:
-        with path.open("wb") as handle:
-            joblib.dump(transformer, handle)
 
-    def dump_schema(path: Path) -> None:
-        text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-        path.write_text(text, encoding="utf-8")
+def drop_columns(frame: pd.DataFrame, names: Sequence[str], target: str) -> pd.DataFrame:
+    """Remove ``data.drop_columns``; each must be a column and none the target."""
+    check_drop_columns(describe_source(frame), list(frame.columns), names, target)
+    return frame.drop(columns=list(names))
 
-    writers: dict[Path, Callable[[Path], object]] = {
-        paths[TRAIN_FILE]: csv_writer(split_frame(splits.train, target, columns), True),
-        paths[VALIDATION_FILE]: csv_writer(split_frame(splits.validation, target, columns), True),
-        paths[TEST_FILE]: csv_writer(split_frame(splits.test, target, columns), True),
-        paths[TRANSFORMER_FILE]: dump_transformer,
-        paths[SCHEMA_FILE]: dump_schema,
-    }
-    for name, frame in scoring.items():
-        writers[output_root / SCORING / name] = csv_writer(frame, False)
-    write_all(writers)
-    return paths
+
+@dataclass
+class Profile:
+    """The first pass: feature types, target classes and rows per split."""
+
+    types: FeatureTypes
+    class_mapping: dict[str, int] | None
+    rows: dict[str, Counter[str]]
+    dropped_rows: int
+    source: str
+    input_columns: list[str]
+    plain_numbers: list[str]
+
+
+def profile(input_path: Path, settings: Settings, block_size: int) -> Profile:
+    """Read the input once: type the features, check the target, count the splits."""
+    binary = settings.problem_type == BINARY
+    dropped = [0]
+    typing = TypeProfile(settings.dialect, settings.categorical_columns)
+    classes: Counter[str] = Counter()
+    first_label: dict[str, Any] = {}
+    rows: dict[str, Counter[str]] = {name: Counter() for name in SPLITS}
+    input_columns: list[str] = []
+    for chunk in labelled_chunks(input_path, settings, block_size, dropped):
+        if not input_columns:
+            input_columns = chunk.input_columns
+        if len(chunk.labels) == 0:
+            continue
+        typing.add(chunk.features)
+        labels = class_labels(chunk.labels, settings)
+        for label, at in zip(*np.unique(labels, return_index=True), strict=True):
+            first_label.setdefault(str(label), chunk.labels.index[at])
+        if binary and len(first_label) > MAX_CLASSES_SHOWN:
+            break  # refused below with the values found
+        classes.update(Counter(labels.tolist()))
+        codes = chunk.cursor.splits(labels, settings.validation_fraction, settings.test_fraction)
+        for code, name in enumerate(SPLITS):
+            rows[name].update(Counter(labels[codes == code].tolist()))
+    source = typing.source
+    if not classes:
+        raise DataError(
+            f"{source}: target column {settings.target!r} is empty in every row. Fill "
+            "in the target or choose another column."
+        )
+    mapping = None
+    if binary:
+        found = pd.Series(list(first_label), index=pd.MultiIndex.from_tuples(
+            list(first_label.values()), names=[FILE_LEVEL, LINE_LEVEL]), name=settings.target,
+            dtype=object)  # fmt: skip
+        mapping = encode_binary_target(found, settings.positive_class)[1]
+    check_split_input(source, classes, binary, settings.validation_fraction, settings.test_fraction)
+    check_splits(source, rows, binary)
+    types = typing.types()
+    return Profile(
+        types, mapping, rows, dropped[0], source, input_columns,
+        typing.plain_numbers(types.numeric),
+    )  # fmt: skip
+
+
+def class_labels(labels: pd.Series, settings: Settings) -> np.ndarray:
+    """The class of each row (its cleaned label) for a binary target; one class otherwise,
+    after checking that every regression label is a number."""
+    if settings.problem_type == BINARY:
+        return labels.astype(object).to_numpy(dtype=object).astype(str)
+    encode_regression_target(labels, settings.dialect)
+    return np.full(len(labels), "", dtype=object).astype(str)
+
+
+def encoded_target(labels: pd.Series, settings: Settings, mapping: dict[str, int] | None):
+    """The target as written: 0/1 for binary, float64 for regression."""
+    if mapping is not None:
+        return labels.astype(object).map(mapping).to_numpy(dtype=np.int64)
+    return encode_regression_target(labels, settings.dialect).to_numpy(dtype=np.float64)
+
+
+class Outputs:
+    """The output files, written as the chunks come: Parquet splits (train in shards), the
+    baseline and scoring CSV files. Each is a temporary until :meth:`close` renames them all;
+    on failure every temporary is removed (:func:`tabular.files.atomic_path`)."""
+
+    def __init__(self, root: Path, stack: ExitStack, shards: int, score_test: bool) -> None:
+        self.root, self.stack, self.shards, self.score_test = root, stack, shards, score_test
+        self.writers: dict[Path, Any] = {}
+
+    def _writer(self, target: Path, table: Any, kind: str) -> Any:
+        import pyarrow.csv as pa_csv
+        import pyarrow.parquet as pq
+
+        if target not in self.writers:
+            temporary = self.stack.enter_context(atomic_path(target))
+            if kind == "parquet":
+                writer = pq.ParquetWriter(temporary, table.schema)
+            else:
+                options = pa_csv.WriteOptions(
+                    include_header=kind == "csv-header", quoting_style="needed"
+                )
+                writer = pa_csv.CSVWriter(temporary, table.schema, write_options=options)
+            self.stack.callback(writer.close)
+            self.writers[target] = writer
+        return self.writers[target]
+
+    def write(self, target: Path, frame: pd.DataFrame, kind: str) -> None:
+        import pyarrow as pa
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        self._writer(target, table, kind).write_table(table)
+
+    def add(self, rows: pd.DataFrame, codes: np.ndarray, cursor: FileCursor) -> None:
+        """Write a chunk's typed rows (target first) to their splits."""
+        train = rows[codes == 0]
+        if len(train):
+            write_train_shards(self, train, cursor.shards(len(train), self.shards))
+            self.write(self.root / BASELINE / BASELINE_FILE, train, "csv-header")
+        for code, name in ((1, VALIDATION), (2, TEST)):
+            part = rows[codes == code]
+            if len(part):
+                self.write(self.root / name / (name + PARQUET_SUFFIX), part, "parquet")
+        if self.score_test and (codes == 2).any():
+            scored = rows[codes == 2].iloc[:, 1:]
+            self.write(self.root / SCORING / SCORING_FILE, scored, "csv")
+
+
+def write_train_shards(outputs: Outputs, train: pd.DataFrame, shards: np.ndarray) -> None:
+    """The train rows into ``train-part-NNNNN.parquet`` files, each row in its shard."""
+    for index in np.unique(shards):
+        path = outputs.root / TRAIN / shard_file(TRAIN, int(index))
+        outputs.write(path, train[shards == index], "parquet")
+
+
+def typed_rows(chunk: Chunk, types: FeatureTypes, settings: Settings, mapping: Any):
+    """A chunk as written: the encoded target, then the typed features in file order."""
+    typed = values.coerce_features(
+        chunk.features, types.numeric, types.categorical, settings.dialect
+    )[types.columns]
+    target = encoded_target(chunk.labels, settings, mapping)
+    return typed, pd.concat(
+        [pd.DataFrame({settings.target: target}, index=typed.index), typed], axis=1
+    )
 
 
 # --------------------------------------------------------------------------- job
@@ -381,45 +488,76 @@ def run(
     settings: Settings,
     data_version: str = DEFAULT_DATA_VERSION,
     scoring_path: Path | None = None,
+    block_size: int = csvio.DEFAULT_BLOCK_SIZE,
 ) -> dict[str, Any]:
-    """Validate, split, fit and write everything; return the schema written."""
-    dialect = settings.dialect
-    frame = read_dataset(input_path, dialect, settings.columns)
-    input_columns = list(frame.columns)
-    frame = drop_columns(frame, settings.drop_columns, settings.target)
-    encoded = prepare_target(
-        frame, settings.target, settings.problem_type, settings.positive_class, dialect
+    """Validate, split, fit and write everything; return the schema written.
+
+    Two passes over the input, a chunk at a time: :func:`profile` types the features and
+    checks the target and the splits; the second pass writes each row to its split and
+    gathers the train statistics the transformer is fitted from (:mod:`tabular.stats`).
+    Nothing is published unless everything succeeds.
+    """
+    import joblib
+
+    found = profile(input_path, settings, block_size)
+    types = found.types
+    scoring = (
+        read_scoring(scoring_path, settings, types, found.input_columns) if scoring_path else None
     )
-    if encoded.dropped_rows:
-        logger.warning(
-            "dropped %d row(s) with a missing target %r", encoded.dropped_rows, settings.target
+    stats = TrainStats()
+    with ExitStack() as stack:
+        outputs = Outputs(output_root, stack, settings.train_shards, scoring is None)
+        chunks = labelled_chunks(input_path, settings, block_size, None, found.plain_numbers)
+        for chunk in chunks:
+            if len(chunk.labels) == 0:
+                continue
+            typed, rows = typed_rows(chunk, types, settings, found.class_mapping)
+            codes = chunk.cursor.splits(
+                class_labels(chunk.labels, settings),
+                settings.validation_fraction,
+                settings.test_fraction,
+            )
+            stats = merge(stats, _chunk_stats(typed[codes == 0], types))
+            outputs.add(rows, codes, chunk.cursor)
+        _warn_spellings(stats, types.categorical)
+        counts = features.check_cardinality_counts(
+            found.source,
+            {n: len(stats.categorical.get(n, {})) for n in types.categorical},
+            settings.max_categories,
+            settings.high_cardinality,
         )
-    raw = encoded.frame.drop(columns=[settings.target])
-    types, typed = type_features(raw, dialect, settings.categorical_columns)
-    warn_missing_spellings(typed, types.categorical)
-    data = typed.assign(**{settings.target: encoded.frame[settings.target]})
-    splits = split_dataset(
-        data,
-        settings.target,
-        settings.problem_type,
-        settings.validation_fraction,
-        settings.test_fraction,
-        settings.seed,
-    )
-    counts = features.check_cardinality(
-        splits.train, types.categorical, settings.max_categories, settings.high_cardinality
-    )
-    top_k = settings.max_categories if settings.high_cardinality == TOP_K else None
-    transformer, layout = features.fit_transformer(
-        splits.train, types.numeric, types.categorical, top_k
-    )
-    scoring = read_scoring(scoring_path, settings, types, input_columns) if scoring_path else None
-    schema = build_schema(
-        settings, types, encoded.class_mapping, splits, encoded.dropped_rows, layout, counts
-    )
-    schema["data_version"] = data_version
-    write_outputs(output_root, splits, transformer, schema, scoring)
+        top_k = settings.max_categories if settings.high_cardinality == TOP_K else None
+        transformer, layout = fit_transformer(stats, types.numeric, types.categorical, top_k)
+        rows = {name: sum(found.rows[name].values()) for name in SPLITS}
+        schema = build_schema(
+            settings, types, found.class_mapping, rows, found.dropped_rows, layout, counts
+        )
+        schema["data_version"] = data_version
+        transformer_dir = output_root / TRANSFORMER
+        with stack.enter_context(atomic_path(transformer_dir / TRANSFORMER_FILE)).open("wb") as f:
+            joblib.dump(transformer, f)
+        text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        stack.enter_context(atomic_path(transformer_dir / SCHEMA_FILE)).write_text(
+            text, encoding="utf-8"
+        )
+        for name, frame in (scoring or {}).items():
+            outputs.write(output_root / SCORING / name, frame, "csv")
     return schema
+
+
+def _chunk_stats(train: pd.DataFrame, types: FeatureTypes) -> TrainStats:
+    stats = TrainStats()
+    stats.add(train, types.numeric, types.categorical)
+    return stats
+
+
+def _warn_spellings(stats: TrainStats, categorical: Sequence[str]) -> None:
+    """Log categories spelled like a missing value: kept, but worth a look."""
+    warn_missing_spellings(
+        pd.DataFrame({n: pd.Series(list(stats.categorical.get(n, {})), dtype=object)
+                      for n in categorical}),
+        categorical,
+    )  # fmt: skip
 
 
 def _fraction(text: str) -> float:

@@ -13,7 +13,7 @@ from steps.containers import output_s3_uri
 from steps.context import BuildContext
 from steps.names import DATA_QUALITY
 from steps.security import processing_network
-from tabular.names import TRAIN
+from tabular.names import BASELINE
 
 
 class _QualityCheckStep(QualityCheckStep):
@@ -38,7 +38,7 @@ def build_data_quality_step(ctx: BuildContext, preprocess: ProcessingStep) -> Qu
         name=DATA_QUALITY,
         description="Baseline statistics and constraints of the train split; drift check.",
         quality_check_config=DataQualityCheckConfig(
-            baseline_dataset=output_s3_uri(preprocess, TRAIN),
+            baseline_dataset=output_s3_uri(preprocess, BASELINE),
             dataset_format=DatasetFormat.csv(header=True),
             output_s3_uri=ctx.output_uri(DATA_QUALITY, RESULTS_OUTPUT),
         ),

@@ -15,6 +15,7 @@ from tabular.contract import CSV, HP_PROGRAM, HP_REGION, HP_SUBMIT_DIRECTORY
 from tabular.names import (
     DEFAULT_EVAL_METRIC,
     OBJECTIVES,
+    PARQUET,
     TRAIN,
     TRAIN_SCRIPT,
     TRANSFORMER,
@@ -24,6 +25,8 @@ from tabular.names import (
 MODEL_OUTPUT = "model"
 CHANNELS = (TRAIN, VALIDATION, TRANSFORMER)
 """Train's channels, each fed by the Preprocess output of the same name."""
+CONTENT_TYPES = {TRAIN: PARQUET, VALIDATION: PARQUET, TRANSFORMER: CSV}
+"""The splits are Parquet files; the transformer channel keeps the type it always had."""
 
 
 def hyperparameters(ctx: BuildContext) -> dict[str, str]:
@@ -71,7 +74,7 @@ def build_train_step(ctx: BuildContext, preprocess: ProcessingStep) -> TrainingS
             InputData(
                 channel_name=channel,
                 data_source=output_s3_uri(preprocess, channel),
-                content_type=CSV,
+                content_type=CONTENT_TYPES[channel],
             )
             for channel in CHANNELS
         ]

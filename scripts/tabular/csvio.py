@@ -26,7 +26,8 @@ import csv
 import io
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -247,6 +248,8 @@ def _drop_saved_index(frame: pd.DataFrame, source: str, names: list[str]) -> pd.
 def _check_line_breaks(frame: pd.DataFrame, names: Sequence[object]) -> None:
     for position, name in enumerate(names):
         column = frame.iloc[:, position]
+        if not isinstance(column.dtype, pd.StringDtype | np.dtypes.ObjectDType):
+            continue  # parsed as numbers
         breaks = np.asarray(column.str.contains(LINE_BREAK, regex=True, na=False), bool)
         if breaks.any():
             row = int(np.flatnonzero(breaks)[0])
@@ -275,16 +278,22 @@ def _read(
     )
 
 
-def read_csv_file(
-    path: Path, dialect: Dialect, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Read one CSV file as text (missing fields NaN); the index is ``(file, line)``.
+@dataclass(frozen=True)
+class _Layout:
+    """What the first record of a file says about its columns."""
 
-    ``columns`` names the columns of a file without a header row.
-    """
+    names: list[str]
+    """One name per field ("" for an unnamed one)."""
+    trailing: int
+    """Trailing unnamed fields, dropped when empty in every row."""
+    header: bool
+
+
+def _layout(path: Path, dialect: Dialect, columns: Sequence[str] | None) -> _Layout:
+    """Check the file as a whole (size, encoding, first record) and name its fields."""
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: file is empty. Remove it or export the data again.")
-    newlines = check_utf8(path)
+    check_utf8(path)
     first = first_record(path, dialect)
     if first is None:
         raise DataError(
@@ -313,9 +322,23 @@ def read_csv_file(
                 f"{len(first)} fields. Give one name per field in data.columns."
             )
         names += [""] * trailing
-    engine = csv_engine()
+    return _Layout(names, trailing, columns is None)
+
+
+def read_csv_file(
+    path: Path, dialect: Dialect, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read one CSV file as text (missing fields NaN); the index is ``(file, line)``.
+
+    ``columns`` names the columns of a file without a header row. With pyarrow this is
+    :func:`read_chunks` put together; without it, pandas' C engine reads the file at once.
+    """
+    if csv_engine() == "pyarrow":
+        return pd.concat(list(read_chunks(path, dialect, columns)))
+    layout = _layout(path, dialect, columns)
+    names, trailing = layout.names, layout.trailing
     try:
-        frame = _read(path, dialect, len(names), columns is None, engine)
+        frame = _read(path, dialect, len(names), layout.header, "c")
     except pd.errors.EmptyDataError:
         raise DataError(
             f"{path.name}: file is empty. Remove it or export the data again."
@@ -326,21 +349,13 @@ def read_csv_file(
             f"{path.name}: could not be parsed as CSV ({exc}). Check delimiters and "
             f"quoting; the file must be {dialect.delimiter!r}-separated with double-quoted text."
         ) from None
-    if engine == "c":  # the C engine silently pads short rows; find them ourselves
-        _raise_if_ragged(path, dialect, len(names))
+    _raise_if_ragged(path, dialect, len(names))  # the C engine silently pads short rows
     if frame.empty:
         raise DataError(
             f"{path.name}: file has a header row but no data rows. Export the data "
             "again with its rows."
         )
-    header_lines = 1 if columns is None else 0
-    terminated, blank_at_end = _line_ends(path)
-    records = len(frame) + header_lines
-    if newlines - blank_at_end == (records if terminated else records - 1):
-        lines = np.arange(len(frame)) + header_lines + 1
-    else:  # blank lines, CR line endings or a record over several lines: count exactly
-        lines = np.asarray(_record_lines(path, dialect)[header_lines:])
-    frame.index = row_index(path.name, lines)
+    frame.index = row_index(path.name, _record_lines(path, dialect)[int(layout.header) :])
     _check_line_breaks(frame, names)
     frame = _drop_trailing(frame, path.name, trailing)
     frame.columns = names[: len(names) - trailing]
@@ -350,13 +365,152 @@ def read_csv_file(
     return frame
 
 
-def _line_ends(path: Path, tail: int = 1 << 16) -> tuple[bool, int]:
-    """Whether the last record ends with a newline, and how many blank lines follow it."""
+DEFAULT_BLOCK_SIZE = 8 << 20
+"""Bytes of CSV text per chunk of :func:`read_chunks` (about 150k rows of 12 columns)."""
+
+
+def read_chunks(
+    path: Path,
+    dialect: Dialect,
+    columns: Sequence[str] | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    numbers: Sequence[str] = (),
+) -> Iterator[pd.DataFrame]:
+    """Read one CSV file as text in chunks of about ``block_size`` bytes, by the same rules
+    as :func:`read_csv_file`: each chunk's index is ``(file, line)``, its columns the file's.
+
+    pyarrow's streaming reader (``pyarrow.csv.open_csv``, every column typed as text) holds
+    one block at a time, so memory does not grow with the file. Checks that need the whole
+    file run first: its encoding, its first record, and whether an unnamed first column is
+    a saved index (read alone).
+
+    ``numbers`` names columns known to hold only numbers as written (checked on an earlier
+    read): with a plain dialect (``.`` decimals, no thousands separator) pyarrow parses them
+    as float64 as it reads (the parser :func:`tabular.values.parse_numbers` uses), the
+    dialect's missing values as nulls.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    layout = _layout(path, dialect, columns)
+    names, trailing = layout.names, layout.trailing
+    kept = names[: len(names) - trailing]
+    drop_index = columns is None and not kept[0] and _is_saved_index(path, dialect, layout)
+    if columns is None and not kept[0] and not drop_index:
+        check_column_names(path.name, kept)  # the unnamed first column is refused
+    lines = _record_line_numbers(path, dialect, layout.header)
+    fields = [f"c{i}" for i in range(len(names))]
+    parsed = {f"c{kept.index(n)}" for n in numbers} if dialect.is_plain else set()
+    open_reader = lambda: pa_csv.open_csv(  # noqa: E731 - parse errors are raised below
+        path,
+        read_options=pa_csv.ReadOptions(
+            column_names=fields, skip_rows=int(layout.header), block_size=block_size
+        ),
+        parse_options=pa_csv.ParseOptions(delimiter=dialect.delimiter, quote_char=QUOTE),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={f: pa.float64() if f in parsed else pa.string() for f in fields},
+            null_values=list(dialect.missing_values) if parsed else [""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+    text = pd.StringDtype("pyarrow")
+    start = 0
+    reader = None
+    while True:
+        try:
+            reader = reader or open_reader()
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as exc:
+            _raise_if_ragged(path, dialect, len(names))
+            raise DataError(
+                f"{path.name}: could not be parsed as CSV ({exc}). Check delimiters and "
+                "quoting; the file must be "
+                f"{dialect.delimiter!r}-separated with double-quoted text."
+            ) from None
+        if batch.num_rows == 0:
+            continue
+        frame = batch.to_pandas(types_mapper={pa.string(): text}.get)
+        positions = np.arange(start, start + len(frame))
+        start += len(frame)
+        at = lines[positions] if lines is not None else positions + int(layout.header) + 1
+        frame.index = row_index(path.name, at)
+        if lines is not None:  # else no value holds a line break (_one_record_per_line)
+            _check_line_breaks(frame, names)
+        frame = _drop_trailing(frame, path.name, trailing)
+        frame.columns = kept
+        if drop_index:
+            frame = frame.iloc[:, 1:]
+        yield frame
+    if start == 0:
+        raise DataError(
+            f"{path.name}: file has a header row but no data rows. Export the data "
+            "again with its rows."
+        )
+
+
+def _is_saved_index(path: Path, dialect: Dialect, layout: _Layout) -> bool:
+    """Whether the unnamed first column holds distinct integers (an index saved by pandas)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    fields = [f"c{i}" for i in range(len(layout.names))]
+    try:
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=fields, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(delimiter=dialect.delimiter, quote_char=QUOTE),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=[fields[0]], column_types={fields[0]: pa.string()}
+            ),
+        )
+    except pa.ArrowInvalid:
+        _raise_if_ragged(path, dialect, len(layout.names))
+        raise
+    first = pd.Series(table.column(0).to_pandas(), dtype=object)
+    frame = pd.DataFrame({"": first, "next": first})
+    return _drop_saved_index(frame, path.name, ["", "next"]).shape[1] == 1
+
+
+def _record_line_numbers(path: Path, dialect: Dialect, header: bool) -> np.ndarray | None:
+    """The line each data record starts on, or None when record ``i`` is on line
+    ``i + header + 1`` (LF or CRLF endings, no blank line within, no quoted line break).
+
+    Only other files (blank lines, CR endings, a record over several lines) are counted
+    record by record, with the csv module.
+    """
+    if _one_record_per_line(path):
+        return None
+    return np.asarray(_record_lines(path, dialect)[int(header) :], dtype="int64")
+
+
+def _one_record_per_line(path: Path, chunk_size: int = 1 << 20) -> bool:
+    """No blank line before the end, no lone CR, no quoted line break (a byte scan).
+
+    Such a file has record ``i`` on line ``i + 1`` (after a header) and no value holding a
+    line break, so neither needs to be checked record by record.
+    """
     with path.open("rb") as handle:
-        handle.seek(max(0, path.stat().st_size - tail))
-        end = handle.read()
-    newlines = end[len(end.rstrip(b"\r\n")) :].count(b"\n")
-    return newlines > 0, max(0, newlines - 1)
+        if handle.read(4).removeprefix(codecs.BOM_UTF8)[:1] in (b"\n", b"\r"):
+            return False
+        handle.seek(0)
+        partial = b""
+        while chunk := handle.read(chunk_size):
+            data = partial + chunk
+            cut = data.rfind(b"\n") + 1
+            lines, partial = data[:cut], data[cut:]
+            if not _single_lines(lines if handle.peek(1) else data.rstrip(b"\r\n")):
+                return False
+        return _single_lines(partial.rstrip(b"\r\n"))
+
+
+def _single_lines(data: bytes) -> bool:
+    """Whole lines with one record each: no blank line, no lone CR, even quotes per line."""
+    if b"\n\n" in data or b"\n\r\n" in data or data.count(b"\r") != data.count(b"\r\n"):
+        return False
+    return b'"' not in data or not any(line.count(b'"') % 2 for line in data.split(b"\n"))
 
 
 def check_field_counts(

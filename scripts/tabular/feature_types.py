@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,17 +38,88 @@ def infer_feature_types(
     return type_features(frame, dialect, categorical)[0]
 
 
-def type_features(
-    frame: pd.DataFrame, dialect: Dialect | None = None, categorical: Sequence[str] = ()
-) -> tuple[FeatureTypes, pd.DataFrame]:
-    """Type each column, and return the typed columns (each value parsed once).
+@dataclass
+class _Column:
+    """What the values of one column seen so far say about its type."""
+
+    present: int = 0
+    numbers: int = 0
+    others: int = 0
+    spelled: int = 0
+    number_like: int = 0
+    first_other: tuple[Any, str] | None = None
+    padded: bool = False
+    """Some value has surrounding whitespace (so it is not read as a number as it stands)."""
+
+
+@dataclass
+class TypeProfile:
+    """Feature typing over chunks: counts per column, then :meth:`types`.
 
     A column whose non-missing values are all numbers is numeric; one of mostly numbers but
     not all is refused with its first other value. Missing-value spellings other tools use
     (``NULL``, ``NA``...) do not count either way, so a category ``NA`` in a text column stays
     a category while ``NULL`` among numbers is refused with the fix (data.missing_values).
     """
-    dialect = dialect or Dialect()
+
+    dialect: Dialect
+    categorical: Sequence[str] = ()
+    columns: dict[str, _Column] = field(default_factory=dict)
+    source: str = "input data"
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Count the values of a chunk of text features."""
+        if not self.columns:
+            _check_feature_names(frame, self.categorical)
+            self.source = describe_source(frame)
+        for name in frame.columns:
+            column = self.columns.setdefault(str(name), _Column())
+            stripped = values.strip(frame[name])
+            missing = values.missing_mask(stripped, self.dialect)
+            present = stripped[~missing]
+            column.present += len(present)
+            if name in self.categorical or not len(present):
+                continue
+            if not column.padded:
+                column.padded = bool((frame[name][~missing] != present).any())
+            parsed = ~np.isnan(values.parse_numbers(present, self.dialect))
+            column.numbers += int(parsed.sum())
+            if parsed.all():
+                continue
+            others = present[~parsed]
+            if column.first_other is None:
+                column.first_other = (others.index[0], str(others.iloc[0]))
+            counts = others.value_counts()
+            distinct = pd.Series(counts.index, dtype=object)
+            column.others += len(others)
+            column.spelled += int(counts[values.missing_spellings(distinct)].sum())
+            column.number_like += int(counts[values.number_like(distinct, self.dialect)].sum())
+
+    def types(self) -> FeatureTypes:
+        """The feature types; refuse empty columns and columns of mostly numbers."""
+        empty = [name for name, column in self.columns.items() if not column.present]
+        if empty:
+            raise DataError(
+                f"{self.source}: feature column(s) {empty} are empty in every row "
+                "that has a target. Remove them from the input data (or list them in "
+                "data.drop_columns)."
+            )
+        numeric, categorical = [], []
+        for name, column in self.columns.items():
+            if name in self.categorical or column.first_other is not None:
+                _refuse_mostly_numbers(name, column, self.dialect)
+                categorical.append(name)
+            else:
+                numeric.append(name)
+        return FeatureTypes(columns=list(self.columns), numeric=numeric, categorical=categorical)
+
+    def plain_numbers(self, numeric: Sequence[str]) -> list[str]:
+        """Numeric columns whose values are numbers as written (no surrounding whitespace):
+        a reader may parse them as numbers directly."""
+        return [name for name in numeric if not self.columns[name].padded]
+
+
+def _check_feature_names(frame: pd.DataFrame, categorical: Sequence[str]) -> None:
     if frame.shape[1] == 0:
         raise DataError(
             "the data has no feature columns besides the target. Add feature columns "
@@ -60,56 +131,29 @@ def type_features(
             f"data.categorical_columns names {unknown}, which are not feature columns "
             f"(features: {list(frame.columns)}). Fix data.categorical_columns."
         )
-    empty: list[str] = []
-    numeric: list[str] = []
-    categorical_columns: list[str] = []
-    typed: dict[str, Any] = {}
-    for name in frame.columns:
-        stripped = values.strip(frame[name])
-        missing = values.missing_mask(stripped, dialect)
-        if missing.all():
-            empty.append(str(name))
-            continue
-        present = stripped[~missing]
-        numbers = None if name in categorical else values.parse_numbers(present, dialect)
-        if numbers is not None and not np.isnan(numbers).any():
-            numeric.append(name)
-            typed[name] = values.checked_numbers(stripped, missing, numbers, str(name), dialect)
-            continue
-        if numbers is not None:
-            _refuse_mostly_numbers(str(name), present, numbers, dialect)
-        categorical_columns.append(name)
-        typed[name] = pd.Series(
-            values.categorical_values(frame[name], dialect, str(name)), index=frame.index
-        )
-    if empty:
-        raise DataError(
-            f"{describe_source(frame)}: feature column(s) {empty} are empty in every row "
-            "that has a target. Remove them from the input data (or list them in "
-            "data.drop_columns)."
-        )
-    types = FeatureTypes(
-        columns=list(frame.columns), numeric=numeric, categorical=categorical_columns
-    )
-    return types, pd.DataFrame(typed, index=frame.index)[types.numeric + types.categorical]
 
 
-def _refuse_mostly_numbers(
-    name: str, present: pd.Series, numbers: np.ndarray, dialect: Dialect
-) -> None:
+def type_features(
+    frame: pd.DataFrame, dialect: Dialect | None = None, categorical: Sequence[str] = ()
+) -> tuple[FeatureTypes, pd.DataFrame]:
+    """Type each column (:class:`TypeProfile`), and return the typed columns."""
+    dialect = dialect or Dialect()
+    profile = TypeProfile(dialect, categorical)
+    if frame.shape[1] == 0:
+        _check_feature_names(frame, categorical)
+    profile.add(frame)
+    types = profile.types()
+    return types, values.coerce_features(frame, types.numeric, types.categorical, dialect)
+
+
+def _refuse_mostly_numbers(name: str, column: _Column, dialect: Dialect) -> None:
     """Refuse a column whose values are mostly numbers (or numbers in another notation)."""
-    parsed = ~np.isnan(numbers)
-    others = present[~parsed].value_counts()  # each other value once, with its count
-    distinct = pd.Series(others.index, dtype=object)
-    spelled = int(others[values.missing_spellings(distinct)].sum())
-    meant = int(parsed.sum()) + int(others[values.number_like(distinct, dialect)].sum())
-    if meant and meant >= values.NUMERIC_INTENT_SHARE * (len(present) - spelled):
-        first = int(np.flatnonzero(~parsed)[0])
-        raise DataError(
-            values.not_a_number(
-                name, present.index[first], present.iloc[first], dialect, int((~parsed).sum())
-            )
-        )
+    meant = column.numbers + column.number_like
+    if column.first_other is None or not meant:
+        return
+    if meant >= values.NUMERIC_INTENT_SHARE * (column.present - column.spelled):
+        label, value = column.first_other
+        raise DataError(values.not_a_number(name, label, value, dialect, column.others))
 
 
 def coerce_features(

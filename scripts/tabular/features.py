@@ -69,12 +69,20 @@ def check_cardinality(
 ) -> dict[str, int]:
     """Distinct values per categorical column of the train split; refuse one over the cap."""
     counts = {name: int(train[name].nunique(dropna=True)) for name in categorical}
+    return check_cardinality_counts(describe_source(train), counts, max_categories, policy)
+
+
+def check_cardinality_counts(
+    source: str, counts: dict[str, int], max_categories: int, policy: str
+) -> dict[str, int]:
+    """Refuse a categorical column with more distinct train values than the cap (``policy``
+    refuse); return ``counts``."""
     if policy == TOP_K:
         return counts
     for name, distinct in counts.items():
         if distinct > max_categories:
             raise DataError(
-                f"{describe_source(train)}: categorical column {name!r} has {distinct} distinct "
+                f"{source}: categorical column {name!r} has {distinct} distinct "
                 f"values in the training split, more than data.max_categories "
                 f"({max_categories}); one-hot encoding makes one feature per value. If it is "
                 f"an identifier, drop it (data.drop_columns: [{name!r}]); to keep the "

@@ -54,13 +54,24 @@ VALIDATION = "validation"
 TEST = "test"
 SCORING = "scoring"
 TRANSFORMER = "transformer"
-"""Preprocess's outputs, named after what they hold; Train's channels take the same names."""
-PREPROCESS_OUTPUTS = (TRAIN, VALIDATION, TEST, SCORING, TRANSFORMER)
+BASELINE = "baseline"
+"""Preprocess's outputs, named after what they hold; Train's channels take the same names.
+``baseline`` is the train split again as CSV with a header row, the data-quality baseline's
+input (Model Monitor's analyzer reads CSV)."""
+PREPROCESS_OUTPUTS = (TRAIN, VALIDATION, TEST, SCORING, TRANSFORMER, BASELINE)
+SPLITS = (TRAIN, VALIDATION, TEST)
 CSV_SUFFIX = ".csv"
-TRAIN_FILE = TRAIN + CSV_SUFFIX
-VALIDATION_FILE = VALIDATION + CSV_SUFFIX
-TEST_FILE = TEST + CSV_SUFFIX
+PARQUET_SUFFIX = ".parquet"
+"""The splits Train and Evaluate read are Parquet: typed columns, no text round trip."""
+PARQUET = "application/x-parquet"
+"""The content type of a Parquet channel (the SageMaker XGBoost container's name for it)."""
+TRAIN_FILE = TRAIN + PARQUET_SUFFIX
+VALIDATION_FILE = VALIDATION + PARQUET_SUFFIX
+TEST_FILE = TEST + PARQUET_SUFFIX
 SCORING_FILE = SCORING + CSV_SUFFIX
+BASELINE_FILE = BASELINE + CSV_SUFFIX
+SHARD_PART = "-part-"
+"""The train split is written as ``train-part-00000.parquet``, ... (:func:`shard_file`)."""
 SCHEMA_FILE = "schema.json"
 TRANSFORMER_FILE = "transformer.joblib"
 BOOSTER_FILE = "xgboost-model.json"
@@ -69,6 +80,16 @@ MODEL_FILES = (BOOSTER_FILE, TRANSFORMER_FILE, SCHEMA_FILE)
 TRAINING_HISTORY_FILE = "training_history.json"
 """Beside the model files: the validation metric per round and the round kept (the report's
 training curve); the serving code does not read it."""
+
+DEFAULT_TRAIN_SHARDS = 8
+"""How many files Preprocess writes the train split as. Train's hosts take them ShardedByS3Key
+(about 1/N of the files each), so a run can use at most this many training instances."""
+
+
+def shard_file(split: str, index: int, suffix: str = PARQUET_SUFFIX) -> str:
+    """The name of shard ``index`` of ``split`` (``train-part-00003.parquet``)."""
+    return f"{split}{SHARD_PART}{index:05d}{suffix}"
+
 
 # --------------------------------------------------------------------------- container paths
 

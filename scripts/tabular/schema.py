@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .csvio import FEW_RECORDS, check_column_names, read_csv_file
+from .csvio import FEW_RECORDS
 from .dialect import DEFAULT_MISSING_VALUES, Dialect
-from .errors import DataError
+from .errors import DataError, row_index
 from .features import DENSE, FewRowEncoder, feature_matrix, few_row_encoder
+from .files import is_temporary
 from .job import find_input
-from .names import CSV_SUFFIX, SCHEMA_FILE, TRANSFORMER_FILE
+from .names import PARQUET_SUFFIX, SCHEMA_FILE, SHARD_PART, TRANSFORMER_FILE
 from .values import coerce_features, numeric_values
 
 
@@ -111,30 +112,47 @@ def load_fitted(folder: Path) -> tuple[dict[str, Any], Any]:
     return document, joblib.load(folder / TRANSFORMER_FILE)
 
 
-def read_labelled(path: Path, schema: Schema, fix: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read a split Preprocess wrote (header, target first): text features, float labels.
-
-    ``fix`` is what to do when the file does not fit the schema.
-    """
-    frame = read_csv_file(path, schema.dialect)
-    expected = [schema.target, *schema.feature_columns]
-    check_column_names(path.name, list(frame.columns))
-    if list(frame.columns) != expected:
-        raise DataError(
-            f"{path.name}: columns {list(frame.columns)} do not match the schema {expected}. {fix}"
-        )
-    labels = numeric_values(frame[schema.target], schema.dialect, schema.target)
-    missing = np.flatnonzero(np.isnan(labels))
-    if missing.size:
-        raise DataError(
-            f"{path.name} line {frame.index[missing[0]][1]}: target {schema.target!r} is "
-            f"missing. {fix}"
-        )
-    return frame[schema.feature_columns], labels
+def split_files(folder: Path, split: str, missing_fix: str) -> list[Path]:
+    """The files of split ``split`` in ``folder``, in name order: its shards
+    (``<split>-part-*.parquet``, all or the share a host was given), else ``<split>.parquet``
+    or the folder's only Parquet file."""
+    found = folder.glob(f"{split}{SHARD_PART}*{PARQUET_SUFFIX}") if folder.is_dir() else ()
+    shards = sorted(p for p in found if not is_temporary(p))
+    return shards or [find_input(folder, split + PARQUET_SUFFIX, missing_fix)]
 
 
 def read_split(
     folder: Path, split: str, schema: Schema, missing_fix: str, mismatch_fix: str
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The split ``split`` in ``folder`` (``<split>.csv``, or the folder's only CSV file)."""
-    return read_labelled(find_input(folder, split + CSV_SUFFIX, missing_fix), schema, mismatch_fix)
+    """The split ``split`` in ``folder`` (:func:`split_files`, Parquet as Preprocess wrote
+    it: the target, then the typed features): the features and the labels as float64.
+
+    The rows are indexed ``(file, row)``; ``mismatch_fix`` is what to do when a file does not
+    fit the schema. Parquet is read with pyarrow, which the SageMaker XGBoost images install
+    (sagemaker-xgboost-container, docker/3.0-5/base/Dockerfile.cpu: pyarrow==22.0.0).
+    """
+    import pyarrow.parquet as pq
+
+    expected = [schema.target, *schema.feature_columns]
+    parts = []
+    for path in split_files(folder, split, missing_fix):
+        try:
+            frame = pq.read_table(path).to_pandas()
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"{path.name}: not a readable Parquet file ({exc}). {mismatch_fix}"
+            ) from None
+        if list(frame.columns) != expected:
+            raise DataError(
+                f"{path.name}: columns {list(frame.columns)} do not match the schema "
+                f"{expected}. {mismatch_fix}"
+            )
+        frame.index = row_index(path.name, np.arange(1, len(frame) + 1))
+        parts.append(frame)
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts)
+    labels = numeric_values(frame[schema.target], schema.dialect, schema.target)
+    missing = np.flatnonzero(np.isnan(labels))
+    if missing.size:
+        file, row = frame.index[missing[0]]
+        raise DataError(f"{file} row {row}: target {schema.target!r} is missing. {mismatch_fix}")
+    return frame[schema.feature_columns], labels

@@ -212,7 +212,7 @@ def test_main_end_to_end(
     report = json.loads((tmp_path / names.EVALUATION_FILE).read_text())
     section = report[names.REPORT_KEYS[problem_type]]
     assert list(section) == list(names.METRICS[problem_type])
-    assert report[names.ROWS_KEY] == len(pd.read_csv(test_dir / names.TEST_FILE))
+    assert report[names.ROWS_KEY] == len(pd.read_parquet(test_dir / names.TEST_FILE))
     for metric, entry in section.items():
         assert set(entry) == {"value", "standard_deviation"}
         assert entry["standard_deviation"] > 0, metric
@@ -254,7 +254,7 @@ def test_main_rejects_test_data_of_another_run(
     tmp_path: Path,
 ) -> None:
     test_dir = job_prepared("regression") / names.TEST
-    with pytest.raises(DataError, match=r"test\.csv: columns .* do not match"):
+    with pytest.raises(DataError, match=r"test\.parquet: columns .* do not match"):
         ev.evaluate(job_model_archive("binary"), test_dir, job_scripts_dir, "binary")
 
 

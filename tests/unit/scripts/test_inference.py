@@ -47,7 +47,7 @@ def test_round_trip_on_the_scoring_file(
     np.testing.assert_allclose(values, predictions, rtol=1e-8)
 
     # Evaluation path: the test split read with its header scores identically.
-    test = pd.read_csv(output / names.TEST / names.TEST_FILE, dtype=str)
+    test = pd.read_parquet(output / names.TEST / names.TEST_FILE)
     np.testing.assert_allclose(
         inf.predict_frame(binary_model, test.drop(columns=["churn"])), predictions
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from tabular.dialect import Dialect
 from tabular.errors import describe_row
 from tabular.feature_types import coerce_features, infer_feature_types
 from tabular.files import write_all
-from tabular.target import encode_binary_target
+from tabular.partition import FileCursor
+from tabular.target import encode_binary_target, prepare_target
 
 CsvDir = Callable[..., Path]
 
@@ -176,7 +178,7 @@ def test_target_missing_lists_the_columns() -> None:
         match=r"d\.csv: target column 'label' not found; columns are \[a, b\]\. "
         r"Set data\.target",
     ):
-        pp.prepare_target(_frame(a=["1"], b=["2"]), "label", "binary")
+        prepare_target(_frame(a=["1"], b=["2"]), "label", "binary")
 
 
 def test_semicolon_file_gets_the_delimiter_setting(job_csv_dir: CsvDir) -> None:
@@ -187,12 +189,12 @@ def test_semicolon_file_gets_the_delimiter_setting(job_csv_dir: CsvDir) -> None:
 def test_binary_target_with_three_values_lists_them() -> None:
     frame = _frame(a=["1", "2", "3"], y=["cat", "dog", "fish"])
     with pytest.raises(DataError, match=r"3 distinct value\(s\) \['cat', 'dog', 'fish'\]"):
-        pp.prepare_target(frame, "y", "binary")
+        prepare_target(frame, "y", "binary")
 
 
 def test_binary_target_with_one_class_is_an_error() -> None:
     with pytest.raises(DataError, match=r"1 distinct value\(s\) \['yes'\]; exactly 2"):
-        pp.prepare_target(_frame(a=["1", "2"], y=["yes", "yes"]), "y", "binary")
+        prepare_target(_frame(a=["1", "2"], y=["yes", "yes"]), "y", "binary")
 
 
 def test_zero_one_targets_are_kept() -> None:
@@ -227,18 +229,18 @@ def test_unknown_positive_class_is_an_error() -> None:
 
 def test_positive_class_for_regression_is_an_error() -> None:
     with pytest.raises(DataError, match="positive class"):
-        pp.prepare_target(_frame(a=["1"], y=["2"]), "y", "regression", positive_class="2")
+        prepare_target(_frame(a=["1"], y=["2"]), "y", "regression", positive_class="2")
 
 
 def test_regression_target_must_be_numeric() -> None:
     frame = _frame(a=["1", "2", "3"], y=["1.5", "n/a?", "2"])
     with pytest.raises(DataError, match=r"d\.csv line 3: regression target 'y': 'n/a\?' is not a"):
-        pp.prepare_target(frame, "y", "regression")
+        prepare_target(frame, "y", "regression")
 
 
 def test_rows_with_a_missing_target_are_dropped_and_counted() -> None:
     frame = _frame(a=["1", "2", "3", "4"], y=["0", None, "1", None])
-    result = pp.prepare_target(frame, "y", "binary")
+    result = prepare_target(frame, "y", "binary")
     assert result.dropped_rows == 2
     assert result.frame["a"].tolist() == ["1", "3"]
     assert result.frame["y"].tolist() == [0, 1]
@@ -246,7 +248,7 @@ def test_rows_with_a_missing_target_are_dropped_and_counted() -> None:
 
 def test_a_target_missing_everywhere_is_an_error() -> None:
     with pytest.raises(DataError, match="empty in every row"):
-        pp.prepare_target(_frame(a=["1"], y=[None]), "y", "regression")
+        prepare_target(_frame(a=["1"], y=[None]), "y", "regression")
 
 
 # --------------------------------------------------------------------------- features
@@ -315,44 +317,49 @@ def test_split_sizes_and_minimum_rows() -> None:
     assert pp.minimum_rows(0.15, 0.15, per_split=2) == 7
 
 
-def _encoded(problem_type: str, rows: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    target = rng.integers(0, 2, rows) if problem_type == "binary" else rng.normal(size=rows)
-    return pd.DataFrame({"y": target, "a": rng.normal(size=rows).astype(str)})
-
-
 def test_too_few_rows_says_how_many_are_needed() -> None:
     with pytest.raises(DataError, match=r"2 row\(s\) with a target are too few.*at least 3"):
-        pp.split_dataset(_encoded("regression", 2), "y", "regression")
+        pp.check_split_input("d.csv", Counter({"": 2}), False, 0.15, 0.15)
     with pytest.raises(DataError, match="at least 7 are needed"):
-        pp.split_dataset(_encoded("binary", 5), "y", "binary")
+        pp.check_split_input("d.csv", Counter({"0": 2, "1": 3}), True, 0.15, 0.15)
 
 
 def test_rare_class_needs_enough_rows_for_every_split() -> None:
-    frame = pd.DataFrame({"y": [1] * 3 + [0] * 50, "a": ["x"] * 53})
     with pytest.raises(DataError, match=r"class 1 has 3 row\(s\).*at least 7 rows"):
-        pp.split_dataset(frame, "y", "binary")
+        pp.check_split_input("d.csv", Counter({"1": 3, "0": 50}), True, 0.15, 0.15)
 
 
-def test_binary_split_is_stratified_with_both_classes_everywhere() -> None:
-    frame = pd.DataFrame({"y": [1] * 8 + [0] * 32, "a": [str(i) for i in range(40)]})
-    splits = pp.split_dataset(frame, "y", "binary", 0.25, 0.2, seed=3)
-    assert splits.rows() == {"train": 22, "validation": 10, "test": 8}
-    for part in (splits.train, splits.validation, splits.test):
-        assert set(part["y"]) == {0, 1}
-    assert sorted(pd.concat([splits.train, splits.validation, splits.test])["a"]) == sorted(
-        frame["a"]
+def _codes(labels: np.ndarray, seed: int = 3, chunk: int | None = None) -> np.ndarray:
+    cursor = FileCursor("data/a.csv", seed)
+    step = chunk or len(labels)
+    return np.concatenate(
+        [cursor.splits(labels[i : i + step], 0.25, 0.2) for i in range(0, len(labels), step)]
     )
 
 
-def test_splits_depend_only_on_the_seed() -> None:
-    frame = _encoded("regression", 60)
-    first = pp.split_dataset(frame, "y", "regression", seed=7)
-    again = pp.split_dataset(frame, "y", "regression", seed=7)
-    other = pp.split_dataset(frame, "y", "regression", seed=8)
-    pd.testing.assert_frame_equal(first.test, again.test)
-    pd.testing.assert_frame_equal(first.train, again.train)
-    assert not first.test.index.equals(other.test.index)
+def test_binary_split_is_stratified_with_both_classes_everywhere() -> None:
+    labels = np.array(["1"] * 8 + ["0"] * 32)
+    codes = _codes(labels)
+    for label, rows in (("1", 8), ("0", 32)):
+        of_class = codes[labels == label]
+        for code, fraction in ((0, 0.55), (1, 0.25), (2, 0.2)):
+            assert abs((of_class == code).sum() - rows * fraction) <= 1.5
+
+
+def test_a_split_is_decided_per_row_whatever_the_chunks() -> None:
+    labels = np.random.default_rng(0).integers(0, 2, 5000).astype(str)
+    whole = _codes(labels)
+    np.testing.assert_array_equal(whole, _codes(labels, chunk=7))
+    np.testing.assert_array_equal(whole, _codes(labels, chunk=1000))
+    assert not np.array_equal(whole, _codes(labels, seed=4))
+    for code, fraction in ((0, 0.55), (1, 0.25), (2, 0.2)):
+        assert abs((whole == code).mean() - fraction) < 0.002
+
+
+def test_train_rows_are_spread_evenly_over_the_shards() -> None:
+    cursor = FileCursor("a.csv", 42)
+    shards = np.concatenate([cursor.shards(n, 8) for n in (3, 10, 1, 50)])
+    np.testing.assert_array_equal(np.bincount(shards, minlength=8), [8] * 8)
 
 
 # --------------------------------------------------------------------------- transformer
@@ -405,49 +412,87 @@ def test_main_end_to_end(
     output = tmp_path / "output"
     code = _run(job_csv_dir(frame), output, "--problem-type", problem_type, target=target)
     assert code == 0
-    assert "rows: train=139 validation=30 test=30 (dropped 1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    schema = json.loads((output / "transformer" / names.SCHEMA_FILE).read_text())
+    rows = schema["rows"]
+    assert sum(rows.values()) == 199 and abs(rows["test"] - 30) <= 2  # per-row split
+    assert f"rows: train={rows['train']} validation={rows['validation']}" in out
+    assert "(dropped 1" in out
 
     files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file())
     assert files == [
+        "baseline/baseline.csv",
         "scoring/scoring.csv",
-        "test/test.csv",
-        "train/train.csv",
+        "test/test.parquet",
+        *(f"train/train-part-{i:05d}.parquet" for i in range(8)),
         "transformer/schema.json",
         "transformer/transformer.joblib",
-        "validation/validation.csv",
+        "validation/validation.parquet",
     ]
-    schema = json.loads((output / "transformer" / names.SCHEMA_FILE).read_text())
     assert schema["target"] == target and schema["problem_type"] == problem_type
     assert schema["feature_columns"] == ["x1", "x2", "color", "plan"]
     assert schema["numeric_columns"] == ["x1", "x2"]
     assert schema["categorical_columns"] == ["color", "plan"]
-    assert schema["rows"] == {"train": 139, "validation": 30, "test": 30}
     if problem_type == "binary":
         assert schema["class_mapping"] == {"no": 0, "yes": 1}
     else:
         assert schema["class_mapping"] is None
 
-    train = pd.read_csv(output / "train" / names.TRAIN_FILE)
+    train = pd.read_parquet(output / "train")
     assert list(train.columns) == [target, "x1", "x2", "color", "plan"]
+    assert len(train) == rows["train"] and train["x1"].dtype == np.float64
+    pd.testing.assert_frame_equal(
+        pd.read_csv(output / "baseline" / names.BASELINE_FILE).sort_values(
+            list(train.columns), ignore_index=True
+        ),
+        train.sort_values(list(train.columns), ignore_index=True),
+        check_dtype=False,
+    )
     if problem_type == "binary":
         assert set(train[target]) == {0, 1}
-    test = pd.read_csv(output / "test" / names.TEST_FILE)
+    test = pd.read_parquet(output / "test" / names.TEST_FILE)
     scoring = pd.read_csv(output / "scoring" / names.SCORING_FILE, header=None)
-    assert scoring.shape == (30, 4)
+    assert scoring.shape == (rows["test"], 4)
     np.testing.assert_array_equal(scoring[1].to_numpy(), test["x2"].to_numpy())
     transformer = joblib.load(output / "transformer" / names.TRANSFORMER_FILE)
     numeric, categorical = schema["numeric_columns"], schema["categorical_columns"]
     typed = coerce_features(train, numeric, categorical)
     matrix = features.feature_matrix(transformer, typed, numeric, categorical)
-    assert matrix.shape == (139, 2 + 3 + 2) and schema["matrix_layout"] == features.DENSE
+    assert matrix.shape == (rows["train"], 2 + 3 + 2) and schema["matrix_layout"] == features.DENSE
 
 
 def test_main_is_reproducible(job_csv_dir: CsvDir, tmp_path: Path) -> None:
     folder = job_csv_dir(pd.DataFrame({"a": range(40), "y": [0, 1] * 20}))
     for name in ("one", "two"):
         assert _run(folder, tmp_path / name, "--problem-type", "binary", target="y") == 0
-    for split in ("train/train.csv", "validation/validation.csv", "test/test.csv"):
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.*"))
+    assert len(files) == 14
+    for split in files:
         assert (tmp_path / "one" / split).read_bytes() == (tmp_path / "two" / split).read_bytes()
+
+
+def test_outputs_do_not_depend_on_the_chunk_size(job_csv_dir: CsvDir, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=3000).round(3), "c": rng.choice(["x", "y", "z"], 3000),
+         "y": rng.integers(0, 2, 3000)}
+    )  # fmt: skip
+    folder = job_csv_dir(frame)
+    settings = pp.Settings(target="y", problem_type="binary")
+    for name, block in (("small", 4096), ("large", 1 << 20)):
+        pp.run(folder, tmp_path / name, settings, block_size=block)
+    files = sorted(p.relative_to(tmp_path / "small") for p in (tmp_path / "small").rglob("*.*"))
+    assert len(files) == 14
+    for file in files:
+        if file.suffix == ".parquet":  # row groups follow the chunks; the rows must not
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(tmp_path / "small" / file),
+                pd.read_parquet(tmp_path / "large" / file),
+            )
+        elif file.suffix != ".joblib":
+            assert (tmp_path / "small" / file).read_bytes() == (
+                tmp_path / "large" / file
+            ).read_bytes()
 
 
 def test_main_reports_a_data_error_and_writes_nothing(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scripts import evaluate as ev
@@ -68,15 +69,29 @@ def test_metric_definitions_match_the_printed_lines_only() -> None:
 
 def test_read_channel_checks_columns_against_the_schema(tmp_path: Path) -> None:
     schema = Schema("y", "binary", ["a", "b"], ["a", "b"], [])
-    (tmp_path / "train.csv").write_text("y,b,a\n1,2,3\n")
+    split = tmp_path / "train.parquet"
+    pd.DataFrame({"y": [1.0], "b": [2.0], "a": [3.0]}).to_parquet(split)
     with pytest.raises(DataError, match=r"columns \['y', 'b', 'a'\] do not match"):
         tr.read_channel(tmp_path, "train", schema, None)
-    (tmp_path / "train.csv").write_text("y,a,b\n1,2,3\nx,4,5\n")
-    with pytest.raises(DataError, match=r"train\.csv line 3: column 'y' is numeric, but 'x'"):
+    pd.DataFrame({"y": [1.0, np.nan], "a": [2.0, 4.0], "b": [3.0, 5.0]}).to_parquet(split)
+    with pytest.raises(DataError, match=r"train\.parquet row 2: target 'y' is missing"):
         tr.read_channel(tmp_path, "train", schema, None)
-    (tmp_path / "train.csv").unlink()
-    with pytest.raises(JobError, match=r"train\.csv: not found .*'train' channel"):
+    split.write_bytes(b"y,a,b\n1,2,3\n")
+    with pytest.raises(DataError, match=r"train\.parquet: not a readable Parquet file"):
         tr.read_channel(tmp_path, "train", schema, None)
+    split.unlink()
+    with pytest.raises(JobError, match=r"train\.parquet: not found .*'train' channel"):
+        tr.read_channel(tmp_path, "train", schema, None)
+
+
+def test_read_split_reads_every_shard_in_name_order(tmp_path: Path) -> None:
+    schema = Schema("y", "regression", ["a"], ["a"], [])
+    for index, rows in ((1, [3.0, 4.0]), (0, [1.0, 2.0])):
+        frame = pd.DataFrame({"y": rows, "a": rows})
+        frame.to_parquet(tmp_path / names.shard_file(names.TRAIN, index))
+    features, labels = tr.read_split(tmp_path, "train", schema, "fix", "fix")
+    np.testing.assert_array_equal(labels, [1.0, 2.0, 3.0, 4.0])
+    assert features.index[2] == ("train-part-00001.parquet", 1)
 
 
 def test_missing_transformer_channel_names_the_channel(tmp_path: Path) -> None:
