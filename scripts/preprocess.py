@@ -31,7 +31,9 @@ Runs inside the SageMaker scikit-learn processing container, with the shared job
   without it the test split's features are scored.
 * Outputs, in the canonical dialect of :mod:`tabular.dialect` (each file written to a
   temporary name and renamed when complete): ``train``, ``validation``, ``test``: header
-  row, encoded target first, then the features as read (numbers as numbers); ``scoring``:
+  row, encoded target first, then the features as read (numbers as numbers); the train split
+  as ``train_shards`` files ``train-part-00000.csv`` ... (row ``i`` in file ``i mod n``), which
+  Train's hosts share out ShardedByS3Key; ``scoring``:
   one file per scoring input (or ``scoring.csv``), features only, no header (batch-transform
   input); ``transformer``: ``transformer.joblib`` and ``schema.json``.
 """
@@ -67,6 +69,7 @@ from tabular.names import (
     DEFAULT_DATA_VERSION,
     DEFAULT_SEED,
     DEFAULT_TEST_FRACTION,
+    DEFAULT_TRAIN_SHARDS,
     DEFAULT_VALIDATION_FRACTION,
     PREPROCESS_OUTPUT_ROOT,
     PROBLEM_TYPES,
@@ -77,11 +80,11 @@ from tabular.names import (
     TEST_FILE,
     TOP_K,
     TRAIN,
-    TRAIN_FILE,
     TRANSFORMER,
     TRANSFORMER_FILE,
     VALIDATION,
     VALIDATION_FILE,
+    shard_file,
 )
 from tabular.settings import Settings
 from tabular.target import (
@@ -317,9 +320,8 @@ def build_schema(
 
 
 def output_paths(output_root: Path) -> dict[str, Path]:
-    """Return the file path of every output, keyed by file name."""
+    """Return the file path of every output but the train shards, keyed by file name."""
     return {
-        TRAIN_FILE: output_root / TRAIN / TRAIN_FILE,
         VALIDATION_FILE: output_root / VALIDATION / VALIDATION_FILE,
         TEST_FILE: output_root / TEST / TEST_FILE,
         SCORING_FILE: output_root / SCORING / SCORING_FILE,
@@ -333,14 +335,25 @@ def split_frame(part: pd.DataFrame, target: str, columns: Sequence[str]) -> pd.D
     return part[[target, *columns]]
 
 
+def shard_rows(rows: int, shards: int) -> list[np.ndarray]:
+    """Row positions of each train shard: row ``i`` goes to shard ``i mod n`` (n = ``shards``,
+    or ``rows`` when fewer), so every shard holds a stride of the split: the same mix of
+    classes, and sizes that differ by one row at most. Whole shards go to training hosts."""
+    count = max(1, min(shards, rows))
+    positions = np.arange(rows)
+    return [positions[index::count] for index in range(count)]
+
+
 def write_outputs(
     output_root: Path,
     splits: Splits,
     transformer: Any,
     schema: dict[str, Any],
     scoring: dict[str, pd.DataFrame] | None = None,
+    train_shards: int = DEFAULT_TRAIN_SHARDS,
 ) -> dict[str, Path]:
-    """Write the splits, scoring files, transformer and schema; return the paths."""
+    """Write the splits (train as ``train_shards`` files), scoring files, transformer and
+    schema; return the paths."""
     import joblib
 
     target = schema["target"]
@@ -359,8 +372,12 @@ def write_outputs(
         text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
         path.write_text(text, encoding="utf-8")
 
+    train = split_frame(splits.train, target, columns)
     writers: dict[Path, Callable[[Path], object]] = {
-        paths[TRAIN_FILE]: csv_writer(split_frame(splits.train, target, columns), True),
+        output_root / TRAIN / shard_file(TRAIN, index): csv_writer(train.iloc[rows], True)
+        for index, rows in enumerate(shard_rows(len(train), train_shards))
+    }
+    writers |= {
         paths[VALIDATION_FILE]: csv_writer(split_frame(splits.validation, target, columns), True),
         paths[TEST_FILE]: csv_writer(split_frame(splits.test, target, columns), True),
         paths[TRANSFORMER_FILE]: dump_transformer,
@@ -418,7 +435,7 @@ def run(
         settings, types, encoded.class_mapping, splits, encoded.dropped_rows, layout, counts
     )
     schema["data_version"] = data_version
-    write_outputs(output_root, splits, transformer, schema, scoring)
+    write_outputs(output_root, splits, transformer, schema, scoring, settings.train_shards)
     return schema
 
 

@@ -61,6 +61,8 @@ TRAIN_FILE = TRAIN + CSV_SUFFIX
 VALIDATION_FILE = VALIDATION + CSV_SUFFIX
 TEST_FILE = TEST + CSV_SUFFIX
 SCORING_FILE = SCORING + CSV_SUFFIX
+SHARD_PART = "-part-"
+"""The train split is written as ``train-part-00000.csv``, ... (:func:`shard_file`)."""
 SCHEMA_FILE = "schema.json"
 TRANSFORMER_FILE = "transformer.joblib"
 BOOSTER_FILE = "xgboost-model.json"
@@ -69,6 +71,16 @@ MODEL_FILES = (BOOSTER_FILE, TRANSFORMER_FILE, SCHEMA_FILE)
 TRAINING_HISTORY_FILE = "training_history.json"
 """Beside the model files: the validation metric per round and the round kept (the report's
 training curve); the serving code does not read it."""
+
+DEFAULT_TRAIN_SHARDS = 8
+"""How many files Preprocess writes the train split as. Train's hosts take them ShardedByS3Key
+(about 1/N of the files each), so a run can use at most this many training instances."""
+
+
+def shard_file(split: str, index: int, suffix: str = CSV_SUFFIX) -> str:
+    """The name of shard ``index`` of ``split`` (``train-part-00003.csv``)."""
+    return f"{split}{SHARD_PART}{index:05d}{suffix}"
+
 
 # --------------------------------------------------------------------------- container paths
 

@@ -9,7 +9,7 @@ same matrix (:meth:`Schema.encode`). Train and Evaluate read the splits Preproce
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,9 @@ from .csvio import check_column_names, read_csv_file
 from .dialect import DEFAULT_MISSING_VALUES, Dialect
 from .errors import DataError
 from .features import DENSE, feature_matrix
+from .files import is_temporary
 from .job import find_input
-from .names import CSV_SUFFIX, SCHEMA_FILE, TRANSFORMER_FILE
+from .names import CSV_SUFFIX, SCHEMA_FILE, SHARD_PART, TRANSFORMER_FILE
 from .values import coerce_features, numeric_values
 
 
@@ -99,8 +100,29 @@ def read_labelled(path: Path, schema: Schema, fix: str) -> tuple[pd.DataFrame, n
     return frame[schema.feature_columns], labels
 
 
+def split_files(folder: Path, split: str, missing_fix: str) -> list[Path]:
+    """The files of split ``split`` in ``folder``, in name order: its part files
+    (``<split>-part-*.csv``: all of them, or the share a training host was given), else
+    ``<split>.csv`` or the folder's only CSV file."""
+    found = folder.glob(f"{split}{SHARD_PART}*{CSV_SUFFIX}") if folder.is_dir() else ()
+    parts = sorted(p for p in found if not is_temporary(p))
+    return parts or [find_input(folder, split + CSV_SUFFIX, missing_fix)]
+
+
+def read_parts(
+    folder: Path, split: str, schema: Schema, missing_fix: str, mismatch_fix: str
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The split ``split`` in ``folder`` one file at a time (see :func:`split_files`): text
+    features and float labels of each part. The one reader of split files."""
+    for path in split_files(folder, split, missing_fix):
+        yield read_labelled(path, schema, mismatch_fix)
+
+
 def read_split(
     folder: Path, split: str, schema: Schema, missing_fix: str, mismatch_fix: str
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The split ``split`` in ``folder`` (``<split>.csv``, or the folder's only CSV file)."""
-    return read_labelled(find_input(folder, split + CSV_SUFFIX, missing_fix), schema, mismatch_fix)
+    """The split ``split`` in ``folder``, whole (every part file, in name order)."""
+    parts = list(read_parts(folder, split, schema, missing_fix, mismatch_fix))
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

@@ -18,6 +18,7 @@ from .names import (
     DEFAULT_MAX_CATEGORIES,
     DEFAULT_SEED,
     DEFAULT_TEST_FRACTION,
+    DEFAULT_TRAIN_SHARDS,
     DEFAULT_VALIDATION_FRACTION,
     REFUSE,
 )
@@ -39,6 +40,8 @@ class Settings:
     drop_columns: tuple[str, ...] = ()
     max_categories: int = DEFAULT_MAX_CATEGORIES
     high_cardinality: str = REFUSE
+    train_shards: int = DEFAULT_TRAIN_SHARDS
+    """Files the train split is written as (fewer when it has fewer rows)."""
 
     def to_json(self) -> str:
         document = asdict(self)
@@ -55,6 +58,9 @@ class Settings:
         for key in ("columns", "categorical_columns", "drop_columns"):
             if given.get(key) is not None:
                 given[key] = tuple(given[key])
+        shards = given.get("train_shards", DEFAULT_TRAIN_SHARDS)
+        if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+            raise DataError(f"settings: train_shards must be a whole number >= 1, got {shards!r}")
         try:
             given["dialect"] = Dialect.from_json(document.get("dialect"))
             return cls(**given)

@@ -315,7 +315,10 @@ def test_accepted_files_are_read_as_meant_and_scored_by_the_serving_path(
     assert schema["feature_columns"] == ["amount", "visits", "region", "plan"], case
     assert schema["numeric_columns"] == ["amount", "visits"], case
     assert schema["categorical_columns"] == ["region", "plan"], case
-    train = pd.read_csv(output / names.TRAIN / names.TRAIN_FILE, keep_default_na=False, dtype=str)
+    train = pd.concat(
+        pd.read_csv(path, keep_default_na=False, dtype=str)
+        for path in sorted((output / names.TRAIN).glob("*.csv"))
+    )
     assert {"NA", "None"} <= set(train["region"]), "real categories never become missing"
     amounts = pd.to_numeric(train["amount"].replace("", np.nan))
     assert amounts.notna().sum() > 0.8 * len(train) and amounts.max() > 1000, case

@@ -408,10 +408,11 @@ def test_main_end_to_end(
     assert "rows: train=139 validation=30 test=30 (dropped 1" in capsys.readouterr().out
 
     files = sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file())
+    shards = [f"train/{names.shard_file('train', i)}" for i in range(names.DEFAULT_TRAIN_SHARDS)]
     assert files == [
         "scoring/scoring.csv",
         "test/test.csv",
-        "train/train.csv",
+        *shards,
         "transformer/schema.json",
         "transformer/transformer.joblib",
         "validation/validation.csv",
@@ -427,7 +428,9 @@ def test_main_end_to_end(
     else:
         assert schema["class_mapping"] is None
 
-    train = pd.read_csv(output / "train" / names.TRAIN_FILE)
+    parts = [pd.read_csv(output / path) for path in shards]
+    assert [len(part) for part in parts] == [18, 18, 18, 17, 17, 17, 17, 17]  # row i: file i mod 8
+    train = pd.concat(parts, ignore_index=True)
     assert list(train.columns) == [target, "x1", "x2", "color", "plan"]
     if problem_type == "binary":
         assert set(train[target]) == {0, 1}
@@ -446,7 +449,8 @@ def test_main_is_reproducible(job_csv_dir: CsvDir, tmp_path: Path) -> None:
     folder = job_csv_dir(pd.DataFrame({"a": range(40), "y": [0, 1] * 20}))
     for name in ("one", "two"):
         assert _run(folder, tmp_path / name, "--problem-type", "binary", target="y") == 0
-    for split in ("train/train.csv", "validation/validation.csv", "test/test.csv"):
+    shards = [f"train/{names.shard_file('train', i)}" for i in range(names.DEFAULT_TRAIN_SHARDS)]
+    for split in (*shards, "validation/validation.csv", "test/test.csv"):
         assert (tmp_path / "one" / split).read_bytes() == (tmp_path / "two" / split).read_bytes()
 
 

@@ -15,7 +15,7 @@ from scripts import evaluate as ev
 from scripts import inference, preprocess
 from scripts import train as tr
 from scripts.train import Hyperparameters, TrainingError
-from tabular import contract, names
+from tabular import contract, features, names
 from tabular.errors import DataError, JobError
 from tabular.schema import Schema
 
@@ -70,13 +70,69 @@ def test_read_channel_checks_columns_against_the_schema(tmp_path: Path) -> None:
     schema = Schema("y", "binary", ["a", "b"], ["a", "b"], [])
     (tmp_path / "train.csv").write_text("y,b,a\n1,2,3\n")
     with pytest.raises(DataError, match=r"columns \['y', 'b', 'a'\] do not match"):
-        tr.read_channel(tmp_path, "train", schema, None)
+        list(tr.read_channel(tmp_path, "train", schema, None))
     (tmp_path / "train.csv").write_text("y,a,b\n1,2,3\nx,4,5\n")
     with pytest.raises(DataError, match=r"train\.csv line 3: column 'y' is numeric, but 'x'"):
-        tr.read_channel(tmp_path, "train", schema, None)
+        list(tr.read_channel(tmp_path, "train", schema, None))
     (tmp_path / "train.csv").unlink()
     with pytest.raises(JobError, match=r"train\.csv: not found .*'train' channel"):
         tr.read_channel(tmp_path, "train", schema, None)
+
+
+def test_a_channel_of_shards_is_read_file_by_file_in_name_order(tmp_path: Path) -> None:
+    schema = Schema("y", "binary", ["a"], ["a"], [])
+    for index, rows in ((1, "1,3\n"), (0, "0,1\n1,2\n")):
+        (tmp_path / names.shard_file("train", index)).write_text("y,a\n" + rows)
+    (tmp_path / ".train-part-00002.csv.x1.partial").write_text("y,a\n1,9\n")
+    reader = tr.read_channel(tmp_path, "train", schema, _Fitted())
+    assert [p.name for p in reader.files] == ["train-part-00000.csv", "train-part-00001.csv"]
+    batches = list(reader)
+    assert [b[1].tolist() for b in batches] == [[0.0, 1.0], [1.0]]
+    assert list(reader)[1][0].tolist() == [[3.0]]  # re-iterable: XGBoost reads twice
+
+
+class _Identity:
+    def transform(self, frame: object) -> object:
+        return frame
+
+
+class _Fitted:
+    """A fitted transformer that passes numbers through."""
+
+    named_transformers_ = {features.NUMERIC: _Identity()}
+
+
+def test_the_cluster_comes_from_resourceconfig(tmp_path: Path) -> None:
+    assert tr.read_cluster(tmp_path) == tr.Cluster(("algo-1",), "algo-1")
+    (tmp_path / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
+    cluster = tr.read_cluster(tmp_path)
+    assert cluster.distributed and not cluster.is_first and cluster.first_host == "algo-1"
+    (tmp_path / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]})
+    )
+    with pytest.raises(TrainingError, match=r"current_host 'algo-3' is not one of"):
+        tr.read_cluster(tmp_path)
+
+
+def test_a_host_without_a_shard_names_the_instance_count_fix(
+    job_prepared: Callable[[str], Path], tmp_path: Path
+) -> None:
+    prepared = job_prepared("binary")
+    cluster = tr.Cluster(("algo-1", "algo-2"), "algo-2")
+    empty = tmp_path / "train"
+    empty.mkdir()
+    with pytest.raises(TrainingError, match=r"host algo-2 received no train shard.*Lower Train"):
+        tr.run(
+            Hyperparameters("binary:logistic"),
+            empty,
+            prepared / "validation",
+            prepared / "transformer",
+            tmp_path / "model",
+            tmp_path / "out",
+            cluster,
+        )
 
 
 def test_missing_transformer_channel_names_the_channel(tmp_path: Path) -> None:
@@ -90,7 +146,7 @@ def test_train_booster_keeps_only_the_best_iteration() -> None:
     labels = (features[:, 0] + rng.normal(scale=2.0, size=300) > 0).astype(float)
     hp = Hyperparameters("binary:logistic", num_round=200, eta=0.5, early_stopping_rounds=5)
     result = tr.train_booster(
-        hp, "binary", (features[:200], labels[:200]), (features[200:], labels[200:])
+        hp, "binary", [(features[:200], labels[:200])], [(features[200:], labels[200:])]
     )
     assert result.eval_metric == "auc"
     assert result.best_iteration < 199  # early stopping kicked in
@@ -103,7 +159,7 @@ def test_invalid_hyperparameters_become_a_training_error() -> None:
     data = (np.zeros((4, 1)), np.array([0.0, 1.0, 0.0, 1.0]))
     hp = Hyperparameters("binary:logistic", eval_metric="not-a-metric", num_round=2)
     with pytest.raises(TrainingError, match="XGBoost rejected the hyperparameters"):
-        tr.train_booster(hp, "binary", data, data)
+        tr.train_booster(hp, "binary", [data], [data])
 
 
 def test_every_job_reads_with_the_one_shared_package() -> None:
@@ -113,7 +169,8 @@ def test_every_job_reads_with_the_one_shared_package() -> None:
 
     assert preprocess.values.coerce_features is tabular.values.coerce_features
     assert inference.Schema.encode is tr.Schema.encode is tabular.schema.Schema.encode
-    assert tr.read_split is ev.read_split is tabular.schema.read_split
+    assert ev.read_split is tabular.schema.read_split
+    assert tr.read_parts is tabular.schema.read_parts
     for module in (preprocess, tr, ev, inference):  # no job parses CSV on its own
         assert "read_csv(" not in Path(module.__file__).read_text(encoding="utf-8"), module
 
