@@ -27,6 +27,14 @@ TARGETS: dict[str, tuple[str, float]] = {
     "train_rss_ratio_2_hosts": ("<= 0.65", 0.65),
     "auc_gap_2_hosts": ("<= 0.002", 0.002),
 }
+HEADLINE_KEYS = (
+    "preprocess_rss_ratio_10m_1m",
+    "train_rss_ratio_2_hosts",
+    "auc_gap_2_hosts",
+    "rows_10m_seconds_1_host",
+    "rows_10m_seconds_2_hosts",
+)
+"""results.json's top-level keys from these runs (None when the size they name was not run)."""
 RunFn = Callable[[int, int], dict[str, Any]]
 """``run(rows, hosts)``: one whole local run (bench.worker) of ``rows`` rows on ``hosts``."""
 
