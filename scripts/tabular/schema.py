@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .csvio import check_column_names, read_csv_file
+from .csvio import check_column_names, read_csv_chunks, read_csv_file
 from .dialect import DEFAULT_MISSING_VALUES, Dialect
 from .errors import DataError
 from .features import DENSE, feature_matrix
@@ -25,6 +25,9 @@ from .files import is_temporary
 from .job import find_input
 from .names import CSV_SUFFIX, SCHEMA_FILE, SHARD_PART, TRANSFORMER_FILE
 from .values import coerce_features, numeric_values
+
+BATCH_ROWS = 20_000
+"""Rows per batch of :func:`read_parts`: about 70 MiB of text and matrix at a dozen columns."""
 
 
 @dataclass(frozen=True)
@@ -83,19 +86,23 @@ def read_labelled(path: Path, schema: Schema, fix: str) -> tuple[pd.DataFrame, n
 
     ``fix`` is what to do when the file does not fit the schema.
     """
-    frame = read_csv_file(path, schema.dialect)
+    return _labelled(read_csv_file(path, schema.dialect), path.name, schema, fix)
+
+
+def _labelled(
+    frame: pd.DataFrame, name: str, schema: Schema, fix: str
+) -> tuple[pd.DataFrame, np.ndarray]:
     expected = [schema.target, *schema.feature_columns]
-    check_column_names(path.name, list(frame.columns))
+    check_column_names(name, list(frame.columns))
     if list(frame.columns) != expected:
         raise DataError(
-            f"{path.name}: columns {list(frame.columns)} do not match the schema {expected}. {fix}"
+            f"{name}: columns {list(frame.columns)} do not match the schema {expected}. {fix}"
         )
     labels = numeric_values(frame[schema.target], schema.dialect, schema.target)
     missing = np.flatnonzero(np.isnan(labels))
     if missing.size:
         raise DataError(
-            f"{path.name} line {frame.index[missing[0]][1]}: target {schema.target!r} is "
-            f"missing. {fix}"
+            f"{name} line {frame.index[missing[0]][1]}: target {schema.target!r} is missing. {fix}"
         )
     return frame[schema.feature_columns], labels
 
@@ -110,19 +117,28 @@ def split_files(folder: Path, split: str, missing_fix: str) -> list[Path]:
 
 
 def read_parts(
-    folder: Path, split: str, schema: Schema, missing_fix: str, mismatch_fix: str
+    folder: Path,
+    split: str,
+    schema: Schema,
+    missing_fix: str,
+    mismatch_fix: str,
+    rows: int = BATCH_ROWS,
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """The split ``split`` in ``folder`` one file at a time (see :func:`split_files`): text
-    features and float labels of each part. The one reader of split files."""
+    """The split ``split`` in ``folder`` (see :func:`split_files`) in batches of at most
+    ``rows`` rows, file after file: text features and float labels. A job that can take the
+    split a batch at a time (Train's data iterator) holds one batch's text, never a file's."""
     for path in split_files(folder, split, missing_fix):
-        yield read_labelled(path, schema, mismatch_fix)
+        for frame in read_csv_chunks(path, schema.dialect, rows):
+            yield _labelled(frame, path.name, schema, mismatch_fix)
 
 
 def read_split(
     folder: Path, split: str, schema: Schema, missing_fix: str, mismatch_fix: str
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The split ``split`` in ``folder``, whole (every part file, in name order)."""
-    parts = list(read_parts(folder, split, schema, missing_fix, mismatch_fix))
+    parts = [
+        read_labelled(p, schema, mismatch_fix) for p in split_files(folder, split, missing_fix)
+    ]
     if len(parts) == 1:
         return parts[0]
     return pd.concat([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
