@@ -588,9 +588,9 @@ def main(argv: list[str] | None = None) -> int:
             cluster,
         )
         print(f"train rows on {cluster.current_host}: {result.host_rows[cluster.current_host]}")
+        print(f"best_iteration: {result.best_iteration}")  # every host stops at the same round
         if not cluster.is_first:
             return
-        print(f"best_iteration: {result.best_iteration}")
         for line in metric_lines(result):
             print(line)
 

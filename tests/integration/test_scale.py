@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tarfile
 import time
 from pathlib import Path
@@ -179,8 +180,12 @@ def test_two_hosts_train_every_row_exactly_once(trained: dict[str, Any]) -> None
     )
     assert list(container_path(second, "/opt/ml/model").iterdir()) == []
     log = outcome.log_path.read_text(encoding="utf-8")
+    other = (second / "job.log").read_text(encoding="utf-8")
     assert "got rank 0" in log and "validation-auc: " in log
-    assert "got rank 1" in (second / "job.log").read_text(encoding="utf-8")
+    assert "got rank 1" in other and "validation-auc: " not in other  # metrics from one host
+    # Early stopping is decided once for all: every host stops at the round the model keeps.
+    stopped = {re.findall(r"best_iteration: (\d+)", text)[-1] for text in (log, other)}
+    assert stopped == {str(metrics["best_iteration"])}
 
 
 def test_two_hosts_reach_the_auc_of_one(trained: dict[str, Any]) -> None:
