@@ -721,7 +721,29 @@ def measure_hosts(args: argparse.Namespace, env: Setup, out: Path, work: Path) -
             shutil.rmtree(workspace)
         return result
 
-    return scale.measure_scale(args.scale_sizes, run, log)
+    measured = scale.measure_scale(args.scale_sizes, run, log)
+    scale.add_floor(measured, train_import_floor(work))
+    return measured
+
+
+def train_import_floor(work: Path) -> int:
+    """Peak RSS of a process that only imports what Train imports (its fixed part per host),
+    measured as jobs are (runtime.jobs.run_command: the job's own wait4 peak)."""
+    from runtime.jobs import run_command
+
+    work.mkdir(parents=True, exist_ok=True)
+    code = "import numpy, pandas, pyarrow, sklearn, joblib, xgboost"
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    result = run_command(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=work,
+        log_path=work / "import-floor.log",
+        timeout_seconds=300,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"importing Train's libraries failed: {result.stderr_tail[-3:]}")
+    return result.peak_rss_bytes
 
 
 def scale_only(args: argparse.Namespace, env: Setup, out: Path, work: Path) -> int:

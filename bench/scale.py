@@ -99,6 +99,16 @@ def measure_scale(sizes: Sequence[int], run: RunFn, log: Callable[[str], None]) 
     return {"headline": headline, "details": details}
 
 
+def add_floor(measured: dict[str, Any], floor: int) -> None:
+    """Record Train's import floor and the 2-host ratio of what lies above it: the part of a
+    host's peak that its data costs, which sharding can halve (imports it cannot)."""
+    details = measured["details"]
+    large = details["runs"][str(details["compared_at_rows"])]
+    one, two = (large[h]["train_peak_rss_bytes"] for h in ("1", "2"))
+    details["train_import_floor_bytes"] = floor
+    details["train_rss_ratio_2_hosts_above_floor"] = (two - floor) / (one - floor)
+
+
 def scale_targets(headline: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The scale targets, met or not (None: not measured at the sizes the target names)."""
     return {
