@@ -19,6 +19,9 @@ What is measured (every figure is a ratio within this one run, medians over repe
 7. preprocess_rss_to_csv_<rows>: the Preprocess job's peak RSS (bare, wait4) over the CSV size.
 8. cached_prefix_ratio: the unchanged re-run of (2) up to the end of the last step before
    Register (the part SageMaker can cache) over the same span of the run it repeats.
+9. hosts (bench/scale.py): every ``--scale-sizes`` size end to end with TrainInstanceCount 1
+   and 2: train_rss_ratio_2_hosts, auc_gap_2_hosts, preprocess_rss_ratio_10m_1m,
+   rows_10m_seconds_1_host / _2_hosts (``--scale-only`` runs just these).
 
 Exit codes: 0 measured (targets met or not), 1 a run failed, 2 bad arguments.
 
@@ -46,7 +49,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import report
+from bench import report, scale
 from bench.bare import BareRunError, run_bare
 from config.paths import ROOT
 
@@ -184,7 +187,11 @@ def fresh_workspace(root: Path, label: str, csv: Path) -> Path:
 
 
 def pipeline_run(
-    rows: int, workspace: Path, csv: Path, data_uri: str | None = None
+    rows: int,
+    workspace: Path,
+    csv: Path,
+    data_uri: str | None = None,
+    train_instances: int | None = None,
 ) -> dict[str, Any]:
     """One `run_local` in a fresh process (bench/worker.py): wall seconds, steps, metrics."""
     staged = workspace / "data" / csv.name
@@ -200,6 +207,8 @@ def pipeline_run(
     ]
     if data_uri:
         argv += ["--data-uri", data_uri]
+    if train_instances:
+        argv += ["--train-instances", str(train_instances)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     try:
@@ -698,6 +707,72 @@ def headline(
     }
 
 
+# --------------------------------------------------------------------------- hosts
+
+
+def measure_hosts(args: argparse.Namespace, env: Setup, out: Path, work: Path) -> dict[str, Any]:
+    """The scale-out runs: every scale size end to end with 1 and with 2 training hosts."""
+
+    def run(rows: int, hosts: int) -> dict[str, Any]:
+        path, _ = dataset(env.cfg, rows, out / "data")
+        workspace = fresh_workspace(work, scale.workspace_label(rows, hosts), path)
+        result = pipeline_run(rows, workspace, path, train_instances=hosts)
+        if not args.keep_workspaces:
+            shutil.rmtree(workspace)
+        return result
+
+    measured = scale.measure_scale(args.scale_sizes, run, log)
+    scale.add_floor(measured, train_import_floor(work))
+    return measured
+
+
+def train_import_floor(work: Path) -> int:
+    """Peak RSS of a process that only imports what Train imports (its fixed part per host),
+    measured as jobs are (runtime.jobs.run_command: the job's own wait4 peak)."""
+    from runtime.jobs import run_command
+
+    work.mkdir(parents=True, exist_ok=True)
+    code = "import numpy, pandas, pyarrow, sklearn, joblib, xgboost"
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    result = run_command(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=work,
+        log_path=work / "import-floor.log",
+        timeout_seconds=300,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"importing Train's libraries failed: {result.stderr_tail[-3:]}")
+    return result.peak_rss_bytes
+
+
+def scale_only(args: argparse.Namespace, env: Setup, out: Path, work: Path) -> int:
+    """``--scale-only``: the scale-out runs alone, their figures in results.json."""
+    started = time.perf_counter()
+    machine = report.machine()
+    try:
+        measured = measure_hosts(args, env, out, work)
+    except BenchError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    machine["load_average_at_end"] = list(os.getloadavg())
+    results = {
+        **measured["headline"],
+        "machine": machine,
+        "targets": scale.scale_targets(measured["headline"]),
+        "details": {
+            "settings": {"scale_sizes": args.scale_sizes, "scale_only": True},
+            "hosts": measured["details"],
+        },
+    }
+    results["details"]["settings"]["bench_seconds"] = time.perf_counter() - started
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / RESULTS, results)
+    print(json.dumps({k: results[k] for k in measured["headline"]}, indent=2))
+    print(f"wrote {out / RESULTS} in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -730,9 +805,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="row counts of the Preprocess peak-RSS measurement (default "
         f"{','.join(map(str, RSS_SIZES))}; --quick: none)",
     )
+    parser.add_argument(
+        "--scale-sizes",
+        help="comma-separated row counts run end to end with 1 and 2 training hosts (default "
+        f"{','.join(map(str, scale.DEFAULT_SCALE_SIZES))}; --quick: "
+        f"{','.join(map(str, scale.QUICK_SCALE_SIZES))}; 0 skips them)",
+    )
+    parser.add_argument(
+        "--scale-only", action="store_true", help="only the runs with 1 and 2 training hosts"
+    )
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="output directory")
     parser.add_argument("--keep-workspaces", action="store_true", help="keep run workspaces")
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # workspaces under it become job sandboxes: absolute paths
     if args.quick:
         args.repeats, args.large_repeats, args.definition_repeats = 1, 1, 2
         args.sizes = args.sizes or ",".join(map(str, QUICK_SIZES))
@@ -748,7 +833,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.rss_sizes = sorted({int(s) for s in args.rss_sizes.split(",") if s.strip()})
     except ValueError:
         parser.error(f"--rss-sizes {args.rss_sizes!r}: give whole numbers separated by commas")
-    if min(args.sizes) < 1000:
+    default_scale = scale.QUICK_SCALE_SIZES if args.quick else scale.DEFAULT_SCALE_SIZES
+    try:
+        given = [int(s) for s in (args.scale_sizes or "").split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--scale-sizes {args.scale_sizes!r}: give whole numbers separated by commas")
+    args.scale_sizes = sorted({n for n in given if n > 0}) if given else list(default_scale)
+    if args.scale_only and not args.scale_sizes:
+        parser.error("--scale-only needs --scale-sizes")
+    if min(args.sizes + args.scale_sizes) < 1000:
         parser.error("--sizes: every size must be at least 1000 rows (the splits need rows)")
     for name in ("repeats", "large_repeats", "definition_repeats"):
         if getattr(args, name) < 1:
@@ -766,6 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work)
     log(f"building the definition; sizes {args.sizes}, repeats {args.repeats}")
     env = setup()
+    if args.scale_only:
+        return scale_only(args, env, out, work)
     data: dict[str, dict[str, Any]] = {}
     for rows in sorted({*args.sizes, *args.rss_sizes}):
         path, seconds = dataset(env.cfg, rows, out / "data")
@@ -795,10 +890,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit_sizes = [n for n in LIMIT_SIZES if n in args.sizes]
         limits = measure_limits(env, data, limit_sizes, work, args.keep_workspaces)
         rss = measure_preprocess_rss(env, data, args.rss_sizes, work)
+        hosts = measure_hosts(args, env, out, work) if args.scale_sizes else None
     except (BenchError, BareRunError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_FAILED
     heads = headline(reference, definition, by_rows, limits, rss)
+    scale_heads = hosts["headline"] if hosts else dict.fromkeys(scale.HEADLINE_KEYS)
     transform_rss = {
         rows: entry["median"]["steps"]["BatchScore"]["peak_rss_bytes"]
         for rows, entry in by_rows.items()
@@ -806,6 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["load_average_at_end"] = list(os.getloadavg())
     results: dict[str, Any] = {
         **heads,
+        **scale_heads,
         "machine": machine,
         "targets": {
             key: {
@@ -814,7 +912,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "met": None if heads[key] is None else heads[key] <= limit,
             }
             for key, (text, limit) in TARGETS.items()
-        },
+        }
+        | scale.scale_targets(scale_heads),
         "details": {
             "settings": {
                 "sizes": args.sizes,
@@ -823,6 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "definition_repeats": args.definition_repeats,
                 "rss_sizes": args.rss_sizes,
                 "quick": args.quick,
+                "scale_sizes": args.scale_sizes,
                 "reference_rows": reference_rows,
                 "config": "configs/local.yaml (sample_data.rows per size)",
                 "bench_seconds": None,
@@ -863,6 +963,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             },
             "data": data,
             "reference_repeats": reference["repeats"],
+            "hosts": hosts["details"] if hosts else None,
         },
     }
     results["details"]["settings"]["bench_seconds"] = time.perf_counter() - started

@@ -1,8 +1,9 @@
 """One measured local run in a fresh process, as `make run-local` runs it.
 
-`python -m bench.worker --rows N --workspace W [--data-uri URI]` builds the definition (not
-timed, as `make run-local` builds it before it runs), then times `run_local` and prints one
-JSON object on stdout: wall seconds, the engine's own span, every StepRecord, the metrics.
+`python -m bench.worker --rows N --workspace W [--data-uri URI] [--train-instances N]` builds
+the definition (not timed, as `make run-local` builds it before it runs), then times
+`run_local` and prints one JSON object on stdout: wall seconds, the engine's own span, every
+StepRecord, the metrics.
 A fresh process per run pays what `make run-local` pays each time (its lazy imports too).
 """
 
@@ -39,7 +40,9 @@ def _best_iteration(log: str | None) -> int | None:
     return int(found[-1]) if found else None
 
 
-def measure(rows: int, workspace: Path, data_uri: str | None) -> dict[str, Any]:
+def measure(
+    rows: int, workspace: Path, data_uri: str | None, train_instances: int | None = None
+) -> dict[str, Any]:
     from config import LOCAL_CONFIG, load_config
     from pipelines.sdk import prepare_sdk
 
@@ -61,7 +64,11 @@ def measure(rows: int, workspace: Path, data_uri: str | None) -> dict[str, Any]:
         built,
         workspace=workspace,
         quiet=True,
-        parameters={"InputDataUri": data_uri} if data_uri else None,
+        parameters={
+            **({"InputDataUri": data_uri} if data_uri else {}),
+            **({"TrainInstanceCount": train_instances} if train_instances else {}),
+        }
+        or None,
     )
     wall = time.perf_counter() - started
     execution = run.execution
@@ -102,8 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, required=True, help="sample_data.rows")
     parser.add_argument("--workspace", type=Path, required=True, help="run_local workspace")
     parser.add_argument("--data-uri", help="InputDataUri to pass instead of sample://default")
+    parser.add_argument("--train-instances", type=int, help="TrainInstanceCount to pass")
     args = parser.parse_args(argv)
-    result = measure(args.rows, args.workspace, args.data_uri)
+    result = measure(args.rows, args.workspace, args.data_uri, args.train_instances)
     print(json.dumps(result))
     return 0 if result["status"] == "Succeeded" else EXIT_FAILED
 

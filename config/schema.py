@@ -55,6 +55,13 @@ class Config(Section):
     @model_validator(mode="after")
     def _check_gate(self) -> Config:
         self.gate  # noqa: B018 - resolving the gate validates metric, threshold and comparison
+        if self.jobs.train.instance_count > self.training.shards:
+            raise ValueError(
+                f"jobs.train.instance_count {self.jobs.train.instance_count} exceeds "
+                f"training.shards {self.training.shards}: each training instance takes whole "
+                "files of the train split (ShardedByS3Key), so an instance would get none; "
+                "raise training.shards or lower the instance count"
+            )
         problems = security_problems(
             self.deploy, self.security.enable_network_isolation, self.security.subnets
         )

@@ -31,6 +31,7 @@ from tabular.names import (
     DEFAULT_BOOTSTRAP_ROUNDS,
     DEFAULT_PROBABILITY_THRESHOLD,
     DEFAULT_SMOKE_ROWS,
+    DEFAULT_TRAIN_SHARDS,
 )
 
 JOB_RETRY_TYPES = tuple(kind.value for kind in JobRetryType)
@@ -96,6 +97,8 @@ class Hyperparameters(Section):
 
 class TrainingSection(Section):
     hyperparameters: Hyperparameters
+    shards: Annotated[int, Field(ge=1, le=10000)] = DEFAULT_TRAIN_SHARDS
+    """Files Preprocess writes the train split as; at most this many training instances."""
 
 
 Comparison = Literal["gte", "lte"]

@@ -92,10 +92,15 @@ class LocalS3:
             return [StoredObject(p, p.relative_to(base).as_posix()) for p in found]
         return []
 
-    def download(self, uri: str, destination: Path) -> list[Path]:
-        """Stage every object under `uri` into `destination`, keeping relative paths."""
+    def download(self, uri: str, destination: Path, shard: tuple[int, int] = (0, 1)) -> list[Path]:
+        """Stage every object under `uri` into `destination`, keeping relative paths.
+
+        ``shard=(i, n)``: only objects ``i, i + n, i + 2n, ...`` in key order (host ``i`` of
+        ``n`` under ShardedByS3Key: each gets about 1/n of the objects, none twice).
+        """
+        index, count = shard
         staged = []
-        for item in self.objects(uri):
+        for item in self.objects(uri)[index::count]:
             target = destination / item.relative
             _link_or_copy(item.path, target)
             staged.append(target)

@@ -2,15 +2,32 @@
 
 Runs as the entry point of the SageMaker XGBoost framework container (script mode), with the
 shared job package ``tabular`` beside it in the code directory. Hyperparameters arrive as
-``--name value`` arguments; unknown ones are ignored. Reads ``train.csv`` and
-``validation.csv`` (header row, target first) with the same rules every job uses and the
-fitted ``transformer.joblib`` + ``schema.json`` written by preprocess.py, trains with
-``xgb.train`` (``tree_method="hist"``, early stopping on the validation split) and
-writes to the model dir: the booster truncated to its best iteration
+``--name value`` arguments; unknown ones are ignored. Reads the train split's files (its shards
+``train-part-*.csv``, or one ``train.csv``) and ``validation.csv`` (header row, target first)
+with the same rules every job uses and the fitted ``transformer.joblib`` + ``schema.json``
+written by preprocess.py, trains with ``xgb.train`` (``tree_method="hist"``, early stopping on
+the validation split) and writes to the model dir: the booster truncated to its best iteration
 (``xgboost-model.json``), the transformer and the schema, so that the model archive
 is everything inference.py needs. Training metrics go to ``metrics.json`` in the
 output data dir and to stdout as ``validation-<metric>: <value>`` lines, which
 :func:`metric_definitions` turns into SageMaker metric definitions.
+
+Across hosts (``TrainInstanceCount`` > 1; resourceconfig.json names the hosts): one model is
+trained by every host on its own shard files (the train channel is ShardedByS3Key), joined by
+XGBoost's own collective, as the SageMaker XGBoost container's distributed helper does
+(sagemaker-xgboost-container ``distributed.py``: the tracker on the first host, port 9099, every
+host a worker) with XGBoost's tracker API (``xgboost.tracker.RabitTracker`` and
+``xgboost.collective.CommunicatorContext``, "Distributed XGBoost" in XGBoost's docs). The
+quantile sketch, every histogram and every evaluation are reduced across hosts, so all hosts grow
+the same trees and stop at the same round. The validation channel is FullyReplicated: each host
+scores the whole split, and the reduced score equals one host's (exact). The train score is
+XGBoost's reduction of the per-host scores (exact for sums such as rmse and logloss; for AUC the
+per-host AUCs weighted by their positive x negative pairs). Only the first host writes the model
+and metrics.json; the metrics name the rows each host trained on.
+
+Each host reads its files one at a time into XGBoost's quantile matrix through a data iterator
+(``xgb.QuantileDMatrix`` over an ``xgb.DataIter``): memory holds one file's rows as a frame and
+the binned matrix (one byte per value), never the whole split as text and floats at once.
 """
 
 from __future__ import annotations
@@ -21,7 +38,11 @@ import logging
 import os
 import re
 import shutil
+import socket
 import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,10 +50,16 @@ from typing import Any
 import numpy as np
 
 from tabular.contract import (
+    CURRENT_HOST_KEY,
+    HOSTS_KEY,
+    INPUT_CONFIG_DIR,
     INPUT_DATA_DIR,
+    LOCAL_HOST_ADDRESSES,
     MODEL_DIR,
     OUTPUT_DATA_DIR,
+    RESOURCE_CONFIG_FILE,
     SM_CHANNEL_PREFIX,
+    SM_INPUT_CONFIG_DIR,
     SM_MODEL_DIR,
     SM_OUTPUT_DATA_DIR,
 )
@@ -51,7 +78,7 @@ from tabular.names import (
     TRANSFORMER_FILE,
     VALIDATION,
 )
-from tabular.schema import Schema, load_fitted, read_split
+from tabular.schema import Schema, load_fitted, read_parts, split_files
 
 METRICS_FILE = "metrics.json"
 METRIC_LINE_PREFIX = "{dataset}-{metric}: "
@@ -69,6 +96,16 @@ DEFAULT_MIN_CHILD_WEIGHT = 1.0
 DEFAULT_REG_LAMBDA = 1.0
 DEFAULT_EARLY_STOPPING_ROUNDS = 10
 DEFAULT_NTHREAD = -1
+
+SINGLE_HOST = "algo-1"
+"""The host name of a job run without resourceconfig.json (by hand)."""
+TRACKER_PORT = 9099
+"""The collective's tracker port on the first host (the XGBoost container's choice)."""
+TRACKER_TIMEOUT_SECONDS = 900
+"""How long the tracker and the hosts wait for every host to join (instances boot at their own
+pace); the container waits up to 15 minutes for host names to resolve."""
+CONNECT_RETRIES = 60
+HOST_LOOKUP_SECONDS = 900
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +140,8 @@ class TrainingResult:
     eval_metric: str
     best_iteration: int
     scores: dict[str, float]
+    host_rows: dict[str, int]
+    """The train rows each host trained on, by host name."""
     curve: tuple[float, ...] = ()
     """The validation metric per round, all rounds trained (the report's training curve)."""
 
@@ -138,15 +177,162 @@ def load_transformer(transformer_dir: Path) -> tuple[Schema, Any]:
     return Schema.from_json(document), transformer
 
 
-def read_channel(channel: Path, split: str, schema: Schema, transformer: Any) -> tuple[Any, Any]:
-    """A split's model matrix and its labels (the split file, or the channel's only CSV)."""
-    features, labels = read_split(
-        channel, split, schema, CHANNEL_MISSING.format(split=split), SPLIT_MISMATCH
-    )
+Batch = tuple[Any, np.ndarray]
+"""A model matrix and its labels."""
+
+
+@dataclass(frozen=True)
+class SplitReader:
+    """A split's part files in a channel, read and encoded one file at a time each time it is
+    iterated (XGBoost's data iterator passes over them twice)."""
+
+    channel: Path
+    split: str
+    schema: Schema
+    transformer: Any
+
+    @property
+    def files(self) -> list[Path]:
+        return split_files(self.channel, self.split, CHANNEL_MISSING.format(split=self.split))
+
+    def __iter__(self) -> Iterator[Batch]:
+        missing = CHANNEL_MISSING.format(split=self.split)
+        for features, labels in read_parts(
+            self.channel, self.split, self.schema, missing, SPLIT_MISMATCH
+        ):
+            try:
+                yield self.schema.encode(self.transformer, features), labels
+            except DataError as exc:
+                raise DataError(f"{exc} Re-run preprocessing.") from None
+
+
+def read_channel(channel: Path, split: str, schema: Schema, transformer: Any) -> SplitReader:
+    """The split's files in ``channel`` (its shards, the split file or the only CSV); a
+    channel without any fails here, before training starts."""
+    reader = SplitReader(channel, split, schema, transformer)
+    reader.files  # noqa: B018 - raises when the channel holds no file of the split
+    return reader
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The hosts of the job (resourceconfig.json) and which of them this process is."""
+
+    hosts: tuple[str, ...]
+    current_host: str
+
+    @property
+    def first_host(self) -> str:
+        """The host that runs the tracker and writes the model."""
+        return self.hosts[0]
+
+    @property
+    def is_first(self) -> bool:
+        return self.current_host == self.first_host
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.hosts) > 1
+
+
+def read_cluster(config_dir: Path) -> Cluster:
+    """The job's hosts from ``resourceconfig.json``; one host when there is none (by hand)."""
+    path = config_dir / RESOURCE_CONFIG_FILE
+    if not path.is_file():
+        return Cluster((SINGLE_HOST,), SINGLE_HOST)
     try:
-        return schema.encode(transformer, features), labels
-    except DataError as exc:
-        raise DataError(f"{exc} Re-run preprocessing.") from None
+        document = json.loads(path.read_text(encoding="utf-8"))
+        hosts = tuple(str(host) for host in document[HOSTS_KEY])
+        current = str(document[CURRENT_HOST_KEY])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TrainingError(f"{path}: not a readable resource config ({exc!r}).") from None
+    if current not in hosts:
+        raise TrainingError(f"{path}: current_host {current!r} is not one of hosts {hosts}.")
+    return Cluster(hosts, current)
+
+
+def host_address(host: str) -> str:
+    """The address of ``host``: the local runtime's table, else DNS, retried while the cluster
+    boots (host names resolve a little after start-up; SageMaker's "distributed training
+    configuration" notes it, the XGBoost container retries for 15 minutes)."""
+    table = os.environ.get(LOCAL_HOST_ADDRESSES)
+    if table:
+        address = json.loads(table).get(host)
+        if address:
+            return str(address)
+    deadline = time.monotonic() + HOST_LOOKUP_SECONDS
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TrainingError(
+                    f"host {host!r} of resourceconfig.json does not resolve; the hosts of a "
+                    "training job must reach each other (check the job's VPC settings)."
+                ) from None
+            time.sleep(1.0)
+
+
+@contextmanager
+def collective(cluster: Cluster) -> Iterator[None]:
+    """Join the job's hosts in XGBoost's collective (nothing to do for one host).
+
+    The first host starts the tracker; every host connects as a worker whose task id is its
+    position in ``hosts``, so ranks follow resourceconfig.json (rank 0 is the first host). A
+    host that fails signals the others, which then fail instead of waiting.
+    """
+    if not cluster.distributed:
+        yield
+        return
+    from xgboost import collective as coll
+    from xgboost.tracker import RabitTracker
+
+    address = host_address(cluster.first_host)
+    tracker = None
+    if cluster.is_first:
+        tracker = RabitTracker(
+            host_ip=address,
+            n_workers=len(cluster.hosts),
+            port=TRACKER_PORT,
+            sortby="task",
+            timeout=TRACKER_TIMEOUT_SECONDS,
+        )
+        tracker.start()
+    rank = cluster.hosts.index(cluster.current_host)
+    worker = {
+        "dmlc_tracker_uri": address,
+        "dmlc_tracker_port": TRACKER_PORT,
+        "dmlc_task_id": f"{rank:05d}",
+        "dmlc_retry": CONNECT_RETRIES,
+        "dmlc_timeout": TRACKER_TIMEOUT_SECONDS,
+    }
+    logger.info(
+        "host %s (%d of %d) joins the collective at %s:%d",
+        cluster.current_host, rank + 1, len(cluster.hosts), address, TRACKER_PORT,
+    )  # fmt: skip
+    with coll.CommunicatorContext(**worker):
+        try:
+            yield
+        except BaseException:
+            coll.signal_error()
+            raise
+    if tracker is not None:
+        tracker.wait_for(TRACKER_TIMEOUT_SECONDS)
+        tracker.free()
+
+
+def host_rows(cluster: Cluster, rows: int) -> dict[str, int]:
+    """The train rows of every host (a sum across hosts of one slot each)."""
+    counts = np.zeros(len(cluster.hosts), dtype=np.float64)
+    counts[cluster.hosts.index(cluster.current_host)] = rows
+    if cluster.distributed:
+        from xgboost import collective as coll
+
+        counts = coll.allreduce(counts, coll.Op.SUM)
+    return {host: int(count) for host, count in zip(cluster.hosts, counts, strict=True)}
 
 
 def check_objective(objective: str, problem_type: str) -> None:
@@ -183,22 +369,59 @@ def booster_params(hp: Hyperparameters, eval_metric: str) -> dict[str, Any]:
     return params
 
 
+def quantile_matrix(batches: Iterable[Batch], nthread: int, ref: Any = None) -> Any:
+    """XGBoost's binned matrix of ``batches`` (re-iterable), built through a data iterator.
+
+    XGBoost passes over the batches twice (sketch, then bin); across hosts the sketch is merged,
+    so every host bins with the same cut points (``xgboost.DataIter`` and
+    ``xgboost.QuantileDMatrix`` in XGBoost's Python API reference). An error raised while
+    reading a batch is re-raised as it was once XGBoost stops iterating.
+    """
+    import xgboost as xgb
+
+    class Feed(xgb.DataIter):
+        def __init__(self) -> None:
+            self._batches: Iterator[Batch] | None = None
+            super().__init__()
+
+        def next(self, input_data: Callable[..., None]) -> bool:
+            if self._batches is None:
+                self._batches = iter(batches)
+            batch = next(self._batches, None)
+            if batch is None:
+                return False
+            input_data(data=batch[0], label=batch[1])
+            return True
+
+        def reset(self) -> None:
+            self._batches = None
+
+    return xgb.QuantileDMatrix(Feed(), ref=ref, nthread=nthread)
+
+
 def train_booster(
     hp: Hyperparameters,
     problem_type: str,
-    train: tuple[Any, np.ndarray],
-    validation: tuple[Any, np.ndarray],
+    train: Iterable[Batch],
+    validation: Iterable[Batch],
+    cluster: Cluster | None = None,
 ) -> TrainingResult:
-    """Train with early stopping on ``validation``; keep only the best iteration's trees."""
+    """Train with early stopping on ``validation``; keep only the best iteration's trees.
+
+    ``train`` and ``validation`` are re-iterable batches (a list, or a :class:`SplitReader`).
+    Across hosts (``cluster``), call it inside :func:`collective` on every host at once.
+    """
     import xgboost as xgb
 
     check_objective(hp.objective, problem_type)
+    cluster = cluster or Cluster((SINGLE_HOST,), SINGLE_HOST)
     eval_metric = hp.eval_metric or DEFAULT_EVAL_METRIC[problem_type]
     nthread = hp.nthread if hp.nthread > 0 else -1
-    dtrain = xgb.DMatrix(train[0], label=train[1], nthread=nthread)
-    dvalid = xgb.DMatrix(validation[0], label=validation[1], nthread=nthread)
     history: dict[str, dict[str, list[float]]] = {}
     try:
+        dtrain = quantile_matrix(train, nthread)
+        dvalid = quantile_matrix(validation, nthread, ref=dtrain)
+        rows = host_rows(cluster, dtrain.num_row())
         booster = xgb.train(
             booster_params(hp, eval_metric),
             dtrain,
@@ -212,6 +435,12 @@ def train_booster(
         )
     except xgb.core.XGBoostError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if cluster.distributed:
+            raise TrainingError(
+                f"XGBoost failed on host {cluster.current_host} while training with "
+                f"{len(cluster.hosts)} hosts ({first_line}). When another host failed first, "
+                "its log names the cause; otherwise check the hyperparameters."
+            ) from exc
         raise TrainingError(
             f"XGBoost rejected the hyperparameters ({first_line}). Fix them in the training config."
         ) from exc
@@ -223,7 +452,7 @@ def train_booster(
     curve = [float(v) for v in history[VALIDATION][eval_metric]]
     scores = {VALIDATION: curve[best]}
     scores[TRAIN] = _final_score(booster.eval(dtrain, TRAIN), eval_metric)
-    return TrainingResult(booster, eval_metric, best, scores, tuple(curve))
+    return TrainingResult(booster, eval_metric, best, scores, rows, tuple(curve))
 
 
 def _final_score(evaluation: str, eval_metric: str) -> float:
@@ -261,6 +490,8 @@ def training_metrics(result: TrainingResult, hp: Hyperparameters) -> dict[str, A
         "best_iteration": result.best_iteration,
         "num_boosted_rounds": result.best_iteration + 1,
         "scores": result.scores,
+        "train_rows": sum(result.host_rows.values()),
+        "train_rows_per_host": result.host_rows,
     }
 
 
@@ -279,15 +510,27 @@ def run(
     transformer_dir: Path,
     model_dir: Path,
     output_data_dir: Path,
+    cluster: Cluster | None = None,
 ) -> TrainingResult:
-    """Read the channels, train, and write the model and metrics."""
+    """Read the channels, train (with the other hosts, if any), and, on the first host, write
+    the model and metrics."""
+    cluster = cluster or Cluster((SINGLE_HOST,), SINGLE_HOST)
     schema, transformer = load_transformer(transformer_dir)
+    if cluster.distributed and not any(train_dir.glob("*")):
+        raise TrainingError(
+            f"{train_dir}: host {cluster.current_host} received no {TRAIN} shard: the job has "
+            f"{len(cluster.hosts)} instances, more than the {TRAIN} split has files "
+            "(ShardedByS3Key gives each instance about 1/N of them). Lower TrainInstanceCount, "
+            "or raise training.shards so Preprocess writes at least one file per instance."
+        )
     train = read_channel(train_dir, TRAIN, schema, transformer)
     validation = read_channel(validation_dir, VALIDATION, schema, transformer)
-    result = train_booster(hp, schema.problem_type, train, validation)
-    save_model(result, transformer_dir, model_dir)
-    metrics = json.dumps(training_metrics(result, hp), indent=2) + "\n"
-    write_atomic(output_data_dir / METRICS_FILE, metrics)
+    with collective(cluster):
+        result = train_booster(hp, schema.problem_type, train, validation, cluster)
+    if cluster.is_first:
+        save_model(result, transformer_dir, model_dir)
+        metrics = json.dumps(training_metrics(result, hp), indent=2) + "\n"
+        write_atomic(output_data_dir / METRICS_FILE, metrics)
     return result
 
 
@@ -334,10 +577,20 @@ def main(argv: list[str] | None = None) -> int:
     hp = hyperparameters_from_args(args)
 
     def work() -> None:
+        cluster = read_cluster(Path(os.environ.get(SM_INPUT_CONFIG_DIR, INPUT_CONFIG_DIR)))
         result = run(
-            hp, args.train, args.validation, args.transformer, args.model_dir, args.output_data_dir
+            hp,
+            args.train,
+            args.validation,
+            args.transformer,
+            args.model_dir,
+            args.output_data_dir,
+            cluster,
         )
-        print(f"best_iteration: {result.best_iteration}")
+        print(f"train rows on {cluster.current_host}: {result.host_rows[cluster.current_host]}")
+        print(f"best_iteration: {result.best_iteration}")  # every host stops at the same round
+        if not cluster.is_first:
+            return
         for line in metric_lines(result):
             print(line)
 

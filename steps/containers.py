@@ -21,6 +21,7 @@ from tabular.contract import (
     PROCESSING_CODE_DIR,
     SM_OUTPUT_DIR,
     InputMode,
+    S3DataDistribution,
     S3DataType,
 )
 
@@ -99,7 +100,7 @@ def processing_input(name: str, source: str | PipelineVariable, local_path: str)
             local_path=local_path,
             s3_data_type=S3DataType.S3_PREFIX,
             s3_input_mode=InputMode.FILE,
-            s3_data_distribution_type="FullyReplicated",
+            s3_data_distribution_type=S3DataDistribution.FULLY_REPLICATED,
         ),
     )
 

@@ -48,6 +48,7 @@ def job_settings(cfg: Config) -> Settings:
         drop_columns=tuple(data.drop_columns),
         max_categories=data.max_categories,
         high_cardinality=data.high_cardinality,
+        train_shards=cfg.training.shards,
     )
 
 

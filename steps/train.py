@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sagemaker.core.shapes import StoppingCondition
-from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig
+from sagemaker.core.shapes import Channel, DataSource, S3DataSource, StoppingCondition
+from sagemaker.core.training.configs import Compute, OutputDataConfig
 from sagemaker.mlops.workflow.steps import ProcessingStep, TrainingStep
 from sagemaker.train.model_trainer import ModelTrainer
 
@@ -11,7 +11,15 @@ from steps.containers import XGBOOST, image_uri, output_s3_uri
 from steps.context import BuildContext
 from steps.names import TRAIN as STEP
 from steps.security import job_networking
-from tabular.contract import CSV, HP_PROGRAM, HP_REGION, HP_SUBMIT_DIRECTORY
+from tabular.contract import (
+    CSV,
+    HP_PROGRAM,
+    HP_REGION,
+    HP_SUBMIT_DIRECTORY,
+    InputMode,
+    S3DataDistribution,
+    S3DataType,
+)
 from tabular.names import (
     DEFAULT_EVAL_METRIC,
     OBJECTIVES,
@@ -27,6 +35,14 @@ CHANNELS = (TRAIN, VALIDATION, TRANSFORMER)
 """Train's channels, each fed by the Preprocess output of the same name."""
 CONTENT_TYPES = {TRAIN: PARQUET, VALIDATION: PARQUET, TRANSFORMER: CSV}
 """The splits are Parquet files; the transformer channel keeps the type it always had."""
+DISTRIBUTION = {
+    TRAIN: S3DataDistribution.SHARDED_BY_S3_KEY,
+    VALIDATION: S3DataDistribution.FULLY_REPLICATED,
+    TRANSFORMER: S3DataDistribution.FULLY_REPLICATED,
+}
+"""With TrainInstanceCount = N, each instance gets about 1/N of the train split's files and all
+of the validation split and transformer (one instance: everything), so one definition serves
+every N: the hosts train one model together (scripts/train.py)."""
 
 
 def hyperparameters(ctx: BuildContext) -> dict[str, str]:
@@ -71,10 +87,17 @@ def build_train_step(ctx: BuildContext, preprocess: ProcessingStep) -> TrainingS
     )
     step_args = trainer.train(
         input_data_config=[
-            InputData(
+            Channel(
                 channel_name=channel,
-                data_source=output_s3_uri(preprocess, channel),
+                data_source=DataSource(
+                    s3_data_source=S3DataSource(
+                        s3_data_type=S3DataType.S3_PREFIX,
+                        s3_uri=output_s3_uri(preprocess, channel),
+                        s3_data_distribution_type=DISTRIBUTION[channel],
+                    )
+                ),
                 content_type=CONTENT_TYPES[channel],
+                input_mode=InputMode.FILE,
             )
             for channel in CHANNELS
         ]

@@ -46,7 +46,14 @@ JOB_HOME = "home"
 PYTHON_COMMAND = re.compile(r"python(3(\.\d+)?)?")
 """Entrypoint commands replaced by the host Python (``python``, ``python3``, ``python3.11``)."""
 # Training toolkit (sagemaker-training-toolkit) script mode.
-CURRENT_HOST = "algo-1"
+HOST_PREFIX = "algo-"
+"""A training job's hosts are ``algo-1`` ... ``algo-N`` in resourceconfig.json, as on SageMaker."""
+MAX_LOCAL_HOSTS = 254
+"""Hosts one local training job may run: one loopback address each in a 127.x.y.0/24."""
+HOSTS_DIR = "hosts"
+"""Host ``algo-k`` (k > 1) of a training job runs in ``<sandbox>/hosts/algo-k``; the first host
+in ``<sandbox>`` itself (its log is the job's log, its /opt/ml/model the published model)."""
+THREADS_ENV = "OMP_NUM_THREADS"
 NETWORK_INTERFACE = "eth0"
 INSTANCE_GROUP = "homogeneousCluster"
 DEFAULT_LOG_LEVEL = 20

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -157,13 +158,31 @@ def describe_times(prefix: str, run: Attempt) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Host:
+    """One more instance of a job (a training job's ``algo-k``, k > 1): its command, its own
+    sandbox and log. The job's first instance is the :class:`Launch` itself."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    sandbox: Path
+    log_path: Path
+
+
+@dataclass(frozen=True)
 class Launch:
-    """A staged job: its command, environment and folder, and what to publish when it succeeds."""
+    """A staged job: its command, environment and folder, and what to publish when it succeeds.
+
+    ``hosts``: the job's other instances, started with it (training with InstanceCount > 1).
+    """
 
     argv: list[str]
     env: dict[str, str]
     cwd: Path
     publish: Callable[[], object]
+    host: str = ""
+    hosts: tuple[Host, ...] = ()
 
 
 def launch(
@@ -174,7 +193,9 @@ def launch(
     ``stage(log_path)`` prepares the sandbox and returns the command (a JobSetupError it raises
     fails the job before any process starts). The FailureReason is what the job wrote to
     ``message_file`` (the file SageMaker reads for this kind of job), else its last ``ERROR:``
-    line, else its last stderr line; outputs are published only when it succeeded.
+    line, else its last stderr line; outputs are published only when it succeeded. A job of
+    several hosts runs them all at once and fails with its first failing host (see
+    :func:`_run_hosts`).
     """
     log_path = prepare_sandbox(sandbox)
     started = now()
@@ -186,10 +207,82 @@ def launch(
         note(log_path, f"ERROR: {reason}")
     else:
         note(log_path, f"run: {' '.join(job.argv)}")
-        result = process.run_command(
-            job.argv, env=job.env, cwd=job.cwd, log_path=log_path, timeout_seconds=timeout
-        )
-        reason = failure_reason(result, timeout, [container_path(sandbox, message_file)])
+        first = Host(job.host, job.argv, job.env, job.cwd, sandbox, log_path)
+        result, reason = _run_hosts((first, *job.hosts), timeout, message_file)
         if reason is None:
             job.publish()
     return Attempt(started, now(), result, reason), log_path
+
+
+def _run_host(
+    host: Host, timeout: float | None, message_file: str, cancel: threading.Event | None
+) -> tuple[CommandResult, str | None]:
+    result = process.run_command(
+        host.argv,
+        env=host.env,
+        cwd=host.cwd,
+        log_path=host.log_path,
+        timeout_seconds=timeout,
+        cancel=cancel,
+    )
+    return result, failure_reason(result, timeout, [container_path(host.sandbox, message_file)])
+
+
+def _run_hosts(
+    hosts: Sequence[Host], timeout: float | None, message_file: str
+) -> tuple[CommandResult, str | None]:
+    """Run every host's process at once, as SageMaker starts a job's instances together.
+
+    When a host fails, the others are stopped (SIGTERM, then SIGKILL), as SageMaker stops the
+    job's other instances, and its FailureReason is the job's. The job's result: the failing
+    (else the first) host's exit, the largest peak RSS and the longest time of any host.
+    """
+    if len(hosts) == 1:
+        return _run_host(hosts[0], timeout, message_file, None)
+    cancel = threading.Event()
+    results: list[tuple[CommandResult, str | None] | None] = [None] * len(hosts)
+    failed: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(index: int) -> None:
+        try:
+            outcome = _run_host(hosts[index], timeout, message_file, cancel)
+        except BaseException as error:  # re-raised below, once every host has ended
+            with lock:
+                errors.append(error)
+            cancel.set()
+            return
+        with lock:
+            results[index] = outcome
+            if outcome[1] and not failed:
+                failed.append(index)
+                cancel.set()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(hosts))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        cancel.set()
+        for thread in threads:
+            thread.join()
+        raise
+    if errors:
+        raise errors[0]
+    chosen = failed[0] if failed else 0
+    first, reason = results[chosen]  # type: ignore[misc]
+    if failed:
+        logs = ", ".join(f"{h.name}: {h.log_path}" for h in hosts)
+        note(hosts[0].log_path, f"host {hosts[chosen].name} failed: {reason} (logs: {logs})")
+    finished = [item[0] for item in results if item is not None]
+    result = CommandResult(
+        returncode=first.returncode,
+        timed_out=any(item.timed_out for item in finished),
+        peak_rss_bytes=max(item.peak_rss_bytes for item in finished),
+        seconds=max(item.seconds for item in finished),
+        stderr_tail=first.stderr_tail,
+    )
+    return result, reason

@@ -51,6 +51,16 @@ class _ProcessGroup:
         if not self.leader_exited.wait(KILL_GRACE_SECONDS):
             self.send(signal.SIGKILL)
 
+    def on_cancel(self, cancel: threading.Event) -> None:
+        """Watcher thread: stop the group once ``cancel`` is set, unless the leader exited."""
+        while not self.leader_exited.is_set():
+            if cancel.wait(0.2):
+                if not self.leader_exited.is_set():
+                    self.send(signal.SIGTERM)
+                    if not self.leader_exited.wait(KILL_GRACE_SECONDS):
+                        self.send(signal.SIGKILL)
+                return
+
     def stop_now(self) -> None:
         """Main thread (the waiter itself): SIGTERM, poll the leader for the grace, SIGKILL."""
         self.send(signal.SIGTERM)
@@ -210,6 +220,7 @@ def run_command(
     cwd: Path,
     log_path: Path,
     timeout_seconds: float | None,
+    cancel: threading.Event | None = None,
 ) -> CommandResult:
     """Run ``argv`` as a job's main process, like a container's PID 1.
 
@@ -219,7 +230,8 @@ def run_command(
     :data:`KILL_GRACE_SECONDS`. When the main process exits, whatever it left running in its
     group is killed (a container ends with its PID 1). On KeyboardInterrupt the group is
     stopped the same way and the interrupt re-raised. A command that cannot be executed ends
-    with exit code 127 and ``ERROR: cannot run ...`` on stderr.
+    with exit code 127 and ``ERROR: cannot run ...`` on stderr. Setting ``cancel`` stops the
+    group as a timeout does (the other hosts of a training job one of whose hosts failed).
     """
     if not argv:
         raise ValueError("run_command needs a command; argv is empty.")
@@ -245,6 +257,9 @@ def run_command(
                 timer = threading.Timer(timeout_seconds, group.on_timeout)
                 timer.daemon = True
                 timer.start()
+            if cancel is not None:
+                watcher = threading.Thread(target=group.on_cancel, args=(cancel,), daemon=True)
+                watcher.start()
             try:
                 # Wait without reaping: the leader's pid (= the group id) stays reserved, so the
                 # signals below can never reach an unrelated process that reused it.

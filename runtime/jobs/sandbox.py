@@ -123,12 +123,19 @@ def note(log_path: Path, text: str) -> None:
         log.write(f"{LOG_PREFIX}{text}\n")
 
 
-def stage_objects(store: LocalS3, uri: str, destination: Path, field: str) -> list[Path]:
-    """Copy the objects an S3Prefix data source selects; no objects fails as on SageMaker."""
+def stage_objects(
+    store: LocalS3, uri: str, destination: Path, field: str, share: tuple[int, int] = (0, 1)
+) -> list[Path]:
+    """Copy the objects an S3Prefix data source selects (``share``: a host's share of them, see
+    :meth:`LocalS3.download`); no objects at all fails as on SageMaker; a host whose share is
+    empty gets an empty folder (its job decides whether it can work without)."""
     try:
-        staged = store.download(uri, destination)
+        staged = store.download(uri, destination, share)
     except StoreError as error:
         raise JobSetupError(CLIENT_ERROR, f"{field}: {error}") from None
+    if not staged and share[1] > 1 and store.objects(uri):
+        destination.mkdir(parents=True, exist_ok=True)
+        return staged
     if not staged:
         raise JobSetupError(
             CLIENT_ERROR,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,10 +15,13 @@ from typing import Any
 
 from runtime.jobs.contract import (
     CLIENT_ERROR,
-    CURRENT_HOST,
     DEFAULT_LOG_LEVEL,
+    HOST_PREFIX,
+    HOSTS_DIR,
     INSTANCE_GROUP,
+    MAX_LOCAL_HOSTS,
     NETWORK_INTERFACE,
+    THREADS_ENV,
     VALIDATION,
     JobKind,
     JobOutcome,
@@ -26,6 +30,7 @@ from runtime.jobs.contract import (
 )
 from runtime.jobs.launcher import (
     Attempt,
+    Host,
     Launch,
     describe_job,
     job_arn,
@@ -43,6 +48,7 @@ from runtime.jobs.sandbox import (
     map_container_value,
     map_tree,
     note,
+    prepare_sandbox,
     required,
     stage_objects,
     write_tar_gz,
@@ -60,6 +66,7 @@ from tabular.contract import (
     INPUT_DATA_CONFIG_FILE,
     INPUT_DATA_DIR,
     INPUT_DIR,
+    LOCAL_HOST_ADDRESSES,
     MODEL_ARCHIVE,
     MODEL_DIR,
     OUTPUT_ARCHIVE,
@@ -68,6 +75,7 @@ from tabular.contract import (
     OUTPUT_INTERMEDIATE_DIR,
     RESOURCE_CONFIG_FILE,
     TOOLKIT_HYPERPARAMETERS,
+    S3DataDistribution,
 )
 
 
@@ -129,9 +137,12 @@ def _metric_definitions(algorithm: Mapping[str, Any]) -> list[tuple[str, re.Patt
 
 
 def _stage_channels(
-    request: Mapping[str, Any], store: LocalS3, sandbox: Path, log_path: Path
+    request: Mapping[str, Any], store: LocalS3, sandbox: Path, log_path: Path, host: tuple[int, int]
 ) -> dict[str, dict[str, str]]:
-    """Copy each channel to /opt/ml/input/data/<channel>; return inputdataconfig.json."""
+    """Copy each channel to /opt/ml/input/data/<channel>; return inputdataconfig.json.
+
+    ``host=(i, n)``: host ``i`` of ``n``; a ShardedByS3Key channel gets its share of objects.
+    """
     input_mode = (request.get("AlgorithmSpecification") or {}).get("TrainingInputMode", "File")
     config = {}
     for index, channel in enumerate(request.get("InputDataConfig") or []):
@@ -154,18 +165,33 @@ def _stage_channels(
                 "local runtime; use 'File'.",
             )
         uri = required(s3, "S3Uri", f"{where}.DataSource.S3DataSource")
+        distribution = s3.get("S3DataDistributionType") or S3DataDistribution.FULLY_REPLICATED
+        if distribution not in tuple(S3DataDistribution):
+            raise JobSetupError(
+                VALIDATION,
+                f"{where}.DataSource.S3DataSource.S3DataDistributionType={distribution!r} is not "
+                f"one of {[d.value for d in S3DataDistribution]}.",
+            )
+        sharded = distribution == S3DataDistribution.SHARDED_BY_S3_KEY
         target = container_path(sandbox, f"{INPUT_DATA_DIR}/{name}")
-        staged = stage_objects(store, uri, target, f"{where} ({name})")
-        note(log_path, f"channel {name}: {len(staged)} object(s) from {uri}")
+        share = host if sharded else (0, 1)
+        staged = stage_objects(store, uri, target, f"{where} ({name})", share)
+        shown = f" ({distribution}: host {host[0] + 1} of {host[1]})" if sharded else ""
+        note(log_path, f"channel {name}: {len(staged)} object(s) from {uri}{shown}")
         entry = {
             "TrainingInputMode": mode,
-            "S3DistributionType": s3.get("S3DataDistributionType", "FullyReplicated"),
+            "S3DistributionType": str(distribution),
             "RecordWrapperType": channel.get("RecordWrapperType", "None"),
         }
         if channel.get("ContentType"):
             entry["ContentType"] = channel["ContentType"]
         config[name] = entry
     return config
+
+
+def _cpu_share(hosts: int) -> int:
+    """The cores one of ``hosts`` local hosts may use (SM_NUM_CPUS, OpenMP threads)."""
+    return max(1, (os.cpu_count() or 1) // hosts)
 
 
 def _toolkit_env(
@@ -198,14 +224,14 @@ def _toolkit_env(
         "input_config_dir": INPUT_CONFIG_DIR,
         "input_data_config": dict(input_data_config),
         "input_dir": INPUT_DIR,
-        "is_master": True,
+        "is_master": resource_config["current_host"] == resource_config["hosts"][0],
         "job_name": name,
         "log_level": hyperparameters.get(HP_LOG_LEVEL, DEFAULT_LOG_LEVEL),
         "model_dir": MODEL_DIR,
         "module_dir": submit_directory,
         "module_name": module_name,
         "network_interface_name": resource_config["network_interface_name"],
-        "num_cpus": os.cpu_count() or 1,
+        "num_cpus": _cpu_share(len(resource_config["hosts"])),
         "num_gpus": 0,
         "output_data_dir": OUTPUT_DATA_DIR,
         "output_dir": OUTPUT_DIR,
@@ -258,6 +284,8 @@ def _stage_training(
     sandbox: Path,
     python: str,
     log_path: Path,
+    addresses: Mapping[str, str],
+    host: int,
 ) -> _TrainingSetup:
     algorithm = required(request, "AlgorithmSpecification", "CreateTrainingJob")
     metrics = _metric_definitions(algorithm)
@@ -301,19 +329,20 @@ def _stage_training(
             f"{HP_SUBMIT_DIRECTORY}={submit_directory!r}; files there: "
             f"{sorted(p.relative_to(code_dir).as_posix() for p in code_dir.rglob('*'))[:20]}.",
         )
-    input_data_config = _stage_channels(request, store, sandbox, log_path)
+    hosts = list(addresses)
+    input_data_config = _stage_channels(request, store, sandbox, log_path, (host, len(hosts)))
     resources = request.get("ResourceConfig") or {}
     instance_type = resources.get("InstanceType", "local")
     resource_config = {
-        "current_host": CURRENT_HOST,
+        "current_host": hosts[host],
         "current_instance_type": instance_type,
         "current_group_name": INSTANCE_GROUP,
-        "hosts": [CURRENT_HOST],
+        "hosts": hosts,
         "instance_groups": [
             {
                 "instance_group_name": INSTANCE_GROUP,
                 "instance_type": instance_type,
-                "hosts": [CURRENT_HOST],
+                "hosts": hosts,
             }
         ],
         "network_interface_name": NETWORK_INTERFACE,
@@ -338,6 +367,11 @@ def _stage_training(
     env.update(toolkit)
     env["TRAINING_JOB_NAME"] = name
     env["TRAINING_JOB_ARN"] = job_arn(JobKind.TRAINING, name)
+    if len(hosts) > 1:
+        env[LOCAL_HOST_ADDRESSES] = json.dumps(dict(addresses), sort_keys=True)
+        # Each host is an instance of its own: it gets its share of this machine's cores, or
+        # N hosts' thread pools would fight over the same cores between collective calls.
+        env.setdefault(THREADS_ENV, str(_cpu_share(len(hosts))))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), env.get("PYTHONPATH")]))
     user = {k: v for k, v in hyperparameters.items() if not k.startswith(HP_PREFIX)}
     args = [map_container_value(sandbox, arg) for arg in _cmd_args(user)]
@@ -377,6 +411,25 @@ def _final_metrics(
     ]
 
 
+def _host_addresses(request: Mapping[str, Any]) -> dict[str, str]:
+    """``ResourceConfig.InstanceCount`` hosts ``algo-1`` ... on one random 127.x.y.0/24: every
+    host binds its own loopback address (all of 127/8 is the loopback interface), and jobs that
+    run side by side never share one."""
+    value = (request.get("ResourceConfig") or {}).get("InstanceCount", 1)
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if not 1 <= count <= MAX_LOCAL_HOSTS:
+        raise JobSetupError(
+            VALIDATION,
+            f"ResourceConfig.InstanceCount={value!r}: the local runtime runs 1 to "
+            f"{MAX_LOCAL_HOSTS} hosts.",
+        )
+    network = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(254) + 1}"
+    return {f"{HOST_PREFIX}{k}": f"{network}.{k}" for k in range(1, count + 1)}
+
+
 def run_training_job(
     name: str,
     request: dict[str, Any],
@@ -386,22 +439,41 @@ def run_training_job(
 ) -> JobOutcome:
     """Run a CreateTrainingJob request in the framework containers' script mode, in ``sandbox``.
 
-    On success ``/opt/ml/model`` is published as ``<S3OutputPath>/<name>/output/model.tar.gz``
-    and a non-empty ``/opt/ml/output/data`` as ``.../output/output.tar.gz``. The FailureReason
-    is ``/opt/ml/output/failure`` when the job wrote it, else as for processing jobs.
+    ``ResourceConfig.InstanceCount`` = N runs N host processes at once, each with its own
+    sandbox (the first in ``sandbox``, ``algo-k`` in ``sandbox/hosts/algo-k``), its own
+    resourceconfig.json (``current_host``, ``hosts``) and its share of every ShardedByS3Key
+    channel; they reach each other on loopback addresses (``SM_LOCAL_HOST_ADDRESSES``, the
+    runtime's stand-in for the cluster's DNS). On success the first host's ``/opt/ml/model`` is
+    published as ``<S3OutputPath>/<name>/output/model.tar.gz`` and its non-empty
+    ``/opt/ml/output/data`` as ``.../output/output.tar.gz``. The FailureReason is the
+    ``/opt/ml/output/failure`` of the first host that failed when it wrote one, else as for
+    processing jobs; the other hosts are then stopped. ``peak_rss_bytes`` is the largest of
+    any one host's.
     """
     metrics: list[tuple[str, re.Pattern[str]]] = []
     output_path = str((request.get("OutputDataConfig") or {}).get("S3OutputPath", "")).rstrip("/")
     job_output = f"{output_path}/{name}/output"
 
     def stage(log_path: Path) -> Launch:
-        setup = _stage_training(name, request, store, sandbox, python, log_path)
+        addresses = _host_addresses(request)
+        names = list(addresses)
+        setup = _stage_training(name, request, store, sandbox, python, log_path, addresses, 0)
         metrics.extend(setup.metrics)
+        others = []
+        for index, host in enumerate(names[1:], start=1):
+            root = Path(sandbox, HOSTS_DIR, host)
+            log = prepare_sandbox(root)
+            other = _stage_training(name, request, store, root, python, log, addresses, index)
+            others.append(Host(host, other.argv, other.env, other.cwd, root, log))
+        if others:
+            note(log_path, f"hosts: {addresses}; the others run in {HOSTS_DIR}/<host>")
         return Launch(
             setup.argv,
             setup.env,
             setup.cwd,
             lambda: _publish_training_outputs(store, sandbox, job_output),
+            names[0],
+            tuple(others),
         )
 
     run, log_path = launch(sandbox, max_runtime(request), FAILURE_FILE, stage)

@@ -64,6 +64,16 @@ SM_MODEL_DIR = "SM_MODEL_DIR"
 SM_OUTPUT_DATA_DIR = "SM_OUTPUT_DATA_DIR"
 SM_CHANNEL_PREFIX = "SM_CHANNEL_"
 """The training toolkit's ``SM_CHANNEL_<NAME>``: where channel ``<name>`` is mounted."""
+SM_INPUT_CONFIG_DIR = "SM_INPUT_CONFIG_DIR"
+"""Where the toolkit's ``/opt/ml/input/config`` is (resourceconfig.json among its files)."""
+CURRENT_HOST_KEY = "current_host"
+HOSTS_KEY = "hosts"
+"""resourceconfig.json's keys: this host's name and every host of the job, in order
+("How Amazon SageMaker AI Provides Training Information", distributed training configuration:
+docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html)."""
+LOCAL_HOST_ADDRESSES = "SM_LOCAL_HOST_ADDRESSES"
+"""Set by the local runtime only: a JSON object of host name -> address, its stand-in for the
+cluster's DNS (on SageMaker every host name in resourceconfig.json resolves by DNS)."""
 
 # Training toolkit (sagemaker-training-toolkit), script mode: hyperparameters it reads itself.
 HP_PROGRAM = "sagemaker_program"
@@ -201,6 +211,14 @@ class S3DataType(StrEnum):
     S3_PREFIX = "S3Prefix"
     MANIFEST_FILE = "ManifestFile"
     AUGMENTED_MANIFEST_FILE = "AugmentedManifestFile"
+
+
+class S3DataDistribution(StrEnum):
+    """``S3DataDistributionType``: every host of a job gets every object, or about 1/N of them
+    (whole objects, by key; one host gets them all)."""
+
+    FULLY_REPLICATED = "FullyReplicated"
+    SHARDED_BY_S3_KEY = "ShardedByS3Key"
 
 
 class InputMode(StrEnum):

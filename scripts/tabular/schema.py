@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,9 @@ from .files import is_temporary
 from .job import find_input
 from .names import PARQUET_SUFFIX, SCHEMA_FILE, SHARD_PART, TRANSFORMER_FILE
 from .values import coerce_features, numeric_values
+
+BATCH_ROWS = 20_000
+"""Rows per batch of :func:`read_parts` (Train holds one batch of a split at a time)."""
 
 
 @dataclass(frozen=True)
@@ -121,38 +124,76 @@ def split_files(folder: Path, split: str, missing_fix: str) -> list[Path]:
     return shards or [find_input(folder, split + PARQUET_SUFFIX, missing_fix)]
 
 
-def read_split(
-    folder: Path, split: str, schema: Schema, missing_fix: str, mismatch_fix: str
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The split ``split`` in ``folder`` (:func:`split_files`, Parquet as Preprocess wrote
-    it: the target, then the typed features): the features and the labels as float64.
+def _split_frames(
+    path: Path, schema: Schema, mismatch_fix: str, rows: int | None
+) -> Iterator[pd.DataFrame]:
+    """One split file as Preprocess wrote it (Parquet: the target, then the typed features),
+    whole (``rows`` None) or in frames of at most ``rows`` rows, indexed ``(file, row)``.
 
-    The rows are indexed ``(file, row)``; ``mismatch_fix`` is what to do when a file does not
-    fit the schema. Parquet is read with pyarrow, which the SageMaker XGBoost images install
+    Parquet is read with pyarrow, which the SageMaker XGBoost images install
     (sagemaker-xgboost-container, docker/3.0-5/base/Dockerfile.cpu: pyarrow==22.0.0).
     """
     import pyarrow.parquet as pq
 
     expected = [schema.target, *schema.feature_columns]
-    parts = []
-    for path in split_files(folder, split, missing_fix):
-        try:
-            frame = pq.read_table(path).to_pandas()
-        except (OSError, ValueError) as exc:
+    try:
+        handle = pq.ParquetFile(path)
+        if handle.schema_arrow.names != expected:
             raise DataError(
-                f"{path.name}: not a readable Parquet file ({exc}). {mismatch_fix}"
-            ) from None
-        if list(frame.columns) != expected:
-            raise DataError(
-                f"{path.name}: columns {list(frame.columns)} do not match the schema "
+                f"{path.name}: columns {handle.schema_arrow.names} do not match the schema "
                 f"{expected}. {mismatch_fix}"
             )
-        frame.index = row_index(path.name, np.arange(1, len(frame) + 1))
-        parts.append(frame)
-    frame = parts[0] if len(parts) == 1 else pd.concat(parts)
+        batches = [handle.read()] if rows is None else handle.iter_batches(batch_size=rows)
+        start = 0
+        for batch in batches:
+            frame = batch.to_pandas()
+            frame.index = row_index(path.name, np.arange(start + 1, start + len(frame) + 1))
+            start += len(frame)
+            yield frame
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(
+            f"{path.name}: not a readable Parquet file ({exc}). {mismatch_fix}"
+        ) from None
+
+
+def _labelled(
+    frame: pd.DataFrame, schema: Schema, mismatch_fix: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """A split's rows as features and float64 labels; a missing target is an error."""
     labels = numeric_values(frame[schema.target], schema.dialect, schema.target)
     missing = np.flatnonzero(np.isnan(labels))
     if missing.size:
         file, row = frame.index[missing[0]]
         raise DataError(f"{file} row {row}: target {schema.target!r} is missing. {mismatch_fix}")
     return frame[schema.feature_columns], labels
+
+
+def read_parts(
+    folder: Path,
+    split: str,
+    schema: Schema,
+    missing_fix: str,
+    mismatch_fix: str,
+    rows: int = BATCH_ROWS,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The split ``split`` in ``folder`` (see :func:`split_files`) in batches of at most
+    ``rows`` rows, file after file: features and float labels. A job that can take the split a
+    batch at a time (Train's data iterator) holds one batch, never a whole file."""
+    for path in split_files(folder, split, missing_fix):
+        for frame in _split_frames(path, schema, mismatch_fix, rows):
+            yield _labelled(frame, schema, mismatch_fix)
+
+
+def read_split(
+    folder: Path, split: str, schema: Schema, missing_fix: str, mismatch_fix: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The split ``split`` in ``folder``, whole (every part file, in name order): the features
+    and the labels as float64; ``mismatch_fix`` is what to do when a file does not fit."""
+    frames = [
+        frame
+        for path in split_files(folder, split, missing_fix)
+        for frame in _split_frames(path, schema, mismatch_fix, None)
+    ]
+    return _labelled(frames[0] if len(frames) == 1 else pd.concat(frames), schema, mismatch_fix)

@@ -31,6 +31,7 @@ from runtime.jobs import (
     run_training_job,
     run_transform_job,
 )
+from runtime.jobs.contract import HOSTS_DIR
 from runtime.store import LocalS3
 
 BUCKET = "s3://bucket"
@@ -714,3 +715,94 @@ def test_failing_transform_job_reports_the_runtime_error(tmp_path: Path):
     assert "predict_fn raised KeyError" in outcome.failure_reason
     assert "no such feature" in outcome.failure_reason
     assert store.objects(f"{BUCKET}/batch/out") == []
+
+
+HOST_SCRIPT = """
+import json, os, sys, time
+from pathlib import Path
+
+config = json.loads(Path(os.environ["SM_INPUT_CONFIG_DIR"], "resourceconfig.json").read_text())
+host = config["current_host"]
+train = Path(os.environ["SM_CHANNEL_TRAIN"])
+seen = {
+    "host": host,
+    "hosts": config["hosts"],
+    "env_host": os.environ["SM_CURRENT_HOST"],
+    "is_master": json.loads(os.environ["SM_TRAINING_ENV"])["is_master"],
+    "addresses": json.loads(os.environ.get("SM_LOCAL_HOST_ADDRESSES", "{}")),
+    "threads": os.environ.get("OMP_NUM_THREADS"),
+    "train": sorted(p.name for p in train.iterdir()),
+    "validation": sorted(p.name for p in Path(os.environ["SM_CHANNEL_VALIDATION"]).iterdir()),
+    "distribution": json.loads(
+        Path(os.environ["SM_INPUT_CONFIG_DIR"], "inputdataconfig.json").read_text()
+    )["train"]["S3DistributionType"],
+}
+if os.environ.get("SM_HP_FAIL_ON") == host:
+    print("ERROR: " + host + " cannot read its shard", file=sys.stderr)
+    sys.exit(2)
+if os.environ.get("SM_HP_FAIL_ON"):
+    time.sleep(120)  # a host waiting for a peer that failed: the job must stop it
+Path(os.environ["SM_MODEL_DIR"], host + ".json").write_text(json.dumps(seen))
+"""
+
+
+def _hosts_request(store: LocalS3, hosts: int, **hyperparameters: str) -> dict:
+    request = _training_request(store, {"train.py": HOST_SCRIPT}, **hyperparameters)
+    for index in range(2, 5):
+        _put_text(store, f"{BUCKET}/data/train/part-{index}.csv", "1,1\n")
+    request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3DataDistributionType"] = (
+        "ShardedByS3Key"
+    )
+    request["AlgorithmSpecification"].pop("MetricDefinitions")
+    request["ResourceConfig"]["InstanceCount"] = hosts
+    return request
+
+
+def test_training_hosts_each_get_their_own_sandbox_config_and_shard(tmp_path: Path):
+    store = _store(tmp_path)
+    sandbox = tmp_path / "sandbox"
+
+    outcome = run_training_job("Train-2", _hosts_request(store, 2), store, sandbox)
+
+    assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
+    second = sandbox / HOSTS_DIR / "algo-2"
+    seen = {
+        host: json.loads((container_path(root, "/opt/ml/model") / f"{host}.json").read_text())
+        for host, root in (("algo-1", sandbox), ("algo-2", second))
+    }
+    assert seen["algo-1"]["train"] == ["part-0.csv", "part-2.csv", "part-4.csv"]
+    assert seen["algo-2"]["train"] == ["part-1.csv", "part-3.csv"]  # ShardedByS3Key: disjoint
+    for host, view in seen.items():
+        assert view["host"] == view["env_host"] == host
+        assert view["hosts"] == ["algo-1", "algo-2"]
+        assert view["is_master"] is (host == "algo-1")
+        assert view["validation"] == ["validation.csv"]  # FullyReplicated
+        assert view["distribution"] == "ShardedByS3Key"
+        assert set(view["addresses"]) == {"algo-1", "algo-2"}
+        assert view["threads"] == str(max(1, (os.cpu_count() or 1) // 2))
+    first, other = (seen["algo-1"]["addresses"][h] for h in ("algo-1", "algo-2"))
+    assert first.startswith("127.") and first.endswith(".1") and other.endswith(".2")
+    with tarfile.open(store.path(f"{BUCKET}/models/Train-2/output/model.tar.gz")) as tar:
+        assert tar.getnames() == ["algo-1.json"]  # the first host's model dir is the model
+
+
+def test_one_failing_host_fails_the_job_and_stops_the_others(tmp_path: Path):
+    store = _store(tmp_path)
+    request = _hosts_request(store, 3, FAIL_ON='"algo-2"')
+    started = time.monotonic()
+
+    outcome = run_training_job("Train-3", request, store, tmp_path / "sandbox")
+
+    assert outcome.status is JobStatus.FAILED
+    assert outcome.failure_reason == "algo-2 cannot read its shard"
+    assert time.monotonic() - started < 60  # the waiting hosts were stopped, not waited for
+    assert "host algo-2 failed" in outcome.log_path.read_text()
+    assert not store.path(f"{BUCKET}/models/Train-3").exists()
+
+
+def test_a_training_instance_count_the_runtime_cannot_run_is_refused(tmp_path: Path):
+    store = _store(tmp_path)
+    request = _hosts_request(store, 0)
+    outcome = run_training_job("Train-0", request, store, tmp_path / "sandbox")
+    assert outcome.status is JobStatus.FAILED
+    assert "ResourceConfig.InstanceCount=0" in (outcome.failure_reason or "")

@@ -196,3 +196,35 @@ def test_a_job_writes_its_failure_where_sagemaker_reads_it(
     assert write_failure(kind, "café: broken\n") == tmp_path / file
     assert (tmp_path / file).read_bytes() == "café: broken\n".encode()
     assert [p.name for p in tmp_path.iterdir()] == [file]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'y,a,b\n0,1,"x"\n1,,"y"\n0,3,\n1,4,"z"\n1,5,"w"\n',  # one record per line
+        'y,a,b\n0,1,"x"\n\n1,,"y"\n0,3,\n1,4,"z"\n1,5,"w"',  # a blank line, no final newline
+        'y,a,b\r\n0,1,"x"\r\n1,,"y"\r\n0,3,\r\n1,4,"z"\r\n1,5,"w"\r\n',  # Windows line ends
+    ],
+)
+def test_a_file_read_in_chunks_is_the_file_read_whole(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "train-part-00000.csv"
+    path.write_bytes(text.encode())
+    whole = csvio.read_csv_file(path, Dialect())
+    chunks = list(csvio.read_csv_chunks(path, Dialect(), 2))
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    joined = pd.concat(chunks)
+    assert joined.index.tolist() == whole.index.tolist()  # the same (file, line) of every row
+    pd.testing.assert_frame_equal(joined.astype(object), whole.astype(object))
+
+
+def test_a_chunked_read_keeps_the_whole_files_checks(tmp_path: Path) -> None:
+    path = tmp_path / "part.csv"
+    path.write_text("y,a\n0,1\n1,2,3\n")
+    with pytest.raises(DataError, match=r"part\.csv: line 3 has 3 fields but the header has 2"):
+        list(csvio.read_csv_chunks(path, Dialect(), 1))
+    path.write_text("y,a\n")
+    with pytest.raises(DataError, match=r"part\.csv: file has a header row but no data rows"):
+        list(csvio.read_csv_chunks(path, Dialect(), 1))
+    path.write_text('y,a\n0,"two\nlines"\n')
+    with pytest.raises(DataError, match=r"line break inside a quoted value"):
+        list(csvio.read_csv_chunks(path, Dialect(), 1))

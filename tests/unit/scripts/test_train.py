@@ -16,7 +16,7 @@ from scripts import evaluate as ev
 from scripts import inference, preprocess
 from scripts import train as tr
 from scripts.train import Hyperparameters, TrainingError
-from tabular import contract, names
+from tabular import contract, features, names
 from tabular.errors import DataError, JobError
 from tabular.schema import Schema
 
@@ -72,13 +72,13 @@ def test_read_channel_checks_columns_against_the_schema(tmp_path: Path) -> None:
     split = tmp_path / "train.parquet"
     pd.DataFrame({"y": [1.0], "b": [2.0], "a": [3.0]}).to_parquet(split)
     with pytest.raises(DataError, match=r"columns \['y', 'b', 'a'\] do not match"):
-        tr.read_channel(tmp_path, "train", schema, None)
+        list(tr.read_channel(tmp_path, "train", schema, None))
     pd.DataFrame({"y": [1.0, np.nan], "a": [2.0, 4.0], "b": [3.0, 5.0]}).to_parquet(split)
     with pytest.raises(DataError, match=r"train\.parquet row 2: target 'y' is missing"):
-        tr.read_channel(tmp_path, "train", schema, None)
+        list(tr.read_channel(tmp_path, "train", schema, None))
     split.write_bytes(b"y,a,b\n1,2,3\n")
     with pytest.raises(DataError, match=r"train\.parquet: not a readable Parquet file"):
-        tr.read_channel(tmp_path, "train", schema, None)
+        list(tr.read_channel(tmp_path, "train", schema, None))
     split.unlink()
     with pytest.raises(JobError, match=r"train\.parquet: not found .*'train' channel"):
         tr.read_channel(tmp_path, "train", schema, None)
@@ -94,6 +94,68 @@ def test_read_split_reads_every_shard_in_name_order(tmp_path: Path) -> None:
     assert features.index[2] == ("train-part-00001.parquet", 1)
 
 
+def test_a_channel_of_shards_is_read_file_by_file_in_name_order(tmp_path: Path) -> None:
+    schema = Schema("y", "binary", ["a"], ["a"], [])
+    for index, labels, values in ((1, [1.0], [3.0]), (0, [0.0, 1.0], [1.0, 2.0])):
+        frame = pd.DataFrame({"y": labels, "a": values})
+        frame.to_parquet(tmp_path / names.shard_file("train", index))
+    pd.DataFrame({"y": [1.0], "a": [9.0]}).to_parquet(
+        tmp_path / ".train-part-00002.parquet.x1.partial"
+    )
+    reader = tr.read_channel(tmp_path, "train", schema, _Fitted())
+    assert [p.name for p in reader.files] == [
+        "train-part-00000.parquet",
+        "train-part-00001.parquet",
+    ]
+    batches = list(reader)
+    assert [b[1].tolist() for b in batches] == [[0.0, 1.0], [1.0]]
+    assert list(reader)[1][0].tolist() == [[3.0]]  # re-iterable: XGBoost reads twice
+
+
+class _Identity:
+    def transform(self, frame: object) -> object:
+        return frame
+
+
+class _Fitted:
+    """A fitted transformer that passes numbers through."""
+
+    named_transformers_ = {features.NUMERIC: _Identity()}
+
+
+def test_the_cluster_comes_from_resourceconfig(tmp_path: Path) -> None:
+    assert tr.read_cluster(tmp_path) == tr.Cluster(("algo-1",), "algo-1")
+    (tmp_path / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
+    cluster = tr.read_cluster(tmp_path)
+    assert cluster.distributed and not cluster.is_first and cluster.first_host == "algo-1"
+    (tmp_path / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]})
+    )
+    with pytest.raises(TrainingError, match=r"current_host 'algo-3' is not one of"):
+        tr.read_cluster(tmp_path)
+
+
+def test_a_host_without_a_shard_names_the_instance_count_fix(
+    job_prepared: Callable[[str], Path], tmp_path: Path
+) -> None:
+    prepared = job_prepared("binary")
+    cluster = tr.Cluster(("algo-1", "algo-2"), "algo-2")
+    empty = tmp_path / "train"
+    empty.mkdir()
+    with pytest.raises(TrainingError, match=r"host algo-2 received no train shard.*Lower Train"):
+        tr.run(
+            Hyperparameters("binary:logistic"),
+            empty,
+            prepared / "validation",
+            prepared / "transformer",
+            tmp_path / "model",
+            tmp_path / "out",
+            cluster,
+        )
+
+
 def test_missing_transformer_channel_names_the_channel(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match=r"schema\.json: not found.*'transformer' channel"):
         tr.load_transformer(tmp_path)
@@ -105,7 +167,7 @@ def test_train_booster_keeps_only_the_best_iteration() -> None:
     labels = (features[:, 0] + rng.normal(scale=2.0, size=300) > 0).astype(float)
     hp = Hyperparameters("binary:logistic", num_round=200, eta=0.5, early_stopping_rounds=5)
     result = tr.train_booster(
-        hp, "binary", (features[:200], labels[:200]), (features[200:], labels[200:])
+        hp, "binary", [(features[:200], labels[:200])], [(features[200:], labels[200:])]
     )
     assert result.eval_metric == "auc"
     assert result.best_iteration < 199  # early stopping kicked in
@@ -118,7 +180,7 @@ def test_invalid_hyperparameters_become_a_training_error() -> None:
     data = (np.zeros((4, 1)), np.array([0.0, 1.0, 0.0, 1.0]))
     hp = Hyperparameters("binary:logistic", eval_metric="not-a-metric", num_round=2)
     with pytest.raises(TrainingError, match="XGBoost rejected the hyperparameters"):
-        tr.train_booster(hp, "binary", data, data)
+        tr.train_booster(hp, "binary", [data], [data])
 
 
 def test_every_job_reads_with_the_one_shared_package() -> None:
@@ -128,7 +190,8 @@ def test_every_job_reads_with_the_one_shared_package() -> None:
 
     assert preprocess.values.coerce_features is tabular.values.coerce_features
     assert inference.Schema.encode is tr.Schema.encode is tabular.schema.Schema.encode
-    assert tr.read_split is ev.read_split is tabular.schema.read_split
+    assert ev.read_split is tabular.schema.read_split
+    assert tr.read_parts is tabular.schema.read_parts
     for module in (preprocess, tr, ev, inference):  # no job parses CSV on its own
         assert "read_csv(" not in Path(module.__file__).read_text(encoding="utf-8"), module
 
