@@ -18,7 +18,7 @@ from scripts import train as tr
 from scripts.train import Hyperparameters, TrainingError
 from tabular import contract, features, names
 from tabular.errors import DataError, JobError
-from tabular.schema import Schema
+from tabular.schema import Schema, read_split
 
 
 def test_unknown_arguments_are_ignored_and_paths_come_from_the_environment(
@@ -89,7 +89,7 @@ def test_read_split_reads_every_shard_in_name_order(tmp_path: Path) -> None:
     for index, rows in ((1, [3.0, 4.0]), (0, [1.0, 2.0])):
         frame = pd.DataFrame({"y": rows, "a": rows})
         frame.to_parquet(tmp_path / names.shard_file(names.TRAIN, index))
-    features, labels = tr.read_split(tmp_path, "train", schema, "fix", "fix")
+    features, labels = read_split(tmp_path, "train", schema, "fix", "fix")
     np.testing.assert_array_equal(labels, [1.0, 2.0, 3.0, 4.0])
     assert features.index[2] == ("train-part-00001.parquet", 1)
 
