@@ -13,6 +13,7 @@ import json
 import re
 import tarfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def _request(hosts: int) -> dict[str, Any]:
                     "S3DataDistributionType": distribution,
                 }
             },
-            "ContentType": "text/csv",
+            "ContentType": names.PARQUET if name != names.TRANSFORMER else "text/csv",
             "InputMode": "File",
         }
 
@@ -124,13 +125,20 @@ def _metrics(store: LocalS3, name: str) -> dict[str, Any]:
         return json.loads(member.read())
 
 
-def _host_rows(sandbox: Path) -> list[str]:
-    """Every train row a host's channel held, as text (header rows left out)."""
-    channel = container_path(sandbox, f"/opt/ml/input/data/{names.TRAIN}")
-    rows: list[str] = []
-    for path in sorted(channel.glob("*.csv")):
-        rows += path.read_text(encoding="utf-8").splitlines()[1:]
+def _rows(paths: list[Path]) -> list[tuple[Any, ...]]:
+    """Every row of these split files (Parquet), as tuples of values (missing ones None)."""
+    rows: list[tuple[Any, ...]] = []
+    for path in paths:
+        frame = pd.read_parquet(path).astype(object)
+        frame = frame.where(frame.notna(), None)  # NaN != NaN: compare missing as None
+        rows += frame.itertuples(index=False, name=None)
     return rows
+
+
+def _host_rows(sandbox: Path) -> list[tuple[Any, ...]]:
+    """Every train row a host's channel held."""
+    channel = container_path(sandbox, f"/opt/ml/input/data/{names.TRAIN}")
+    return _rows(sorted(channel.glob(f"*{names.PARQUET_SUFFIX}")))
 
 
 @pytest.fixture(scope="module")
@@ -164,11 +172,9 @@ def test_two_hosts_train_every_row_exactly_once(trained: dict[str, Any]) -> None
     ]
     assert staged == [shards[0::2], shards[1::2]]  # disjoint, together every shard
 
-    written: list[str] = []
-    for path in sorted((trained["prepared"] / names.TRAIN).iterdir()):
-        written += path.read_text(encoding="utf-8").splitlines()[1:]
+    written = _rows(sorted((trained["prepared"] / names.TRAIN).iterdir()))
     used = _host_rows(first) + _host_rows(second)
-    assert sorted(used) == sorted(written)  # every train row on exactly one host
+    assert Counter(used) == Counter(written)  # every train row on exactly one host
 
     metrics = _metrics(trained["store"], "train-2")
     per_host = metrics["train_rows_per_host"]
@@ -269,13 +275,6 @@ def test_the_config_refuses_more_training_instances_than_shards(
         load_config(path, env={})
 
 
-def test_preprocess_strides_the_train_split_over_its_shards() -> None:
-    parts = preprocess.shard_rows(10, 4)
-    assert [p.tolist() for p in parts] == [[0, 4, 8], [1, 5, 9], [2, 6], [3, 7]]
-    assert [p.tolist() for p in preprocess.shard_rows(2, 8)] == [[0], [1]]
-    assert [p.tolist() for p in preprocess.shard_rows(0, 8)] == [[]]
-
-
 # --------------------------------------------------------------------------- the whole graph
 
 TWO_HOSTS = """\
@@ -306,11 +305,11 @@ def test_run_local_trains_on_two_hosts_end_to_end(tmp_path: Path, build: Any) ->
     outputs = steps["Preprocess"].properties["ProcessingOutputConfig"]["Outputs"]
     uri = next(o["S3Output"]["S3Uri"] for o in outputs if o["OutputName"] == names.TRAIN)
     published = runner_for(cfg, tmp_path / "ws").store.path(uri)
-    shards = sorted(published.glob("*.csv"))
+    shards = sorted(published.glob(f"*{names.PARQUET_SUFFIX}"))
     assert [p.name for p in shards] == [names.shard_file(names.TRAIN, i) for i in range(3)]
-    written = [row for p in shards for row in p.read_text(encoding="utf-8").splitlines()[1:]]
+    written = _rows(shards)
 
     sandbox = Path(str(steps["Train"].log)).parent
     hosts = [sandbox, sandbox / HOSTS_DIR / "algo-2"]
     used = [_host_rows(host) for host in hosts]
-    assert all(used) and sorted(used[0] + used[1]) == sorted(written)
+    assert all(used) and Counter(used[0] + used[1]) == Counter(written)
