@@ -56,6 +56,8 @@ PROGRAM = textwrap.dedent(
                 line = "0"
             if line == "pid":
                 line = str(os.getpid())
+            if line == "omp":
+                line = os.environ.get("OMP_NUM_THREADS", "-1")
             try:
                 rows.append(float(line))
             except ValueError:
@@ -207,6 +209,15 @@ def test_concurrent_requests_spread_over_the_configured_workers(
             )
         )
     assert len(pids) == 3
+
+
+def test_workers_run_one_openmp_thread_unless_told_otherwise(
+    serve: Callable[..., ServerProcess], program_model: Path
+) -> None:
+    csv = {"Content-Type": "text/csv", "Accept": "text/csv"}
+    for env, threads in (({}, "1.5\n"), ({"OMP_NUM_THREADS": "3"}, "3.5\n")):
+        server = serve(program_model, **echo_env(**env))
+        assert server.request("POST", "/invocations", b"omp\n", csv)[:2] == (200, threads.encode())
 
 
 def test_sigterm_answers_every_accepted_request_then_stops(
