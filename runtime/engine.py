@@ -65,7 +65,7 @@ from runtime.files import (
     require_writable,
     write_atomic,
 )
-from runtime.jobs import discard_warm_starts, prime_warm_starts
+from runtime.jobs import discard_warm_starts, expect_jobs, prime_warm_starts
 from runtime.jobs.process import stop_children, terminate_as_interrupt
 from runtime.state import LocalState, StateError
 from runtime.store import LocalS3
@@ -303,6 +303,7 @@ class _Run:
                         record = self.execution.steps[name]
                         record.status, record.start = EXECUTING, _now()
                         self._notify(record)
+                        expect_jobs(self._jobs_to_come())  # before its job asks for a start
                         running[pool.submit(self._execute, name)] = name
                 if not running:
                     break
@@ -324,6 +325,15 @@ class _Run:
             self._save_or_note()
             raise
         pool.shutdown(wait=True)
+
+    def _jobs_to_come(self) -> int:
+        """Job steps not started yet (at most: some will be cache hits, some never run): warm
+        job starts are prepared for these, none after the last."""
+        return sum(
+            1
+            for name, record in self.execution.steps.items()
+            if record.status == NOT_STARTED and self.steps[name]["Type"] in JOB_TYPES
+        )
 
     @contextmanager
     def _claimed(self) -> Iterator[None]:

@@ -50,6 +50,7 @@ from runtime.jobs.sandbox import container_path, host_env, map_container_value
 from runtime.jobs.training import run_training_job
 from runtime.jobs.transform import run_transform_job
 from runtime.jobs.warm import discard_all as discard_warm_starts
+from runtime.jobs.warm import expect_jobs
 
 
 def prime_warm_starts(python: str = sys.executable) -> None:
@@ -74,6 +75,7 @@ __all__ = [
     "JobStatus",
     "container_path",
     "discard_warm_starts",
+    "expect_jobs",
     "prime_warm_starts",
     "map_container_value",
     "run_command",

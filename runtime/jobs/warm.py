@@ -294,6 +294,8 @@ class _Pool:
     requests: Queue[Spawn] = field(default_factory=Queue)
     spawner: threading.Thread | None = None
     pending: dict[tuple[str, tuple[tuple[str, str], ...]], int] = field(default_factory=dict)
+    expected: int | None = None
+    """Jobs still to come, when the caller knows (None: any number)."""
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)
@@ -322,7 +324,8 @@ class _Pool:
         """Start warm processes until :func:`pool_size` wait for ``(python, base)``."""
         key = (python, tuple(sorted(base.items())))
         with self.lock:
-            missing = pool_size() - len(self.idle.get(key, [])) - self.pending.get(key, 0)
+            wanted = pool_size() if self.expected is None else min(pool_size(), self.expected)
+            missing = wanted - len(self.idle.get(key, [])) - self.pending.get(key, 0)
             if missing <= 0:
                 return
             self.pending[key] = self.pending.get(key, 0) + missing
@@ -398,5 +401,15 @@ def prime(python: str, env: Mapping[str, str]) -> None:
 
 
 def discard_all() -> None:
-    """End every waiting warm process (the run is over, or being stopped)."""
+    """End every waiting warm process (the run is over, or being stopped); forget
+    :func:`expect_jobs`."""
     _POOL.discard_all()
+    with _POOL.lock:
+        _POOL.expected = None
+
+
+def expect_jobs(count: int | None) -> None:
+    """At most ``count`` more jobs will start (None: unknown): no warm process is started
+    beyond them (a preload nobody uses costs its CPU all the same)."""
+    with _POOL.lock:
+        _POOL.expected = count

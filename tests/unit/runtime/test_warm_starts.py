@@ -226,3 +226,26 @@ def test_only_python_scripts_and_modules_start_warm():
     assert not warm.python_command([python, "-X", "dev", "job.py"], python)
     assert not warm.python_command(["/bin/sh", "job.sh"], python)
     assert not warm.python_command(["/other/python", "job.py"], python)
+
+
+def test_no_warm_process_is_started_beyond_the_jobs_to_come(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The engine says how many jobs may still start: the last job's start prepares no other
+    (a preload nobody uses costs its CPU all the same)."""
+    (tmp_path / "job.py").write_text("print('ok')\n")
+    monkeypatch.setenv(warm.JOB_START_ENV, "warm")
+    env = _env(tmp_path)
+    warm.prime(sys.executable, env)
+    warm.expect_jobs(0)
+    result = run_command(
+        [sys.executable, str(tmp_path / "job.py")],
+        env=env, cwd=tmp_path, log_path=tmp_path / "job.log", timeout_seconds=60,
+    )  # fmt: skip
+    assert result.started_warm and result.returncode == 0
+    assert warm.take([sys.executable, str(tmp_path / "job.py")], env) is None
+    warm.expect_jobs(None)
+    warm.prime(sys.executable, env)
+    found = warm.take([sys.executable, str(tmp_path / "job.py")], env)
+    assert found is not None
+    found.discard()
