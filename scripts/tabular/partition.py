@@ -6,8 +6,8 @@ chunks, on how files are spread over processing instances, or on the file's name
 under a new object key split the same way, so a data-quality baseline compares like with like).
 Row ``i`` of a class in a file takes the point ``u = frac(offset + i * PHI)`` of the
 golden-ratio sequence (``offset`` a seeded hash of the class); ``u < test_fraction`` is test,
-the next ``validation_fraction`` is validation, the rest train. That sequence spreads any ``n`` points
-over [0, 1) with a discrepancy of order ``log(n) / n`` (Weyl; Kuipers and Niederreiter,
+the next ``validation_fraction`` is validation, the rest train. That sequence spreads any
+``n`` points over [0, 1) with a discrepancy of order ``log(n) / n`` (Weyl; Kuipers and Niederreiter,
 "Uniform Distribution of Sequences"), so each class of each file is split within a couple of
 rows of the fractions, at every size: a stratified split without a global shuffle. Train rows
 go to shard ``(offset + j) mod n`` (``j`` counting the file's train rows, ``offset`` a seeded

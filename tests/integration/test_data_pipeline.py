@@ -3,10 +3,10 @@ high cardinality, a second data set in one model package group, the first run's 
 
 from __future__ import annotations
 
-import re
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
