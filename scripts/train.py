@@ -25,9 +25,10 @@ XGBoost's reduction of the per-host scores (exact for sums such as rmse and logl
 per-host AUCs weighted by their positive x negative pairs). Only the first host writes the model
 and metrics.json; the metrics name the rows each host trained on.
 
-Each host reads its files one at a time into XGBoost's quantile matrix through a data iterator
-(``xgb.QuantileDMatrix`` over an ``xgb.DataIter``): memory holds one file's rows as a frame and
-the binned matrix (one byte per value), never the whole split as text and floats at once.
+Each host reads its files a batch at a time into XGBoost's quantile matrix through a data
+iterator (``xgb.QuantileDMatrix`` over an ``xgb.DataIter``): memory holds one batch's rows as a
+frame, the encoded shard as float32 and the binned matrix (one byte per value), never the whole
+split as a frame.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -181,29 +182,43 @@ Batch = tuple[Any, np.ndarray]
 """A model matrix and its labels."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class SplitReader:
-    """A split's part files in a channel, read and encoded one file at a time each time it is
-    iterated (XGBoost's data iterator passes over them twice)."""
+    """A split's part files in a channel, read and encoded a batch at a time.
+
+    XGBoost's data iterator passes over the batches several times (about four for a quantile
+    matrix: shape, sketch, bin); the first pass reads and encodes, and keeps each batch's matrix
+    as float32 (XGBoost's own value type, so nothing changes) for the later ones: a host holds
+    4 bytes per value of its shard, never the split's text, and encodes each row once.
+    """
 
     channel: Path
     split: str
     schema: Schema
     transformer: Any
+    kept: list[Batch] | None = field(default=None, init=False, repr=False)
 
     @property
     def files(self) -> list[Path]:
         return split_files(self.channel, self.split, CHANNEL_MISSING.format(split=self.split))
 
     def __iter__(self) -> Iterator[Batch]:
+        if self.kept is not None:
+            yield from self.kept
+            return
+        kept: list[Batch] = []
         missing = CHANNEL_MISSING.format(split=self.split)
         for features, labels in read_parts(
             self.channel, self.split, self.schema, missing, SPLIT_MISMATCH
         ):
             try:
-                yield self.schema.encode(self.transformer, features), labels
+                matrix = self.schema.encode(self.transformer, features)
             except DataError as exc:
                 raise DataError(f"{exc} Re-run preprocessing.") from None
+            batch = (matrix.astype(np.float32), labels)
+            kept.append(batch)
+            yield batch
+        self.kept = kept
 
 
 def read_channel(channel: Path, split: str, schema: Schema, transformer: Any) -> SplitReader:

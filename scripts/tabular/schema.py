@@ -27,6 +27,7 @@ from .job import find_input
 from .names import PARQUET_SUFFIX, SCHEMA_FILE, SHARD_PART, TRANSFORMER_FILE
 from .values import coerce_features, numeric_values
 
+TEXT = pd.StringDtype("pyarrow")
 BATCH_ROWS = 20_000
 """Rows per batch of :func:`read_parts` (Train holds one batch of a split at a time)."""
 
@@ -133,6 +134,7 @@ def _split_frames(
     Parquet is read with pyarrow, which the SageMaker XGBoost images install
     (sagemaker-xgboost-container, docker/3.0-5/base/Dockerfile.cpu: pyarrow==22.0.0).
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     expected = [schema.target, *schema.feature_columns]
@@ -146,7 +148,9 @@ def _split_frames(
         batches = [handle.read()] if rows is None else handle.iter_batches(batch_size=rows)
         start = 0
         for batch in batches:
-            frame = batch.to_pandas()
+            # Text as pyarrow strings, as tabular.csvio reads it: stripping and matching
+            # missing-value spellings then run in pyarrow, not value by value in Python.
+            frame = batch.to_pandas(types_mapper={pa.string(): TEXT}.get)
             frame.index = row_index(path.name, np.arange(start + 1, start + len(frame) + 1))
             start += len(frame)
             yield frame

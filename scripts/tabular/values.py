@@ -285,10 +285,10 @@ def not_a_number(column: str, label: object, value: str, dialect: Dialect, count
 def numeric_values(raw: pd.Series, dialect: Dialect, column: str) -> np.ndarray:
     """A numeric column's float64 values (NaN where missing); refuse any other value.
 
-    A column already held as floats (a typed split, or a column a reader parsed) is taken as
-    it is, apart from values XGBoost cannot hold.
+    A column already held as numbers (a typed split's floats or integers, or a column a reader
+    parsed) is taken as it is, apart from values XGBoost cannot hold.
     """
-    if pd.api.types.is_float_dtype(raw.dtype):
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         numbers = np.asarray(raw.to_numpy(dtype=np.float64, na_value=np.nan)) + 0.0
         bad = np.isinf(numbers) | (np.abs(numbers) > FLOAT32_MAX)
         if bad.any():
