@@ -37,7 +37,6 @@ import sys
 
 from runtime.jobs import warm
 from runtime.jobs.contract import (
-    FAILURE_REASON_FILE_ENV,
     PROJECT_ROOT,
     CommandResult,
     JobOutcome,
@@ -61,7 +60,6 @@ def prime_warm_starts(python: str = sys.executable) -> None:
 
 __all__ = [
     "FAILURE_FILE",
-    "FAILURE_REASON_FILE_ENV",
     "INPUT_DATA_DIR",
     "KILL_GRACE_SECONDS",
     "MODEL_ARCHIVE",

@@ -58,8 +58,6 @@ NETWORK_INTERFACE = "eth0"
 INSTANCE_GROUP = "homogeneousCluster"
 DEFAULT_LOG_LEVEL = 20
 # Inference toolkit (batch transform) script mode.
-FAILURE_REASON_FILE_ENV = "SM_FAILURE_REASON_FILE"
-"""Where ``runtime.serving.batch`` writes its failure message (its ``FAILURE_REASON_ENV``)."""
 TRANSFORM_MODULE = "runtime.serving.batch"
 DEFAULT_MAX_PAYLOAD_MB = 6
 VALIDATION = "ValidationException"

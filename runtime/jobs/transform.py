@@ -12,7 +12,6 @@ from typing import Any
 from runtime.jobs.contract import (
     CLIENT_ERROR,
     DEFAULT_MAX_PAYLOAD_MB,
-    FAILURE_REASON_FILE_ENV,
     PROJECT_ROOT,
     TRANSFORM_MODULE,
     VALIDATION,
@@ -44,6 +43,7 @@ from tabular.contract import (
     ANY,
     CODE_DIR,
     FAILURE_FILE,
+    FAILURE_REASON_FILE_ENV,
     INFERENCE_CODE_DIR,
     MODEL_DIR,
     OCTET_STREAM,

@@ -42,11 +42,14 @@ from typing import Any, BinaryIO
 
 from runtime.files import atomic_path
 from runtime.serving.handler import HandlerFn, ServingError, UserCodeError, load_handler, media_type
-from tabular.contract import CSV, AssembleWith, BatchStrategy, JoinSource, SplitType
-
-FAILURE_REASON_ENV = "SM_FAILURE_REASON_FILE"
-"""Env var naming the file that receives the failure message (SageMaker's FailureReason)."""
-
+from tabular.contract import (
+    CSV,
+    FAILURE_REASON_FILE_ENV,
+    AssembleWith,
+    BatchStrategy,
+    JoinSource,
+    SplitType,
+)
 
 OUTPUT_SUFFIX = ".out"
 PASS_THROUGH_FILTER = "$"
@@ -375,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServingError as error:
         message = str(error)
         print(f"ERROR: {message}", file=sys.stderr)
-        reason_file = os.environ.get(FAILURE_REASON_ENV)
+        reason_file = os.environ.get(FAILURE_REASON_FILE_ENV)
         if reason_file:
             Path(reason_file).write_text(message, encoding="utf-8")
         return 2

@@ -51,6 +51,8 @@ OUTPUT_ARCHIVE = "output.tar.gz"
 #   Access Metadata Information About Your Processing Job",
 #   docs.aws.amazon.com/sagemaker/latest/dg/byoc-metadata.html).
 FAILURE_FILE_NAME = "failure"
+FAILURE_REASON_FILE_ENV = "SM_FAILURE_REASON_FILE"
+"""Batch transform (the local inference-toolkit stand-in) writes why it failed to this file."""
 MESSAGE_FILE_NAME = "message"
 FAILURE_FILE = f"{OUTPUT_DIR}/{FAILURE_FILE_NAME}"
 MESSAGE_FILE = f"{OUTPUT_DIR}/{MESSAGE_FILE_NAME}"
