@@ -29,7 +29,7 @@ from serving_support import ROOT, bare_env, code_folder, register
 from config import PIPELINE_CONFIG
 from pipelines.deploy.smoke import SmokeSample
 from runtime.monitor.job import run_baseline_job
-from tabular.names import TRAIN, TRAIN_FILE
+from tabular.names import BASELINE, BASELINE_FILE
 
 FLAKY = textwrap.dedent(
     """
@@ -152,7 +152,7 @@ def workspace(
     (root / "stage.yaml").write_text(STAGE_CONFIG.replace("{pipeline}", str(PIPELINE_CONFIG)))
     archive = job_model_archive("binary")
     # The DataQuality step's baseline of the train split, its target named as the config names it.
-    train = pd.read_csv(job_prepared("binary") / TRAIN / TRAIN_FILE)
+    train = pd.read_csv(job_prepared("binary") / BASELINE / BASELINE_FILE)
     train.rename(columns={JOB_TARGET["binary"]: "label"}).to_csv(root / "train.csv", index=False)
     run_baseline_job(root / "train.csv", True, root / "baseline")
     healthy = code_folder(job_scripts_dir, root / "code-healthy")
