@@ -253,11 +253,15 @@ def _check_line_breaks(frame: pd.DataFrame, names: Sequence[object]) -> None:
         breaks = np.asarray(column.str.contains(LINE_BREAK, regex=True, na=False), bool)
         if breaks.any():
             row = int(np.flatnonzero(breaks)[0])
-            raise DataError(
-                f"{describe_row(frame.index[row])}: column {name!r} holds a line break inside "
-                f"a quoted value ({column.iloc[row][:40]!r}). Batch scoring splits records "
-                "at line breaks, so remove line breaks from values in the source."
-            )
+            raise _line_break(frame.index[row], name, column.iloc[row])
+
+
+def _line_break(row: object, name: object, value: str) -> DataError:
+    return DataError(
+        f"{describe_row(row)}: column {name!r} holds a line break inside "
+        f"a quoted value ({value[:40]!r}). Batch scoring splits records "
+        "at line breaks, so remove line breaks from values in the source."
+    )
 
 
 def _read(
@@ -553,15 +557,20 @@ def parse_records(text: str, columns: Sequence[str] | None = None) -> pd.DataFra
 
     Without ``columns`` the fields are named ``0..n-1`` after the first record. The rows are
     indexed by ``("request", line)``; a field is its text, or NaN when empty. A few records
-    without quotes are taken as the csv module split them (the fields pandas' reader gives,
-    held as ``str`` objects: tests/unit/scripts pins it); others are read by pandas' reader.
+    are taken as the csv module split them (the fields pandas' reader gives, quoted ones
+    included, held as ``str`` objects: tests/unit/scripts pins it); more are read by pandas.
     """
     fields, lines, records = check_field_counts(text, None if columns is None else len(columns))
     names = list(columns) if columns is not None else list(range(fields))
     frame = None
-    if len(records) > FEW_RECORDS or QUOTE in text:
+    if len(records) > FEW_RECORDS:
         frame = _read(io.StringIO(text), Dialect(), fields, header=False, engine="c")
     if frame is None or len(frame) != len(records):  # pandas skips a line of spaces alone
+        if QUOTE in text:  # only a quoted value can hold a line break
+            for line, record in zip(lines, records, strict=True):
+                for name, field in zip(names, record, strict=True):
+                    if "\n" in field or "\r" in field:
+                        raise _line_break((REQUEST, line), name, field)
         frame = pd.DataFrame(
             [[field or np.nan for field in record] for record in records],
             index=row_index(REQUEST, lines),
@@ -571,8 +580,8 @@ def parse_records(text: str, columns: Sequence[str] | None = None) -> pd.DataFra
     else:
         frame.index = row_index(REQUEST, lines)
         frame.columns = names
-    if QUOTE in text:  # only a quoted value can hold a line break
-        _check_line_breaks(frame, names)
+        if QUOTE in text:
+            _check_line_breaks(frame, names)
     return frame
 
 

@@ -41,15 +41,29 @@ def _full_path(monkeypatch: pytest.MonkeyPatch) -> None:
         "x\n\ny",
         "x\n   \ny\n",
         '1,"a, b"\n2,"say ""hi"""\n',
+        '"1","a"\n"",""\n',
+        '35,"central"\n"2.5"," b "\n',
+        '1,""\n2,"NA"\n',
+        '1,"two\nlines"\n',
     ],
 )
 def test_few_records_are_the_fields_pandas_reads(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     columns = ["a", "b"][: len(text.splitlines()[-1].split(","))]
-    quick = csvio.parse_records(text, columns)
+
+    def parsed() -> pd.DataFrame | str:
+        try:
+            return csvio.parse_records(text, columns)
+        except DataError as exc:
+            return str(exc)
+
+    quick = parsed()
     _full_path(monkeypatch)
-    full = csvio.parse_records(text, columns)
+    full = parsed()
+    if isinstance(full, str) or isinstance(quick, str):
+        assert quick == full  # the same refusal, naming the same line
+        return
     assert quick.index.equals(full.index) and list(quick.columns) == list(full.columns)
     assert quick.astype(object).fillna("<NA>").values.tolist() == (
         full.astype(object).fillna("<NA>").values.tolist()
@@ -196,3 +210,15 @@ def test_inplace_prediction_is_the_dmatrix_prediction() -> None:
             {"objective": "binary:logistic"}, xgb.DMatrix(matrix[:300], label=labels), 8
         )
         assert np.array_equal(booster.inplace_predict(matrix), booster.predict(xgb.DMatrix(matrix)))
+
+
+@pytest.mark.parametrize("text", ['1,"two\nlines"\n', '1,"a"\n2,"b\rc"\n', '"x\r\ny",1\n'])
+def test_a_line_break_in_a_quoted_field_is_refused_alike(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(DataError, match="holds a line break inside a quoted value") as quick:
+        csvio.parse_records(text, ["a", "b"])
+    _full_path(monkeypatch)
+    with pytest.raises(DataError) as full:
+        csvio.parse_records(text, ["a", "b"])
+    assert str(quick.value) == str(full.value)
