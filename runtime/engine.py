@@ -66,7 +66,7 @@ from runtime.files import (
     write_atomic,
 )
 from runtime.jobs import discard_warm_starts, expect_jobs, prime_warm_starts
-from runtime.jobs.process import stop_children, terminate_as_interrupt
+from runtime.jobs.process import STOP_POLL_SECONDS, stop_children, stop_on_signals
 from runtime.state import LocalState, StateError
 from runtime.store import LocalS3
 from tabular.contract import StepType, definition_steps
@@ -174,6 +174,7 @@ class _Run:
         self.lock = threading.Lock()
         self.folder = runner.execution_dir(execution.execution_id)
         self.failed = False  # a step failed: start nothing new
+        self.stopping = threading.Event()  # SIGTERM or Ctrl-C: stop the jobs, record Stopped
         self.fault: str | None = None  # the workspace failed the run (disk full, read-only)
         self.scope = Scope(
             parameters=execution.parameters,
@@ -287,7 +288,7 @@ class _Run:
                 self.save()
             prime_warm_starts()
             try:
-                with terminate_as_interrupt():
+                with stop_on_signals(self.stopping):
                     self._loop()
             finally:
                 discard_warm_starts()
@@ -298,25 +299,35 @@ class _Run:
         pool = ThreadPoolExecutor(max_workers=self.runner.max_parallel)
         try:
             while True:
-                if not self.failed and self.fault is None:
-                    for name in self._ready(set(running.values())):
+                if not self.failed and self.fault is None and not self.stopping.is_set():
+                    starting = self._ready(set(running.values()))
+                    for name in starting:
                         record = self.execution.steps[name]
                         record.status, record.start = EXECUTING, _now()
                         self._notify(record)
                         expect_jobs(self._jobs_to_come())  # before its job asks for a start
                         running[pool.submit(self._execute, name)] = name
+                    if starting:
+                        self._save_or_note()  # what runs now, as ListPipelineExecutionSteps shows
+                if self.stopping.is_set():
+                    raise KeyboardInterrupt("stop requested (SIGTERM or Ctrl-C)")
                 if not running:
                     break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                # In slices: the signal handler only sets self.stopping (stop_on_signals).
+                done, _ = wait(running, timeout=STOP_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
                     name = running.pop(future)
                     future.result()
                     if self.execution.steps[name].status == FAILED:
                         self.failed = True
-                self._save_or_note()
+                if done:
+                    self._save_or_note()
         except KeyboardInterrupt:
-            stop_children()
-            pool.shutdown(wait=True, cancel_futures=True)
+            self.stopping.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            while not all(future.done() for future in running):
+                stop_children()  # again for a job whose thread started it meanwhile
+                wait(running, timeout=STOP_POLL_SECONDS)
             self.execution.status, self.execution.end = STOPPED, _now()
             self.execution.failure_reason = "interrupted; " + self._resume_hint()
             for record in self.execution.steps.values():
@@ -460,6 +471,8 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - a runtime fault becomes the step's failure
             record.status = FAILED
             record.failure_reason = f"InternalError: {type(exc).__name__}: {exc}"
+        if record.status == FAILED and self.stopping.is_set():  # its job was stopped with the run
+            record.status, record.failure_reason = STOPPED, f"interrupted ({record.failure_reason})"
         record.end = _now()
         record.seconds = round(time.monotonic() - started, 3)
         self._notify(record)
@@ -483,7 +496,8 @@ class _Run:
                 delay = policy.get("IntervalSeconds", 1) * policy.get("BackoffRate", 2.0) ** (
                     record.attempts - 1
                 )
-                time.sleep(min(delay, 60))
+                if self.stopping.wait(min(delay, 60)):
+                    raise StepFailure(f"{kind}: {exc} (not retried: the run was stopped)") from None
 
     def _run_step(self, name: str, step: dict[str, Any], record: StepRecord) -> None:
         kind = step["Type"]
@@ -540,6 +554,7 @@ class _Run:
                 execution_id=self.execution.execution_id,
                 execution_arn=self.execution_arn,
                 hooks=self.hooks,
+                stopping=self.stopping,
             )
         )
         record.outputs = store.manifest(published_uris(kind, record.properties))

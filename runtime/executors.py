@@ -13,6 +13,7 @@ as the service's Describe* call would.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -91,6 +92,8 @@ class StepCall:
     execution_id: str
     execution_arn: str
     hooks: CallbackHooks
+    stopping: threading.Event
+    """Set when the run is being stopped: a step that waits gives up."""
 
 
 Executor = Callable[[StepCall], dict[str, Any]]
@@ -160,7 +163,8 @@ def callback(call: StepCall) -> dict[str, Any]:
             raise StepFailure(
                 f"no answer to callback {token} within {call.hooks.callback_timeout_seconds:.0f} s"
             )
-        time.sleep(CALLBACK_POLL_SECONDS)
+        if call.stopping.wait(CALLBACK_POLL_SECONDS):
+            raise StepFailure(f"no answer to callback {token}: the run was stopped")
 
 
 def quality_check(call: StepCall) -> dict[str, Any]:

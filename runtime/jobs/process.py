@@ -309,21 +309,38 @@ def _finish(
     return status, rusage
 
 
+STOP_POLL_SECONDS = 0.2
+"""Longest a waiting main thread goes without looking at :func:`stop_on_signals`' event."""
+
+
 @contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops a run the way Ctrl-C does (jobs stopped, execution recorded as Stopped)."""
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and Ctrl-C set ``stop`` (the caller stops its jobs and records the run as
+    Stopped) instead of raising KeyboardInterrupt wherever the main thread happens to be.
+
+    Raised from a signal, KeyboardInterrupt can be lost: a signal handled while the main thread
+    is on its way into a lock wait (``concurrent.futures.wait`` without a timeout) leaves it
+    blocked until a job ends, and a frozen job never does (measured: about one run in four
+    kept waiting). Raised inside library code it can also leave a lock taken. The handler
+    here only sets the event; the caller waits in slices of :data:`STOP_POLL_SECONDS` and
+    looks at it between them. A SIGINT inherited as ignored (a shell's background job, ``nohup``)
+    stays ignored, as Python itself leaves it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    def request(signum: int, frame: Any) -> None:
+        stop.set()
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    handled = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        handled.append(signal.SIGINT)
+    previous = {signum: signal.signal(signum, request) for signum in handled}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _children() -> dict[int, str]:

@@ -159,6 +159,22 @@ evaluation: {{bootstrap_rounds: 5}}
 """
 
 
+def start_run_local(config: Path, workspace: Path, *extra: str) -> subprocess.Popen[str]:
+    """``run-local`` in a subprocess, with its own workspace."""
+    env = {**os.environ, "PIPELINE_LOCAL_WORKSPACE": str(workspace)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "run-local", "--config", str(config), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As from a terminal: a shell's background job (`make test &`) inherits SIGINT ignored,
+        # and a Python started so never turns Ctrl-C into KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_interrupted_run_leaves_consistent_state_and_retry_resumes(
     sig: signal.Signals, tmp_path: Path
@@ -166,15 +182,7 @@ def test_interrupted_run_leaves_consistent_state_and_retry_resumes(
     config = tmp_path / "small.yaml"
     config.write_text(SMALL.format(local=ROOT / "configs" / "local.yaml"))
     workspace = tmp_path / "ws"
-    env = {**os.environ, "PIPELINE_LOCAL_WORKSPACE": str(workspace)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "run-local", "--config", str(config)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_run_local(config, workspace)
     executions = workspace / "executions"
     deadline = time.monotonic() + 300
     while not (executions.is_dir() and any(executions.iterdir())):
@@ -203,12 +211,9 @@ def test_interrupted_run_leaves_consistent_state_and_retry_resumes(
     model_prefix = f"s3://{cfg.aws.bucket}/{cfg.aws.prefix}/runs/{folder.name}/Train"
     assert not runner.store.path(model_prefix).exists(), "no partial model may be published"
 
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "run-local", "--config", str(config), "--retry",
-         folder.name],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+    retried = start_run_local(config, workspace, "--retry", folder.name)
+    stdout, stderr = retried.communicate(timeout=600)
+    assert retried.returncode == 0, stdout + stderr
     document = json.loads((folder / "execution.json").read_text())
     assert document["status"] == "Succeeded"
     assert document["steps"]["Preprocess"]["attempts"] == 1, "Preprocess must not run again"

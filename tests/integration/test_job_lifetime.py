@@ -10,18 +10,21 @@ started by then (warm processes waiting for a job included) must be gone as well
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_faults import SMALL
+from test_faults import SMALL, wait_for
+from test_faults import start_run_local as start
 
 from config.paths import ROOT
+from steps.names import APPROVAL
 
 PATIENCE_SECONDS = 300  # how long to wait for a process to appear or go (never a measurement)
 
@@ -87,21 +90,6 @@ def describe(pids: dict[int, int]) -> str:
     return "\n".join(lines)
 
 
-def start(config: Path, workspace: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PIPELINE_LOCAL_WORKSPACE": str(workspace)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "run-local", "--config", str(config), *extra],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # As from a terminal: a shell's background job (`make test &`) inherits SIGINT ignored,
-        # and a Python started so never turns Ctrl-C into KeyboardInterrupt.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-
-
 def execution_folder(workspace: Path, engine: subprocess.Popen[str]) -> Path:
     executions = workspace / "executions"
     deadline = time.monotonic() + PATIENCE_SECONDS
@@ -146,6 +134,15 @@ def assert_nothing_left(folder: Path) -> None:
     assert not left, f"processes of the run outlived it:\n{describe(left)}"
 
 
+@pytest.fixture(autouse=True)
+def _nothing_left_behind(tmp_path: Path) -> Iterator[None]:
+    """A failing test leaves no run going on: every process of its folder is killed."""
+    yield
+    for pid in processes_of(str(tmp_path)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
@@ -169,8 +166,8 @@ def test_sigkill_of_the_engine_during_each_job_kind_leaves_no_process_and_retry_
         engine.kill()
         engine.communicate(timeout=PATIENCE_SECONDS)
         assert_nothing_left(folder)
-        assert not [pid for pid in frozen if alive(pid)], "the frozen job itself must be dead"
-        assert_gone(started)
+        assert_gone(set(frozen) | started)  # the frozen job itself too (a big one takes a while
+        # to exit: its command line is gone before it is)
 
     engine = start(config, workspace, "--retry", folder.name)
     stdout, stderr = engine.communicate(timeout=PATIENCE_SECONDS * 3)
@@ -198,3 +195,21 @@ def test_sigterm_or_ctrl_c_stops_the_jobs_and_records_the_run_as_stopped(
     document = json.loads((folder / "execution.json").read_text())
     assert document["status"] == "Stopped"
     assert f"--retry {folder.name}" in document["failure_reason"]
+
+
+def test_ctrl_c_while_waiting_for_approval_stops_the_run_at_once(
+    config: Path, tmp_path: Path
+) -> None:
+    """The Approval step waits up to approval.timeout_seconds (a day) for an answer; Ctrl-C
+    ends that wait as it stops a job."""
+    workspace = tmp_path / "ws"
+    engine = start(config, workspace, "--wait-for-approval")
+    folder = execution_folder(workspace, engine)
+    wait_for(folder / "execution.json", lambda d: d["steps"][APPROVAL]["status"] == "Executing")
+    engine.send_signal(signal.SIGINT)
+    _, stderr = engine.communicate(timeout=PATIENCE_SECONDS)
+    assert engine.returncode == 130, stderr
+    document = json.loads((folder / "execution.json").read_text())
+    assert document["status"] == "Stopped"
+    assert document["steps"][APPROVAL]["status"] == "Stopped"
+    assert_nothing_left(folder)
