@@ -25,6 +25,7 @@ import codecs
 import csv
 import io
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from .names import CSV_SUFFIX
 
 QUOTE = '"'
 LINE_BREAK = r"[\r\n]"
+_LINE_BREAK = re.compile(LINE_BREAK)
 BYTE_ORDER_MARKS = {
     codecs.BOM_UTF32_LE: "UTF-32",
     codecs.BOM_UTF32_BE: "UTF-32",
@@ -569,7 +571,7 @@ def parse_records(text: str, columns: Sequence[str] | None = None) -> pd.DataFra
         if QUOTE in text:  # only a quoted value can hold a line break
             for line, record in zip(lines, records, strict=True):
                 for name, field in zip(names, record, strict=True):
-                    if "\n" in field or "\r" in field:
+                    if _LINE_BREAK.search(field):
                         raise _line_break((REQUEST, line), name, field)
         frame = pd.DataFrame(
             [[field or np.nan for field in record] for record in records],

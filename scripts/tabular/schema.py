@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,13 +139,14 @@ def _split_frames(
     import pyarrow.parquet as pq
 
     expected = [schema.target, *schema.feature_columns]
-    try:
+    with _parquet_errors(path, mismatch_fix):
         handle = pq.ParquetFile(path)
-        if handle.schema_arrow.names != expected:
-            raise DataError(
-                f"{path.name}: columns {handle.schema_arrow.names} do not match the schema "
-                f"{expected}. {mismatch_fix}"
-            )
+    if handle.schema_arrow.names != expected:
+        raise DataError(
+            f"{path.name}: columns {handle.schema_arrow.names} do not match the schema "
+            f"{expected}. {mismatch_fix}"
+        )
+    with _parquet_errors(path, mismatch_fix):
         batches = [handle.read()] if rows is None else handle.iter_batches(batch_size=rows)
         start = 0
         for batch in batches:
@@ -154,9 +156,14 @@ def _split_frames(
             frame.index = row_index(path.name, np.arange(start + 1, start + len(frame) + 1))
             start += len(frame)
             yield frame
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        if isinstance(exc, DataError):
-            raise
+
+
+@contextmanager
+def _parquet_errors(path: Path, mismatch_fix: str) -> Iterator[None]:
+    """pyarrow's read errors (ArrowInvalid is a ValueError) as a DataError naming the file."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
         raise DataError(
             f"{path.name}: not a readable Parquet file ({exc}). {mismatch_fix}"
         ) from None
