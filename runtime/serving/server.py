@@ -5,8 +5,9 @@ and ``POST /invocations`` on port 8080 and runs the user's inference module in s
 the way batch transform does (:class:`runtime.serving.handler.Handler`: ``model_fn`` once
 per worker, then ``input_fn`` -> ``predict_fn`` -> ``output_fn``, or ``transform_fn``, per request).
 This module serves the same handler over HTTP with gunicorn (several worker processes, each with
-its own copy of the model, as the XGBoost container runs gunicorn), honouring the container's
-environment:
+its own copy of the model, as the XGBoost container runs gunicorn; a worker takes a connection
+while one of its threads is free and answers one request on it, see :func:`gunicorn_options`),
+honouring the container's environment:
 
 - ``SAGEMAKER_PROGRAM``: the inference module (required);
 - ``SAGEMAKER_SUBMIT_DIRECTORY``: where it is (a local folder; default ``<model dir>/code``);
