@@ -5,8 +5,8 @@ and ``POST /invocations`` on port 8080 and runs the user's inference module in s
 the way batch transform does (:class:`runtime.serving.handler.Handler`: ``model_fn`` once
 per worker, then ``input_fn`` -> ``predict_fn`` -> ``output_fn``, or ``transform_fn``, per request).
 This module serves the same handler over HTTP with gunicorn (several worker processes, each with
-its own copy of the model, as the XGBoost container runs gunicorn; a worker takes a connection
-while one of its threads is free and answers one request on it, see :func:`gunicorn_options`),
+its own copy of the model, as the XGBoost container runs gunicorn; a worker holds a few
+connections at a time and answers one request on each, see :func:`gunicorn_options`),
 honouring the container's environment:
 
 - ``SAGEMAKER_PROGRAM``: the inference module (required);
@@ -74,7 +74,12 @@ DEFAULT_TIMEOUT_SECONDS = 60
 GRACE_SECONDS = 30
 """SageMaker stops a container with SIGTERM, then SIGKILL 30 s later."""
 THREADS_PER_WORKER = 4
+"""A router worker's threads."""
 KEEPALIVE_SECONDS = 5
+MODEL_THREADS = 2
+"""A model server worker's threads: requests it runs at a time."""
+CONNECTIONS_PER_WORKER = 4
+"""Connections a model server worker holds (running or waiting); more wait to be accepted."""
 DRAIN_FACTOR = 8
 PING = "/ping"
 INVOCATIONS = "/invocations"
@@ -282,21 +287,25 @@ def gunicorn_options(
 ) -> dict[str, Any]:
     """The gunicorn settings of a local model server, or of a router (``keep_alive=True``).
 
-    Without keep-alive a worker takes a connection only while one of its threads is free
-    (``worker_connections`` = threads) and answers one request on it: each request goes to a
-    worker with room for it. A kept-alive connection stays with the worker that accepted it,
-    and one worker often accepts all of a client's connections while the other idles (8 of 8
-    in most load runs of bench/serving.py), which halves a model server's cores.
+    A model server's worker holds up to :data:`CONNECTIONS_PER_WORKER` connections, answers one
+    request on each (no keep-alive) and runs :data:`MODEL_THREADS` of them at a time; the others
+    wait their turn in order. So each request goes to a worker with room for it: a kept-alive
+    connection stays with the worker that accepted it, and one worker accepted all 8 of the
+    load run's connections (bench/serving.py) in half the runs while the other idled. Two
+    threads, not four, take turns on the worker's interpreter lock: 1-row p99 lower in 4 of 5
+    interleaved load runs. A router forwards (it waits on its variants): four threads and
+    keep-alive.
     """
+    threads = THREADS_PER_WORKER if keep_alive else MODEL_THREADS
     return {
         "bind": [bind],
         "workers": workers,
         "worker_class": "gthread",
-        "threads": THREADS_PER_WORKER,
+        "threads": threads,
         "timeout": timeout_seconds,
         "graceful_timeout": GRACE_SECONDS,
         "keepalive": KEEPALIVE_SECONDS if keep_alive else 0,
-        **({} if keep_alive else {"worker_connections": THREADS_PER_WORKER}),
+        **({} if keep_alive else {"worker_connections": CONNECTIONS_PER_WORKER}),
         "preload_app": False,  # each worker loads its model after the fork (OpenMP is fork-unsafe)
         "accesslog": None,
         "errorlog": "-",
