@@ -25,8 +25,10 @@ toolkit's errors do) gets that status, a body that is not valid UTF-8 for a text
 and any other error in the inference code is the model's: 500. Error bodies are the message,
 naming the function and the line of the inference code that raised it.
 
-On SIGTERM the server stops taking connections, answers every request it accepted and exits
-(gunicorn's graceful stop; SageMaker sends SIGKILL 30 s after SIGTERM, the grace given here).
+On SIGTERM the server stops taking connections, answers every request it accepted (up to
+:data:`CONNECTIONS_PER_WORKER` per worker; a connection still waiting to be accepted is closed)
+and exits (gunicorn's graceful stop; SageMaker sends SIGKILL 30 s after SIGTERM, the grace
+given here).
 
 Like the rest of ``runtime``, this module knows the SageMaker contract only.
 """
