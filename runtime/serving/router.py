@@ -345,7 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"ERROR: {args.folder / ENDPOINT_FILE}: no endpoint state to route by", file=sys.stderr
         )
         return 2
-    options = gunicorn_options(f"{args.host}:{args.port}", args.workers, DEFAULT_TIMEOUT_SECONDS)
+    options = gunicorn_options(
+        f"{args.host}:{args.port}", args.workers, DEFAULT_TIMEOUT_SECONDS, keep_alive=True
+    )
     status = run_server(
         lambda: RouterApp(args.folder),
         options,

@@ -152,9 +152,10 @@ def feature_matrix(
 
 
 def assemble(values: np.ndarray, onehot: Any, layout: str) -> Any:
-    """``[values | onehot]`` (numeric columns, CSR one-hot columns) in the matrix ``layout``."""
+    """``[values | onehot]`` (numeric columns, CSR or dense one-hot columns) in the matrix
+    ``layout``."""
     if layout == DENSE:
-        return np.hstack([values, onehot.toarray()])
+        return np.hstack([values, onehot if isinstance(onehot, np.ndarray) else onehot.toarray()])
     if layout != SPARSE:
         raise ValueError(f"matrix layout {layout!r} is not one of {LAYOUTS}")
     return _csr_with_explicit_values(values, onehot)
@@ -215,14 +216,15 @@ class FewRowEncoder:
                 data.append(ones)
                 stored += len(at)
             indptr.append(stored)
-        onehot = sparse.csr_matrix(
-            (
-                np.concatenate(data) if data else np.empty(0),
-                np.concatenate(columns) if columns else np.empty(0, dtype=np.int64),
-                np.asarray(indptr),
-            ),
-            shape=(len(fields), self.width),
-        )
+        stored_data = np.concatenate(data) if data else np.empty(0)
+        stored_columns = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
+        shape = (len(fields), self.width)
+        if layout == DENSE:  # toarray()'s matrix (entries summed alike), without the CSR one
+            dense = np.zeros(shape)
+            rows = np.repeat(np.arange(len(fields)), np.diff(indptr))
+            np.add.at(dense, (rows, stored_columns), stored_data)
+            return assemble(values, dense, layout)
+        onehot = sparse.csr_matrix((stored_data, stored_columns, np.asarray(indptr)), shape=shape)
         return assemble(values, onehot, layout)
 
 
