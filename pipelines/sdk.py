@@ -90,10 +90,25 @@ def _share_botocore_loader() -> None:
     import botocore.session
 
     create = botocore.session.create_loader
-    if not getattr(create, "shared", False):
-        shared = functools.cache(create)
-        shared.shared = True  # type: ignore[attr-defined]
-        botocore.session.create_loader = shared
+    if getattr(create, "shared", False):
+        return
+
+    @functools.cache
+    def shared(search_path_string: str | None = None) -> Any:
+        loader = create(search_path_string)
+        loader._search_paths = _Paths(loader.search_paths)  # each boto3.Session appends one
+        return loader
+
+    shared.shared = True  # type: ignore[attr-defined]
+    botocore.session.create_loader = shared
+
+
+class _Paths(list[str]):
+    """A loader's search paths: a path already there is not appended again."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
 
 
 def _validated_once(validate: Callable[[Any], None]) -> Callable[[Any], None]:
