@@ -31,8 +31,18 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
-def _build(cfg: Config, *, offline: bool = True) -> BuiltPipeline:
-    """Build the definition; the only path that imports the SDK (see pipelines/sdk.py)."""
+def _build(cfg: Config, *, offline: bool = True, reuse: bool = False) -> BuiltPipeline:
+    """Build the definition; the only path that imports the SDK (see pipelines/sdk.py).
+
+    ``reuse``: take the saved build of this config while nothing it was built from changed,
+    and save a new one (pipelines/saved.py); the SDK is then not imported at all.
+    """
+    if reuse:
+        from pipelines import saved
+
+        found = saved.load(cfg)
+        if found is not None:
+            return found
     from pipelines.sdk import prepare_sdk
 
     prepare_sdk(cfg, offline=offline)
@@ -40,12 +50,15 @@ def _build(cfg: Config, *, offline: bool = True) -> BuiltPipeline:
     from pipelines.definition import build
 
     logging.disable(logging.NOTSET)
-    return build(cfg)
+    built = build(cfg)
+    if reuse:
+        saved.save(cfg, built)
+    return built
 
 
 def cmd_definition(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    built = _build(cfg)
+    built = _build(cfg, reuse=True)
     write_atomic(Path(args.out), built.definition)
     print(f"wrote {args.out} ({len(built.definition)} bytes, {len(built.code)} code objects)")
     return 0
@@ -120,7 +133,7 @@ def _run_local(args: argparse.Namespace) -> int:
     from runtime.jobs import prime_warm_starts
 
     prime_warm_starts()  # the first job's interpreter loads while the definition is built
-    built = _build(cfg)
+    built = _build(cfg, reuse=True)
     from pipelines.local import run_local, summary_table
 
     try:

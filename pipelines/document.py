@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BuiltPipeline:
-    """The pipeline object, its canonical definition and the code objects it names."""
+    """The pipeline object, its canonical definition and the code objects it names. ``pipeline``
+    is None for a saved build reused without the SDK (pipelines/saved.py)."""
 
-    pipeline: Pipeline
+    pipeline: Pipeline | None
     definition: str
     code: list[CodeArtifact]
 

@@ -28,6 +28,9 @@ for _variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOK
 os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+# Every test builds its definition (pipelines/saved.py): none reuses another run's saved build
+# from the checkout's build/ folder; tests/unit/pipelines/test_saved.py points it elsewhere.
+os.environ["PIPELINE_SAVED_DEFINITIONS"] = "off"
 
 from config import PIPELINE_CONFIG, Config, load_config  # noqa: E402
 from pipelines.document import BuiltPipeline  # noqa: E402

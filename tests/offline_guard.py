@@ -113,6 +113,9 @@ def bare_env(
     """A new user's shell: PATH, LANG, an empty HOME; `guard` arms the offline guard."""
     home.mkdir(parents=True, exist_ok=True)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8"}
+    # The tests' one departure: the definition is built, never reused from the checkout's
+    # build/ folder (pipelines/saved.py), so that what a test checks is a build.
+    env["PIPELINE_SAVED_DEFINITIONS"] = "off"
     if guard is not None:
         env["PYTHONPATH"] = str(SITE_DIR)
         env[LOG_VARIABLE] = str(guard)

@@ -268,3 +268,17 @@ def test_sdk_defaults_are_validated_once_and_still_refused_when_invalid(built) -
     for _ in range(2):  # refused every time, never remembered as valid
         with pytest.raises(jsonschema.ValidationError):
             validate(wrong)
+
+
+def test_the_sdks_sessions_share_one_data_loader_without_repeated_paths(built) -> None:  # type: ignore[no-untyped-def]
+    """Each service model is parsed once per process (pipelines/sdk.py), from the same paths."""
+    import boto3
+    import botocore.session
+
+    first, second = boto3.Session(region_name="us-east-1"), boto3.Session(region_name="us-east-1")
+    loader = first._loader  # type: ignore[attr-defined]
+    assert loader is second._loader  # type: ignore[attr-defined]
+    assert loader is botocore.session.Session().get_component("data_loader")
+    assert len(loader.search_paths) == len(set(loader.search_paths))
+    model = loader.load_service_model("s3", "service-2")
+    assert model is second._loader.load_service_model("s3", "service-2")  # type: ignore[attr-defined]
