@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import gc
 import json
 import re
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +111,28 @@ def test_a_channel_of_shards_is_read_file_by_file_in_name_order(tmp_path: Path) 
     ]
     batches = list(reader)
     assert [b[1].tolist() for b in batches] == [[0.0, 1.0], [1.0]]
-    assert list(reader)[1][0].tolist() == [[3.0]]  # re-iterable: XGBoost reads twice
+    assert list(reader)[1][0].tolist() == [[3.0]]  # re-iterable: each pass reads again
+
+
+def test_the_quantile_matrix_reads_its_batches_once_and_keeps_none_after() -> None:
+    """XGBoost passes over the batches several times: the source is read once, and the kept
+    batches go with the data iterator once the matrix is built (training holds bins only)."""
+    rng = np.random.default_rng(0)
+    reads: list[int] = []
+    kept: list[weakref.ref[np.ndarray]] = []
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for index in range(3):
+            reads.append(index)
+            values = rng.normal(size=(50, 2)).astype(np.float32)
+            kept.append(weakref.ref(values))
+            yield values, rng.integers(0, 2, 50).astype(np.float32)
+
+    matrix = tr.quantile_matrix(batches(), nthread=1)
+    assert matrix.num_row() == 150 and matrix.num_col() == 2
+    assert reads == [0, 1, 2]
+    gc.collect()
+    assert [ref() for ref in kept] == [None, None, None]
 
 
 class _Identity:
