@@ -28,10 +28,11 @@ from config.paths import ROOT
 from runtime.execution import parameter_values
 from runtime.expressions import ResolutionError, Scope, resolve
 from runtime.files import extract_tar
-from runtime.jobs import FAILURE_REASON_FILE_ENV, container_path, map_container_value
+from runtime.jobs import container_path, map_container_value
 from runtime.jobs.contract import SHARED_HOST_DEFAULTS
 from tabular.contract import (
     FAILURE_FILE,
+    FAILURE_REASON_FILE_ENV,
     INPUT_DATA_DIR,
     MODEL_ARCHIVE,
     MODEL_DIR,
