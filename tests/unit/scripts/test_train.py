@@ -135,6 +135,40 @@ def test_the_quantile_matrix_reads_its_batches_once_and_keeps_none_after() -> No
     assert [ref() for ref in kept] == [None, None, None]
 
 
+def test_without_keeping_batches_each_pass_reads_again_and_the_matrix_is_the_same() -> None:
+    rng = np.random.default_rng(1)
+    data = [
+        (rng.normal(size=(40, 3)).astype(np.float32), rng.integers(0, 2, 40).astype(np.float32))
+        for _ in range(3)
+    ]
+
+    class Counted:
+        passes = 0
+
+        def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            Counted.passes += 1
+            yield from data
+
+    kept = tr.quantile_matrix(data, nthread=1)
+    reread = tr.quantile_matrix(Counted(), nthread=1, keep=False)
+    assert Counted.passes > 1  # XGBoost's passes each read the source
+    for left, right in zip(kept.get_quantile_cut(), reread.get_quantile_cut(), strict=True):
+        np.testing.assert_array_equal(left, right)
+    np.testing.assert_array_equal(kept.get_label(), reread.get_label())
+    np.testing.assert_array_equal(kept.get_data().toarray(), reread.get_data().toarray())
+
+
+def test_keep_batches_is_a_true_or_false_hyperparameter() -> None:
+    parse = tr.build_parser().parse_known_args
+    base = ["--objective", "binary:logistic"]
+    assert tr.hyperparameters_from_args(parse(base)[0]).keep_batches is True
+    args = parse([*base, "--keep_batches", "False"])[0]
+    assert tr.hyperparameters_from_args(args).keep_batches is False
+    with pytest.raises(SystemExit) as exited:
+        parse([*base, "--keep_batches", "sometimes"])
+    assert exited.value.code == 2
+
+
 class _Identity:
     def transform(self, frame: object) -> object:
         return frame
