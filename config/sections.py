@@ -99,6 +99,9 @@ class TrainingSection(Section):
     hyperparameters: Hyperparameters
     shards: Annotated[int, Field(ge=1, le=10000)] = DEFAULT_TRAIN_SHARDS
     """Files Preprocess writes the train split as; at most this many training instances."""
+    keep_batches: bool = True
+    """Train keeps its encoded batches while XGBoost builds its matrix (each row read once);
+    false reads the files on each of XGBoost's passes: less memory per host, slower."""
 
 
 Comparison = Literal["gte", "lte"]

@@ -26,9 +26,10 @@ per-host AUCs weighted by their positive x negative pairs). Only the first host 
 and metrics.json; the metrics name the rows each host trained on.
 
 Each host reads its files a batch at a time into XGBoost's quantile matrix through a data
-iterator (``xgb.QuantileDMatrix`` over an ``xgb.DataIter``): memory holds one batch's rows as a
-frame, the encoded shard as float32 and the binned matrix (one byte per value), never the whole
-split as a frame.
+iterator (``xgb.QuantileDMatrix`` over an ``xgb.DataIter``): while the matrix is built memory
+holds one batch's rows as a frame and the encoded shard as float32 (``keep_batches`` false: one
+batch, the files read on each of XGBoost's passes); while it trains, the binned matrix only
+(one byte per value); never the whole split as a frame.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,9 @@ class Hyperparameters:
     early_stopping_rounds: int = DEFAULT_EARLY_STOPPING_ROUNDS
     seed: int = DEFAULT_SEED
     nthread: int = DEFAULT_NTHREAD
+    keep_batches: bool = True
+    """Keep each encoded batch while XGBoost builds its matrix (each row read once); False
+    reads the host's files again on each of XGBoost's passes: less memory, slower."""
 
 
 @dataclass(frozen=True)
@@ -182,31 +186,21 @@ Batch = tuple[Any, np.ndarray]
 """A model matrix and its labels."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SplitReader:
-    """A split's part files in a channel, read and encoded a batch at a time.
-
-    XGBoost's data iterator passes over the batches several times (about four for a quantile
-    matrix: shape, sketch, bin); the first pass reads and encodes, and keeps each batch's matrix
-    as float32 (XGBoost's own value type, so nothing changes) for the later ones: a host holds
-    4 bytes per value of its shard, never the split's text, and encodes each row once.
-    """
+    """A split's part files in a channel, read and encoded a batch at a time (float32, XGBoost's
+    own value type): each pass reads the files again; :func:`quantile_matrix` passes once."""
 
     channel: Path
     split: str
     schema: Schema
     transformer: Any
-    kept: list[Batch] | None = field(default=None, init=False, repr=False)
 
     @property
     def files(self) -> list[Path]:
         return split_files(self.channel, self.split, CHANNEL_MISSING.format(split=self.split))
 
     def __iter__(self) -> Iterator[Batch]:
-        if self.kept is not None:
-            yield from self.kept
-            return
-        kept: list[Batch] = []
         missing = CHANNEL_MISSING.format(split=self.split)
         for features, labels in read_parts(
             self.channel, self.split, self.schema, missing, SPLIT_MISMATCH
@@ -215,10 +209,7 @@ class SplitReader:
                 matrix = self.schema.encode(self.transformer, features)
             except DataError as exc:
                 raise DataError(f"{exc} Re-run preprocessing.") from None
-            batch = (matrix.astype(np.float32), labels)
-            kept.append(batch)
-            yield batch
-        self.kept = kept
+            yield matrix.astype(np.float32), labels
 
 
 def read_channel(channel: Path, split: str, schema: Schema, transformer: Any) -> SplitReader:
@@ -384,32 +375,54 @@ def booster_params(hp: Hyperparameters, eval_metric: str) -> dict[str, Any]:
     return params
 
 
-def quantile_matrix(batches: Iterable[Batch], nthread: int, ref: Any = None) -> Any:
-    """XGBoost's binned matrix of ``batches`` (re-iterable), built through a data iterator.
+def quantile_matrix(
+    batches: Iterable[Batch], nthread: int, ref: Any = None, keep: bool = True
+) -> Any:
+    """XGBoost's binned matrix of ``batches``, built through a data iterator.
 
-    XGBoost passes over the batches twice (sketch, then bin); across hosts the sketch is merged,
-    so every host bins with the same cut points (``xgboost.DataIter`` and
-    ``xgboost.QuantileDMatrix`` in XGBoost's Python API reference). An error raised while
-    reading a batch is re-raised as it was once XGBoost stops iterating.
+    XGBoost passes over the batches several times (about four: shape, sketch, bin); across hosts
+    the sketch is merged, so every host bins with the same cut points (``xgboost.DataIter`` and
+    ``xgboost.QuantileDMatrix`` in XGBoost's Python API reference). With ``keep``, ``batches``
+    is read once: the first pass keeps each batch for the later ones (each row read and encoded
+    once), and the kept batches go with the iterator when the matrix is built, so training holds
+    the bins only (one byte per value), not the shard's 4 bytes per value besides. Without
+    ``keep``, ``batches`` (re-iterable) is read again on each pass: one batch in memory at a
+    time, every pass paying the read and the encoding. The matrix is the same either way. An
+    error raised while reading a batch is re-raised as it was once XGBoost stops iterating.
     """
     import xgboost as xgb
 
     class Feed(xgb.DataIter):
         def __init__(self) -> None:
-            self._batches: Iterator[Batch] | None = None
+            self._kept: list[Batch] = []
+            self._source: Iterator[Batch] | None = None
+            self._read_all = False
+            self._position = 0
             super().__init__()
 
         def next(self, input_data: Callable[..., None]) -> bool:
-            if self._batches is None:
-                self._batches = iter(batches)
-            batch = next(self._batches, None)
-            if batch is None:
+            if self._position < len(self._kept):
+                batch = self._kept[self._position]
+            elif self._read_all:
                 return False
+            else:
+                if self._source is None:
+                    self._source = iter(batches)
+                read = next(self._source, None)
+                if read is None:
+                    self._source, self._read_all = None, keep
+                    return False
+                batch = read
+                if keep:
+                    self._kept.append(batch)
+            self._position += 1
             input_data(data=batch[0], label=batch[1])
             return True
 
         def reset(self) -> None:
-            self._batches = None
+            self._position = 0
+            if not keep:
+                self._source = None
 
     return xgb.QuantileDMatrix(Feed(), ref=ref, nthread=nthread)
 
@@ -423,7 +436,8 @@ def train_booster(
 ) -> TrainingResult:
     """Train with early stopping on ``validation``; keep only the best iteration's trees.
 
-    ``train`` and ``validation`` are re-iterable batches (a list, or a :class:`SplitReader`).
+    ``train`` and ``validation`` are re-iterable batches (a list, or a :class:`SplitReader`),
+    read once each unless ``hp.keep_batches`` is False (:func:`quantile_matrix`).
     Across hosts (``cluster``), call it inside :func:`collective` on every host at once.
     """
     import xgboost as xgb
@@ -434,8 +448,8 @@ def train_booster(
     nthread = hp.nthread if hp.nthread > 0 else -1
     history: dict[str, dict[str, list[float]]] = {}
     try:
-        dtrain = quantile_matrix(train, nthread)
-        dvalid = quantile_matrix(validation, nthread, ref=dtrain)
+        dtrain = quantile_matrix(train, nthread, keep=hp.keep_batches)
+        dvalid = quantile_matrix(validation, nthread, ref=dtrain, keep=hp.keep_batches)
         rows = host_rows(cluster, dtrain.num_row())
         booster = xgb.train(
             booster_params(hp, eval_metric),
@@ -575,7 +589,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--early_stopping_rounds", type=int, default=DEFAULT_EARLY_STOPPING_ROUNDS)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--nthread", type=int, default=DEFAULT_NTHREAD)
+    parser.add_argument("--keep_batches", type=true_or_false, default=True)
     return parser
+
+
+def true_or_false(text: str) -> bool:
+    """A boolean hyperparameter: ``true`` or ``false`` (any case), as SageMaker passes strings."""
+    value = {"true": True, "false": False}.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+    return value
 
 
 def hyperparameters_from_args(args: argparse.Namespace) -> Hyperparameters:

@@ -57,6 +57,7 @@ def hyperparameters(ctx: BuildContext) -> dict[str, str]:
         "objective": OBJECTIVES[problem][0],
         "eval_metric": DEFAULT_EVAL_METRIC[problem],
         **{key: str(value) for key, value in values.items()},
+        "keep_batches": str(ctx.cfg.training.keep_batches).lower(),
         HP_PROGRAM: TRAIN_SCRIPT,
         HP_SUBMIT_DIRECTORY: ctx.code.sourcedir(TRAIN_SCRIPT),
         HP_REGION: ctx.cfg.aws.region,

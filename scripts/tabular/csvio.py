@@ -371,11 +371,11 @@ def read_csv_file(
     return frame
 
 
-DEFAULT_BLOCK_SIZE = 4 << 20
-"""Bytes of CSV text per chunk of :func:`read_chunks` (about 78k rows of 12 columns). A
-Preprocess chunk is held in a few typed copies at once (about 40 MiB each at 8 MiB of text):
-at 1M rows its peak RSS was 430 MiB with 8 MiB blocks, 345-353 MiB with 4 MiB and 320-330 MiB
-with 2 MiB, for 7.4, 7.45 and 8.0 s of CPU."""
+DEFAULT_BLOCK_SIZE = 2 << 20
+"""Bytes of CSV text per chunk of :func:`read_chunks` (about 37k rows of 12 columns). A
+Preprocess chunk is held in a few typed copies at once while it is written. Preprocess alone,
+peak RSS at 1M and 10M rows: 441 and 706 MiB with 8 MiB chunks, 355 and 466 with 4 MiB, 345 and
+350 with 2 MiB (README, "Sizing a run"); CPU at 1M rows 7.4, 7.45 and 8.0 s."""
 
 
 def read_chunks(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import gc
 import json
 import re
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +111,62 @@ def test_a_channel_of_shards_is_read_file_by_file_in_name_order(tmp_path: Path) 
     ]
     batches = list(reader)
     assert [b[1].tolist() for b in batches] == [[0.0, 1.0], [1.0]]
-    assert list(reader)[1][0].tolist() == [[3.0]]  # re-iterable: XGBoost reads twice
+    assert list(reader)[1][0].tolist() == [[3.0]]  # re-iterable: each pass reads again
+
+
+def test_the_quantile_matrix_reads_its_batches_once_and_keeps_none_after() -> None:
+    """XGBoost passes over the batches several times: the source is read once, and the kept
+    batches go with the data iterator once the matrix is built (training holds bins only)."""
+    rng = np.random.default_rng(0)
+    reads: list[int] = []
+    kept: list[weakref.ref[np.ndarray]] = []
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for index in range(3):
+            reads.append(index)
+            values = rng.normal(size=(50, 2)).astype(np.float32)
+            kept.append(weakref.ref(values))
+            yield values, rng.integers(0, 2, 50).astype(np.float32)
+
+    matrix = tr.quantile_matrix(batches(), nthread=1)
+    assert matrix.num_row() == 150 and matrix.num_col() == 2
+    assert reads == [0, 1, 2]
+    gc.collect()
+    assert [ref() for ref in kept] == [None, None, None]
+
+
+def test_without_keeping_batches_each_pass_reads_again_and_the_matrix_is_the_same() -> None:
+    rng = np.random.default_rng(1)
+    data = [
+        (rng.normal(size=(40, 3)).astype(np.float32), rng.integers(0, 2, 40).astype(np.float32))
+        for _ in range(3)
+    ]
+
+    class Counted:
+        passes = 0
+
+        def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            Counted.passes += 1
+            yield from data
+
+    kept = tr.quantile_matrix(data, nthread=1)
+    reread = tr.quantile_matrix(Counted(), nthread=1, keep=False)
+    assert Counted.passes > 1  # XGBoost's passes each read the source
+    for left, right in zip(kept.get_quantile_cut(), reread.get_quantile_cut(), strict=True):
+        np.testing.assert_array_equal(left, right)
+    np.testing.assert_array_equal(kept.get_label(), reread.get_label())
+    np.testing.assert_array_equal(kept.get_data().toarray(), reread.get_data().toarray())
+
+
+def test_keep_batches_is_a_true_or_false_hyperparameter() -> None:
+    parse = tr.build_parser().parse_known_args
+    base = ["--objective", "binary:logistic"]
+    assert tr.hyperparameters_from_args(parse(base)[0]).keep_batches is True
+    args = parse([*base, "--keep_batches", "False"])[0]
+    assert tr.hyperparameters_from_args(args).keep_batches is False
+    with pytest.raises(SystemExit) as exited:
+        parse([*base, "--keep_batches", "sometimes"])
+    assert exited.value.code == 2
 
 
 class _Identity:
