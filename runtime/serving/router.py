@@ -281,8 +281,11 @@ class RouterApp:
         self, variant: Variant, body: bytes, headers: dict[str, str]
     ) -> tuple[int, bytes, str, int]:
         pool = self._connections.pool
-        for attempt in range(2):
+        while True:
             connection = pool.get(variant.url)
+            # An open socket kept alive from an earlier answer (a server that closes after each
+            # answer leaves none: http.client then connects afresh).
+            reused = connection is not None and connection.sock is not None
             if connection is None:
                 parts = urlsplit(variant.url)
                 connection = http.client.HTTPConnection(
@@ -299,13 +302,12 @@ class RouterApp:
                 raise
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 pool.pop(variant.url, None).close()  # type: ignore[union-attr]
-                if attempt:  # a kept-alive connection the server closed: retry once, fresh
+                if not reused:  # a fresh connection: the variant may have run the request
                     raise
-                continue
+                continue  # a kept-alive connection the variant closed while idle: again, fresh
             latency = int((time.perf_counter() - started) * 1e6)
             content_type = response.getheader("Content-Type") or "application/octet-stream"
             return response.status, answer, content_type, latency
-        raise AssertionError("unreachable")
 
     def _record(self, at: float, variant: str, status: int, latency: int) -> None:
         line = json.dumps({"t": at, "v": variant, "s": status, "l": latency}) + "\n"
