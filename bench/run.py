@@ -461,11 +461,11 @@ def user_run(csv: Path, workspace: Path) -> dict[str, Any]:
     for _ in range(1 + USER_RERUNS):
         load = os.getloadavg()[0]
         seconds, _ = _timed(argv, env)
-        execution = max(
-            (workspace / "local" / "executions").glob("*/execution.json"),
-            key=lambda path: json.loads(path.read_text())["start"],
-        )
-        steps = json.loads(execution.read_text())["steps"]
+        executions = [
+            json.loads(path.read_text())
+            for path in (workspace / "local" / "executions").glob("*/execution.json")
+        ]
+        steps = max(executions, key=lambda document: document["start"])["steps"]  # this run's
         runs.append({
             "seconds": seconds,
             "load_average_before": load,

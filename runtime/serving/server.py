@@ -5,9 +5,8 @@ and ``POST /invocations`` on port 8080 and runs the user's inference module in s
 the way batch transform does (:class:`runtime.serving.handler.Handler`: ``model_fn`` once
 per worker, then ``input_fn`` -> ``predict_fn`` -> ``output_fn``, or ``transform_fn``, per request).
 This module serves the same handler over HTTP with gunicorn (several worker processes, each with
-its own copy of the model, as the XGBoost container runs gunicorn; a worker holds a few
-connections at a time and answers one request on each, see :func:`gunicorn_options`),
-honouring the container's environment:
+its own copy of the model, as the XGBoost container runs gunicorn; a worker answers one
+request per connection, see :func:`gunicorn_options`), honouring the container's environment:
 
 - ``SAGEMAKER_PROGRAM``: the inference module (required);
 - ``SAGEMAKER_SUBMIT_DIRECTORY``: where it is (a local folder; default ``<model dir>/code``);
@@ -79,11 +78,6 @@ THREADS_PER_WORKER = 4
 KEEPALIVE_SECONDS = 5
 MODEL_THREADS = 2
 """A model server worker's threads: requests it runs at a time."""
-CONNECTIONS_PER_WORKER = 1000
-"""Connections a model server worker holds (running or waiting for a thread): gunicorn's
-default. A connection the workers have not accepted when SIGTERM comes is reset, not answered;
-at 4 per worker, 4 of 16 requests in flight were (tests/integration/test_serving.py). Quiet
-machine, 1-row p99 at 4 and at 1000 back to back: 10.8 / 11.4 and 12.5 / 11.9 ms."""
 DRAIN_FACTOR = 8
 PING = "/ping"
 INVOCATIONS = "/invocations"
@@ -298,6 +292,11 @@ def gunicorn_options(
     threads, not four, take turns on the worker's interpreter lock: 1-row p99 lower in 4 of 5
     interleaved load runs. A router forwards (it waits on its variants): four threads and
     keep-alive.
+
+    A worker takes every connection it is sent (gunicorn's ``worker_connections``, 1000): one
+    the workers have not accepted when SIGTERM comes is reset, not answered. At 4 per worker,
+    4 of 16 requests in flight were (tests/integration/test_serving.py); quiet machine, 1-row
+    p99 at 4 and at 1000 back to back: 10.8 / 11.4 and 12.5 / 11.9 ms.
     """
     threads = THREADS_PER_WORKER if keep_alive else MODEL_THREADS
     return {
@@ -308,7 +307,6 @@ def gunicorn_options(
         "timeout": timeout_seconds,
         "graceful_timeout": GRACE_SECONDS,
         "keepalive": KEEPALIVE_SECONDS if keep_alive else 0,
-        **({} if keep_alive else {"worker_connections": CONNECTIONS_PER_WORKER}),
         "preload_app": False,  # each worker loads its model after the fork (OpenMP is fork-unsafe)
         "accesslog": None,
         "errorlog": "-",
