@@ -305,7 +305,8 @@ class _Run:
                         record = self.execution.steps[name]
                         record.status, record.start = EXECUTING, _now()
                         self._notify(record)
-                        expect_jobs(self._jobs_to_come())  # before its job asks for a start
+                        # before its job asks for a start
+                        expect_jobs(self._jobs_to_come(), self._jobs_next())
                         running[pool.submit(self._execute, name)] = name
                     if starting:
                         self._save_or_note()  # what runs now, as ListPipelineExecutionSteps shows
@@ -345,6 +346,39 @@ class _Run:
             for name, record in self.execution.steps.items()
             if record.status == NOT_STARTED and self.steps[name]["Type"] in JOB_TYPES
         )
+
+    def _jobs_next(self) -> int:
+        """Job steps not started yet whose upstream jobs have all started (at most
+        ``max_parallel``): the jobs that may start at the same moment next, each of which finds a
+        warm process prepared (after Preprocess: DataQuality and Train)."""
+        ready = sum(
+            1
+            for name, record in self.execution.steps.items()
+            if record.status == NOT_STARTED
+            and self.steps[name]["Type"] in JOB_TYPES
+            and all(
+                self.execution.steps[upstream].status != NOT_STARTED
+                for upstream in self._upstream_jobs(name)
+            )
+        )
+        return min(ready, self.runner.max_parallel)
+
+    def _upstream_jobs(self, name: str) -> set[str]:
+        """The job steps ``name`` waits for: its dependencies, followed through the steps that
+        are not jobs (a condition, a registration: they take no time)."""
+        found: set[str] = set()
+        seen: set[str] = set()
+        pending = list(self.dependencies(name))
+        while pending:
+            step = pending.pop()
+            if step in seen or step not in self.steps:
+                continue
+            seen.add(step)
+            if self.steps[step]["Type"] in JOB_TYPES:
+                found.add(step)
+            else:
+                pending.extend(self.dependencies(step))
+        return found
 
     @contextmanager
     def _claimed(self) -> Iterator[None]:

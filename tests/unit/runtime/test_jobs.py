@@ -807,3 +807,27 @@ def test_a_training_instance_count_the_runtime_cannot_run_is_refused(tmp_path: P
     outcome = run_training_job("Train-0", request, store, tmp_path / "sandbox")
     assert outcome.status is JobStatus.FAILED
     assert "ResourceConfig.InstanceCount=0" in (outcome.failure_reason or "")
+
+
+def test_the_engine_tells_warm_starts_which_jobs_may_start_together(tmp_path: Path) -> None:
+    """After Preprocess starts, DataQuality and Train may start at the same moment; after them,
+    Evaluate; then BatchScore, whose upstream job (Evaluate) is reached through the steps that
+    are not jobs (condition, registration, approval, model)."""
+    from config.paths import ROOT
+    from runtime.engine import LocalPipelineRunner, _Run
+    from runtime.execution import EXECUTING, Execution, Hooks, StepRecord
+    from tabular.contract import definition_steps
+
+    definition = json.loads((ROOT / "tests" / "golden" / "pipeline.json").read_text())
+    steps, _ = definition_steps(definition)
+    execution = Execution(
+        "0123456789ab", "p", EXECUTING, {}, "now",
+        steps={name: StepRecord(name, step["Type"]) for name, step in steps.items()},
+    )  # fmt: skip
+    run = _Run(LocalPipelineRunner(tmp_path / "ws", "us-east-1"), execution, definition, Hooks())
+    seen = []
+    for started in (["Preprocess"], ["DataQuality", "Train"], ["Evaluate"], ["BatchScore"]):
+        for name in started:
+            execution.steps[name].status = EXECUTING
+        seen.append((run._jobs_to_come(), run._jobs_next()))
+    assert seen == [(4, 2), (2, 1), (1, 1), (0, 0)]

@@ -249,3 +249,38 @@ def test_no_warm_process_is_started_beyond_the_jobs_to_come(
     found = warm.take([sys.executable, str(tmp_path / "job.py")], env)
     assert found is not None
     found.discard()
+
+
+def _waiting() -> int:
+    """Warm processes waiting, once every one asked for has started."""
+    with warm._POOL.lock:
+        warm._POOL.changed.wait_for(lambda: not any(warm._POOL.pending.values()), 30)
+        return sum(len(group) for group in warm._POOL.idle.values())
+
+
+def test_each_job_that_may_start_next_finds_a_warm_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Two jobs that start at the same moment (DataQuality and Train after Preprocess) are
+    each handed a loaded process, not the second one a process that only starts loading;
+    LOCAL_RUNTIME_WARM_POOL, when set, stays the size."""
+    monkeypatch.setenv(warm.JOB_START_ENV, "warm")
+    monkeypatch.delenv(warm.POOL_ENV)
+    env = _env(tmp_path)
+    warm.expect_jobs(3, together=2)
+    warm.prime(sys.executable, env)
+    assert _waiting() == 2
+    warm.expect_jobs(1, together=2)  # no more than the jobs to come
+    (tmp_path / "job.py").write_text("print('ok')\n")
+    argv = [sys.executable, str(tmp_path / "job.py")]
+    taken = [warm.take(argv, env), warm.take(argv, env)]
+    assert all(taken) and taken[0] is not taken[1]
+    assert _waiting() == 1
+    for found in taken:
+        assert found is not None
+        found.discard()
+    warm.discard_all()
+    monkeypatch.setenv(warm.POOL_ENV, "1")
+    warm.expect_jobs(3, together=2)
+    warm.prime(sys.executable, env)
+    assert _waiting() == 1
