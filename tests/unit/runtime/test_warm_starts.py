@@ -20,6 +20,14 @@ from runtime.jobs.contract import CommandResult
 PROBE = """\
 import json, os, signal, sys
 main = sys.modules["__main__"]
+
+def collects():
+    import gc
+    cycle = []
+    cycle.append(cycle)
+    del cycle
+    return gc.collect() > 0
+
 print(json.dumps({
     "argv": sys.argv, "orig_argv": sys.orig_argv, "cwd": os.getcwd(), "path": sys.path,
     "env": dict(os.environ), "flags": list(sys.flags), "executable": sys.executable,
@@ -35,9 +43,12 @@ print(json.dumps({
     "user_base": __import__("site").getuserbase(),
     "shadow": getattr(sys.modules.get("json_shadow_probe"), "__file__", None),
     "preloaded": "numpy" in sys.modules,
+    "frozen": __import__("gc").get_freeze_count() > 0,
+    "collects": collects(),
 }, sort_keys=True))
 """
-"""Prints what a job sees of how it started (``preloaded``: the one difference by design)."""
+"""Prints what a job sees of how it started (``preloaded`` and ``frozen``: the differences by
+design; ``collects``: the job's own garbage cycles are collected all the same)."""
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +104,8 @@ def test_a_warm_script_sees_what_a_cold_one_sees(tmp_path: Path, monkeypatch: py
     runs = _both(argv, env, tmp_path, monkeypatch)
     cold, hot = (_seen(runs[mode][1]) for mode in ("cold", "warm"))
     assert hot.pop("preloaded") is True and cold.pop("preloaded") is False
-    assert hot == cold
+    assert hot.pop("frozen") is True and cold.pop("frozen") is False
+    assert hot == cold and hot["collects"] is True
     assert hot["argv"] == [str(code / "probe.py"), "a", "b c"]
     assert hot["path"][:3] == [str(code), str(tmp_path / "lib"), str(tmp_path / "relative-entry")]
     assert "/caller/path" not in hot["path"] and "SM_LEAK" not in hot["env"]
@@ -111,6 +123,7 @@ def test_a_warm_module_sees_what_a_cold_one_sees(tmp_path: Path, monkeypatch: py
     runs = _both(argv, env, tmp_path, monkeypatch)
     cold, hot = (_seen(runs[mode][1]) for mode in ("cold", "warm"))
     assert hot.pop("preloaded") is True and cold.pop("preloaded") is False
+    assert hot.pop("frozen") is True and cold.pop("frozen") is False
     assert hot == cold
     assert hot["argv"] == [str(package / "probe.py"), "--flag", "x"]
     assert hot["name"] == "__main__" and hot["path"][0] == str(tmp_path)
