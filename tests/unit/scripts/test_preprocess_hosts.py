@@ -73,6 +73,10 @@ def _run_hosts(source: Path, settings: Path, work: Path, hosts: int) -> Path:
     return published
 
 
+def _dense(matrix: object) -> np.ndarray:
+    return np.asarray(matrix.toarray() if hasattr(matrix, "toarray") else matrix)
+
+
 def _split(root: Path, split: str) -> pd.DataFrame:
     files = sorted((root / split).glob("*.parquet"))
     frame = pd.concat([pd.read_parquet(p) for p in files], ignore_index=True)
@@ -112,11 +116,8 @@ def test_two_or_three_hosts_give_one_hosts_splits_transformer_and_schema(
         fitted = joblib.load(many / names.TRANSFORMER / names.TRANSFORMER_FILE)
         typed = sample.astype({"code": str, "color": object, "plan": object})
         np.testing.assert_array_equal(
-            fitted.transform(typed).toarray() if hasattr(fitted.transform(typed), "toarray")
-            else fitted.transform(typed),
-            expected.transform(typed).toarray() if hasattr(expected.transform(typed), "toarray")
-            else expected.transform(typed),
-        )  # fmt: skip
+            _dense(fitted.transform(typed)), _dense(expected.transform(typed))
+        )
         total = 0
         for split in names.SPLITS:
             pd.testing.assert_frame_equal(_split(many, split), _split(one, split))
@@ -148,7 +149,9 @@ def test_hosts_whose_files_have_other_columns_are_refused(tmp_path: Path) -> Non
     def part(columns: list[str], name: str) -> ProfilePart:
         return ProfilePart(TypeProfile(pp.Dialect()), input_columns=columns, first_file=name)
 
-    with pytest.raises(DataError, match=r"b\.csv: columns \['a', 'z'\] differ from those of a\.csv"):
+    with pytest.raises(
+        DataError, match=r"b\.csv: columns \['a', 'z'\] differ from those of a\.csv"
+    ):
         merge_parts([part(["a", "z"], "b.csv"), part(["a", "y"], "a.csv")])
 
 
@@ -156,7 +159,8 @@ def test_the_fit_without_statistics_names_the_missing_output(
     data: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source, settings = data
+    absent = str(tmp_path / "absent")
     argv = [*_common(settings, tmp_path / "out"), "--stage", "fit",
-            "--profile-dir", str(tmp_path / "absent"), "--stats-dir", str(tmp_path / "absent")]  # fmt: skip
+            "--profile-dir", absent, "--stats-dir", absent]  # fmt: skip
     assert pp.main(argv) == 2
     assert "no profile.pkl found. Connect the profile output" in capsys.readouterr().err
