@@ -195,9 +195,14 @@ class Launch:
 class HostSetup(Protocol):
     """What staging one host of a job gives: its command, environment and folder."""
 
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
+    @property
+    def argv(self) -> list[str]: ...
+
+    @property
+    def env(self) -> dict[str, str]: ...
+
+    @property
+    def cwd(self) -> Path: ...
 
 
 def host_addresses(value: Any, field: str) -> dict[str, str]:
