@@ -273,9 +273,10 @@ def test_real_datasets_run_through_a_minimal_config(
 
 def test_independent_steps_run_concurrently(first: LocalRun) -> None:
     steps = first.execution.steps
-    quality, train = steps["DataQuality"], steps["Train"]
-    assert quality.start and train.start and quality.end and train.end
-    assert quality.start < train.end and train.start < quality.end, "DataQuality waited for Train"
+    quality, fit, train = steps["DataQuality"], steps["FitTransformer"], steps["Train"]
+    assert quality.start and fit.start and train.start and quality.end and train.end
+    # DataQuality needs Preprocess only: it runs beside FitTransformer and Train, which follow
+    assert quality.start < train.end and fit.start < quality.end, "DataQuality waited for Train"
 
 
 def test_script_error_is_the_step_failure_reason(tmp_path: Path, build) -> None:
@@ -289,9 +290,9 @@ def test_script_error_is_the_step_failure_reason(tmp_path: Path, build) -> None:
     cfg = load_config(config, env={})
     run = run_local(cfg, build(cfg), workspace=tmp_path / "ws", quiet=True)
     assert run.execution.status == "Failed"
-    reason = run.execution.steps["Preprocess"].failure_reason or ""
+    reason = run.execution.steps["Profile"].failure_reason or ""  # Preprocess's first pass
     assert "target column 'label' not found" in reason and "Traceback" not in reason
-    assert run.execution.failure_reason == f"Step Preprocess failed: {reason}"
+    assert run.execution.failure_reason == f"Step Profile failed: {reason}"
     assert statuses(run)["Train"] == "NotStarted"
     assert runner_for(cfg, tmp_path / "ws").state.packages() == []
 
