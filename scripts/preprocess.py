@@ -34,6 +34,12 @@ Runs inside the SageMaker scikit-learn processing container, with the shared job
   row, encoded target first, then the features as read (numbers as numbers); ``scoring``:
   one file per scoring input (or ``scoring.csv``), features only, no header (batch-transform
   input); ``transformer``: ``transformer.joblib`` and ``schema.json``.
+* Across hosts (``--stage``; the pipeline's Profile, Preprocess and FitTransformer steps,
+  ``PreprocessInstanceCount``): ``profile``, each host its files (``profile/``); ``split``,
+  each host its files, typed and checked by every host's profile merged (tabular.parts), its
+  files named after the host (tabular.names), its train statistics in ``stats/``; ``fit``, one
+  host: every host's statistics merged, the transformer fitted. ``all`` (the default, by
+  hand) runs the three on one host; the result is the same whatever the number of hosts.
 """
 
 from __future__ import annotations
@@ -76,6 +82,9 @@ from tabular.names import (
     SCORING,
     SCORING_FILE,
     SPLITS,
+    STAGE_FIT,
+    STAGE_PROFILE,
+    STAGE_SPLIT,
     STATS,
     STATS_DIR,
     STATS_FILE,
@@ -714,8 +723,8 @@ def settings_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace
     return settings
 
 
-ALL, PROFILE_STAGE, SPLIT_STAGE, FIT_STAGE = "all", "profile", "split", "fit"
-STAGES = (ALL, PROFILE_STAGE, SPLIT_STAGE, FIT_STAGE)
+ALL = "all"
+STAGES = (ALL, STAGE_PROFILE, STAGE_SPLIT, STAGE_FIT)
 PROFILE_FIX = "Connect the profile output of the Profile step (every host's) to this job."
 STATS_FIX = "Connect the stats output of the Preprocess step (every host's) to this job."
 
@@ -736,7 +745,7 @@ def run_stage(args: argparse.Namespace, settings: Settings, cluster: Cluster) ->
     """One pass of Preprocess across hosts, on this host (``--stage``)."""
     host = cluster.current_host if cluster.distributed else ""
     input_path = host_input(args.input_dir, cluster)
-    if args.stage == PROFILE_STAGE:
+    if args.stage == STAGE_PROFILE:
         part = (
             profile_part(input_path, settings, csvio.DEFAULT_BLOCK_SIZE)
             if input_path is not None
@@ -747,7 +756,7 @@ def run_stage(args: argparse.Namespace, settings: Settings, cluster: Cluster) ->
     parts = read_parts(args.profile_dir, PROFILE_FILE, PROFILE_FIX)
     found = finish_profile(merge_parts(parts), settings)
     with ExitStack() as stack:
-        if args.stage == SPLIT_STAGE:
+        if args.stage == STAGE_SPLIT:
             scoring = args.scoring_dir if cluster.is_first else None
             stats = split(input_path, args.output_root, settings, found, stack, scoring, host=host)
         else:
@@ -755,7 +764,7 @@ def run_stage(args: argparse.Namespace, settings: Settings, cluster: Cluster) ->
             for part in read_parts(args.stats_dir, STATS_FILE, STATS_FIX):
                 stats = merge(stats, part)
             schema = fit(args.output_root, settings, found, stats, args.data_version, stack)
-    if args.stage == SPLIT_STAGE:
+    if args.stage == STAGE_SPLIT:
         write_part(stats, args.output_root / STATS, STATS_FILE, host)
     else:
         print_rows(schema)

@@ -28,6 +28,9 @@ from tabular.names import (
     SCORING_DIR,
     SETTINGS_DIR,
     SETTINGS_FILE,
+    STAGE_FIT,
+    STAGE_PROFILE,
+    STAGE_SPLIT,
     STATS,
     STATS_DIR,
     TRANSFORMER,
@@ -38,13 +41,11 @@ from tabular.settings import Settings
 DATA_INPUT = "data"
 SETTINGS_INPUT = "settings"
 SCORING_INPUT = "scoring"
-PROFILE_STAGE, SPLIT, FIT = "profile", "split", "fit"
-"""The passes of scripts/preprocess.py (``--stage``): the Profile, Preprocess and
-FitTransformer steps. With PreprocessInstanceCount = N, Profile and Preprocess run on N
-instances, each given about 1/N of the input files (ShardedByS3Key, whole files); the fit runs
-on one. One instance gets every file, so one definition serves every N."""
-JOB_NAMES = {PROFILE_STAGE: "profile", SPLIT: "preprocess", FIT: "fit-transformer"}
-"""Each pass's part of its jobs' names (``<pipeline>-<part>-<timestamp>``)."""
+JOB_NAMES = {STAGE_PROFILE: "profile", STAGE_SPLIT: "preprocess", STAGE_FIT: "fit-transformer"}
+"""The passes of scripts/preprocess.py (``--stage``) and each one's part of its jobs' names
+(``<pipeline>-<part>-<timestamp>``). With PreprocessInstanceCount = N, Profile and Preprocess
+run on N instances, each given about 1/N of the input files (ShardedByS3Key, whole files); the
+fit runs on one. One instance gets every file, so one definition serves every N."""
 
 
 def job_settings(cfg: Config) -> Settings:
@@ -82,13 +83,13 @@ def job_arguments(ctx: BuildContext, stage: str) -> list[str | PipelineVariable]
         "--data-version", ctx.params.data_version,
         "--resource-config-dir", PROCESSING_CONFIG_DIR,
     ]  # fmt: skip
-    if stage != FIT:
+    if stage != STAGE_FIT:
         args += ["--input-dir", DATA_DIR]
-    if stage != PROFILE_STAGE:
+    if stage != STAGE_PROFILE:
         args += ["--profile-dir", PROFILE_DIR]
-    if stage == FIT:
+    if stage == STAGE_FIT:
         args += ["--stats-dir", STATS_DIR]
-    if stage == SPLIT and ctx.params.scoring_data_uri is not None:
+    if stage == STAGE_SPLIT and ctx.params.scoring_data_uri is not None:
         args += ["--scoring-dir", SCORING_DIR]
     return args
 
@@ -137,7 +138,7 @@ def _data_input(ctx: BuildContext) -> ProcessingInput:
 
 def build_profile_step(ctx: BuildContext) -> ProcessingStep:
     return _step(
-        ctx, PROFILE, PROFILE_STAGE, [_data_input(ctx), _settings_input(ctx)], (PROFILE_OUTPUT,),
+        ctx, PROFILE, STAGE_PROFILE, [_data_input(ctx), _settings_input(ctx)], (PROFILE_OUTPUT,),
         "First pass over the input CSV, each instance its files: feature types, target classes, "
         "rows per split.",
         ctx.params.preprocess_instance_count,
@@ -153,7 +154,7 @@ def build_preprocess_step(ctx: BuildContext, profile: ProcessingStep) -> Process
     if ctx.params.scoring_data_uri is not None:
         inputs.append(processing_input(SCORING_INPUT, ctx.params.scoring_data_uri, SCORING_DIR))
     return _step(
-        ctx, PREPROCESS, SPLIT, inputs, PREPROCESS_OUTPUTS,
+        ctx, PREPROCESS, STAGE_SPLIT, inputs, PREPROCESS_OUTPUTS,
         "Validate the input CSV with every instance's profile and split it, each instance its "
         "files; gather the train split's statistics.",
         ctx.params.preprocess_instance_count,
@@ -169,7 +170,7 @@ def build_fit_step(
         _settings_input(ctx),
     ]
     return _step(
-        ctx, FIT_TRANSFORMER, FIT, inputs, (TRANSFORMER,),
+        ctx, FIT_TRANSFORMER, STAGE_FIT, inputs, (TRANSFORMER,),
         "Fit the feature transformer on the train split's statistics, merged across instances.",
         1,
     )  # fmt: skip

@@ -65,6 +65,8 @@ profile of its files: feature types, classes, rows per split) and the second pas
 train-split statistics), read by the passes after them (scripts/preprocess.py, ``--stage``)."""
 PREPROCESS_OUTPUTS = (TRAIN, VALIDATION, TEST, SCORING, BASELINE, STATS)
 """The second pass's outputs (the Preprocess step); the transformer comes from the fit."""
+STAGE_PROFILE, STAGE_SPLIT, STAGE_FIT = "profile", "split", "fit"
+"""Preprocess's passes (``--stage``): the Profile, Preprocess and FitTransformer steps."""
 PROFILE_FILE = "profile.pkl"
 STATS_FILE = "stats.pkl"
 SPLITS = (TRAIN, VALIDATION, TEST)
