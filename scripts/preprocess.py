@@ -549,16 +549,21 @@ def split(
     scoring_path: Path | None = None,
     block_size: int = csvio.DEFAULT_BLOCK_SIZE,
     host: str = "",
+    score_test: bool = True,
 ) -> TrainStats:
     """The second pass: every row of ``input_path`` (None: a host given no file) written to
     its split, typed as ``found`` says; the scoring data (if any) checked first and written
-    too. Files are published when ``stack`` closes. Returns the train split's statistics."""
+    too, else (unless ``score_test`` is false: another host has the scoring data) the test
+    rows' features. Files are published when ``stack`` closes. Returns the train split's
+    statistics."""
     types = found.types
     scoring = (
         read_scoring(scoring_path, settings, types, found.input_columns) if scoring_path else None
     )
     stats = TrainStats()
-    outputs = Outputs(output_root, stack, settings.train_shards, scoring is None, host)
+    outputs = Outputs(
+        output_root, stack, settings.train_shards, score_test and scoring is None, host
+    )
     chunks = (
         labelled_chunks(input_path, settings, block_size, None, found.plain_numbers)
         if input_path is not None
@@ -757,8 +762,11 @@ def run_stage(args: argparse.Namespace, settings: Settings, cluster: Cluster) ->
     found = finish_profile(merge_parts(parts), settings)
     with ExitStack() as stack:
         if args.stage == STAGE_SPLIT:
-            scoring = args.scoring_dir if cluster.is_first else None
-            stats = split(input_path, args.output_root, settings, found, stack, scoring, host=host)
+            scoring = args.scoring_dir if cluster.is_first else None  # read and written once
+            stats = split(
+                input_path, args.output_root, settings, found, stack, scoring,
+                host=host, score_test=args.scoring_dir is None,
+            )  # fmt: skip
         else:
             stats = TrainStats()
             for part in read_parts(args.stats_dir, STATS_FILE, STATS_FIX):

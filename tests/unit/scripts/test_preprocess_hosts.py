@@ -38,7 +38,9 @@ def _common(settings: Path, root: Path) -> list[str]:
     return ["--settings", str(settings), "--output-root", str(root)]
 
 
-def _run_hosts(source: Path, settings: Path, work: Path, hosts: int) -> Path:
+def _run_hosts(
+    source: Path, settings: Path, work: Path, hosts: int, scoring: Path | None = None
+) -> Path:
     """The three passes on ``hosts`` hosts, each given every hosts-th file (ShardedByS3Key);
     each pass's outputs from every host gathered as SageMaker uploads them to one prefix."""
     files = sorted(source.iterdir())
@@ -61,6 +63,8 @@ def _run_hosts(source: Path, settings: Path, work: Path, hosts: int) -> Path:
                 "--stage", stage, "--resource-config-dir", str(config),
                 "--profile-dir", str(published / names.PROFILE),
             ]  # fmt: skip
+            if scoring is not None and stage == "split":
+                argv += ["--scoring-dir", str(scoring)]  # replicated: every host has it
             assert pp.main(argv) == 0
             shutil.copytree(root / "output", published, dirs_exist_ok=True)
     argv = [
@@ -127,6 +131,24 @@ def test_two_or_three_hosts_give_one_hosts_splits_transformer_and_schema(
         assert shards[0] == names.shard_file(names.TRAIN, 0, host="algo-1")
         baseline = pd.concat(pd.read_csv(p) for p in (many / names.BASELINE).iterdir())
         assert len(baseline) == schema["rows"][names.TRAIN]
+
+
+def test_scoring_data_is_checked_and_written_once_by_the_first_host(
+    data: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source, settings = data
+    scoring = tmp_path / "scoring"
+    scoring.mkdir()
+    rows = pd.read_csv(sorted(source.iterdir())[2]).drop(columns=[TARGET]).head(7)
+    rows.to_csv(scoring / "batch.csv", index=False)
+    one = tmp_path / "one"
+    argv = [*_common(settings, one), "--input-dir", str(source), "--scoring-dir", str(scoring)]
+    assert pp.main(argv) == 0
+    many = _run_hosts(source, settings, tmp_path / "many", 2, scoring)
+    assert sorted(p.name for p in (many / names.SCORING).iterdir()) == ["batch.csv"]
+    assert (many / names.SCORING / "batch.csv").read_bytes() == (
+        one / names.SCORING / "batch.csv"
+    ).read_bytes()
 
 
 def test_a_host_given_no_file_profiles_and_splits_nothing(
