@@ -739,8 +739,8 @@ def host_input(input_path: Path, cluster: Cluster) -> Path | None:
     (ShardedByS3Key gives whole files, so N hosts need N files to all have work)."""
     if cluster.distributed and input_path.is_dir() and not any(input_path.rglob("*")):
         logger.warning(
-            "%s received no input file: it has %d host(s) and fewer files than hosts",
-            cluster.current_host, len(cluster.hosts),
+            "%s received no input file: the job has %d hosts and fewer input files; it writes "
+            "nothing (give at least one file per host)", cluster.current_host, len(cluster.hosts),
         )  # fmt: skip
         return None
     return input_path

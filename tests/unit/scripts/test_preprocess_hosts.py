@@ -152,7 +152,7 @@ def test_scoring_data_is_checked_and_written_once_by_the_first_host(
 
 
 def test_a_host_given_no_file_profiles_and_splits_nothing(
-    data: tuple[Path, Path], tmp_path: Path
+    data: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     source, settings = data
     for path in sorted(source.iterdir())[1:]:
@@ -165,6 +165,7 @@ def test_a_host_given_no_file_profiles_and_splits_nothing(
     ]  # fmt: skip
     for split in names.SPLITS:
         pd.testing.assert_frame_equal(_split(many, split), _split(one, split))
+    assert "algo-2 received no input file: the job has 2 hosts" in caplog.text
 
 
 def test_hosts_whose_files_have_other_columns_are_refused(tmp_path: Path) -> None:
