@@ -28,7 +28,7 @@ training:
 evaluation: {{bootstrap_rounds: 5, threshold: 0.6}}
 approval: {{local_policy: {policy}}}
 """
-CACHEABLE = ("Preprocess", "DataQuality", "Train", "Evaluate")
+CACHEABLE = ("Profile", "Preprocess", "FitTransformer", "DataQuality", "Train", "Evaluate")
 
 
 def small_config(tmp_path: Path, policy: str = "auto-approve", extra: str = "") -> Config:
@@ -139,7 +139,7 @@ def test_second_run_reuses_every_cacheable_step(first: LocalRun, second: LocalRu
     # second runs the real drift check. Evaluate reads the DataQuality step's statistics (its
     # report shows them): new statistics objects are new inputs, so it runs again, once; the
     # third run hits it (below). Every other cacheable step is served from cache.
-    assert {"Preprocess", "Train"} <= hits(second)
+    assert {"Profile", "Preprocess", "FitTransformer", "Train"} <= hits(second)
     assert not {"DataQuality", "Evaluate"} & hits(second)
     record = second.execution.steps["Preprocess"]
     assert record.cache_source == first.execution.execution_id
