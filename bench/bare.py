@@ -302,7 +302,8 @@ def run_bare(
     root: Path,
     only: Sequence[str] | None = None,
 ) -> BareRun:
-    """Preprocess, DataQuality, Train, Evaluate and BatchScore's jobs, bare and in order.
+    """Profile, Preprocess, FitTransformer, DataQuality, Train, Evaluate and BatchScore's jobs,
+    bare and in order (one host each).
 
     ``code`` maps each code object's S3 URI to its bytes (what `make upsert` uploads);
     ``only`` runs the first jobs of that sequence, up to the last one it names.
@@ -315,7 +316,9 @@ def run_bare(
     root.mkdir(parents=True)
     bare = _Bare(definition, code, csv, root)
     jobs: list[tuple[str, Callable[[], None]]] = [
+        (steps.PROFILE, lambda: bare.processing(steps.PROFILE)),
         (steps.PREPROCESS, lambda: bare.processing(steps.PREPROCESS)),
+        (steps.FIT_TRANSFORMER, lambda: bare.processing(steps.FIT_TRANSFORMER)),
         (steps.DATA_QUALITY, lambda: bare.data_quality(steps.DATA_QUALITY)),
         (steps.TRAIN, lambda: bare.training(steps.TRAIN)),
         (steps.EVALUATE, lambda: bare.processing(steps.EVALUATE)),

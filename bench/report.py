@@ -15,7 +15,21 @@ from runtime.files import atomic_path, write_atomic
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
-JOB_STEPS = ("Preprocess", "DataQuality", "Train", "Evaluate", "BatchScore")
+PREPROCESS_PASSES = ("Profile", "Preprocess", "FitTransformer")
+"""The steps Preprocess runs as (steps.names): together, "the Preprocess job" of the figures."""
+JOB_STEPS = (*PREPROCESS_PASSES, "DataQuality", "Train", "Evaluate", "BatchScore")
+
+
+def preprocess_job(steps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The Preprocess job's figures from its passes' records (``seconds``, ``peak_rss_bytes``):
+    their seconds added (they run one after another), the largest peak of any pass's host."""
+    found = [steps[name] for name in PREPROCESS_PASSES if name in steps]
+    if len(found) != len(PREPROCESS_PASSES):
+        raise KeyError(f"the run has not every pass of {PREPROCESS_PASSES}: {sorted(steps)}")
+    return {
+        "seconds": sum(step["seconds"] or 0.0 for step in found),
+        "peak_rss_bytes": max(step["peak_rss_bytes"] or 0 for step in found),
+    }
 
 
 def median(values: Sequence[float | None]) -> float | None:

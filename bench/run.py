@@ -196,6 +196,7 @@ def pipeline_run(
     csv: Path,
     data_uri: str | None = None,
     train_instances: int | None = None,
+    preprocess_instances: int | None = None,
 ) -> dict[str, Any]:
     """One `run_local` in a fresh process (bench/worker.py): wall seconds, steps, metrics."""
     staged = workspace / "data" / csv.name
@@ -213,6 +214,8 @@ def pipeline_run(
         argv += ["--data-uri", data_uri]
     if train_instances:
         argv += ["--train-instances", str(train_instances)]
+    if preprocess_instances:
+        argv += ["--preprocess-instances", str(preprocess_instances)]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     try:
@@ -409,7 +412,10 @@ def prefix_steps() -> tuple[str, ...]:
     cache (on SageMaker too); CreateModel, BatchScore and the approval run again."""
     from steps import names
 
-    return (names.PREPROCESS, names.DATA_QUALITY, names.TRAIN, names.EVALUATE, names.CHECK_METRIC)
+    return (
+        names.PROFILE, names.PREPROCESS, names.FIT_TRANSFORMER, names.DATA_QUALITY, names.TRAIN,
+        names.EVALUATE, names.CHECK_METRIC,
+    )  # fmt: skip
 
 
 def prefix_seconds(run: dict[str, Any]) -> float:
@@ -482,8 +488,6 @@ def measure_limits(
     env: Setup, data: dict[str, dict[str, Any]], sizes: Sequence[int], work: Path, keep: bool
 ) -> dict[str, Any]:
     """Per size: the yardstick, then the user's first run (fresh workspace), one each."""
-    from steps.names import PREPROCESS as STEP_NAME
-
     out: dict[str, Any] = {}
     for rows in sizes:
         csv = Path(data[str(rows)]["path"])
@@ -493,7 +497,7 @@ def measure_limits(
         log(f"  {stick['seconds']:.1f} s (read + preprocess {read:.1f} s)")
         log(f"{rows} rows: python -m pipelines run-local --config <csv config>, fresh workspace")
         run = user_run(csv, work / f"user-{rows}")
-        preprocess = run["steps"][STEP_NAME]["seconds"]
+        preprocess = report.preprocess_job(run["steps"])["seconds"]
         log(f"  {run['seconds']:.1f} s (Preprocess {preprocess:.1f} s)")
         reruns = run["reruns"]
         log("  re-runs, same command and workspace: " + ", ".join(
@@ -513,23 +517,32 @@ def measure_limits(
 def measure_preprocess_rss(
     env: Setup, data: dict[str, dict[str, Any]], sizes: Sequence[int], work: Path
 ) -> dict[str, Any]:
-    """The Preprocess job alone (bench/bare.py) per size: its peak RSS over the CSV's size."""
-    from steps.names import PREPROCESS as STEP_NAME
+    """The Preprocess job alone (bench/bare.py: its three passes) per size: its peak RSS over
+    the CSV's size."""
+    from steps.names import FIT_TRANSFORMER
 
     out: dict[str, Any] = {}
     for rows in sizes:
         csv = Path(data[str(rows)]["path"])
         log(f"{rows} rows: Preprocess alone, peak RSS")
-        result = run_bare(env.definition, env.code, csv, work / f"rss-{rows}", only=[STEP_NAME])
+        result = run_bare(
+            env.definition, env.code, csv, work / f"rss-{rows}", only=[FIT_TRANSFORMER]
+        )
         shutil.rmtree(work / f"rss-{rows}")
-        rss = result.peak_rss_bytes[STEP_NAME]
+        passes = {
+            name: {"seconds": result.steps[name], "peak_rss_bytes": result.peak_rss_bytes[name]}
+            for name in report.PREPROCESS_PASSES
+        }
+        job = report.preprocess_job(passes)
+        rss = job["peak_rss_bytes"]
         size = csv.stat().st_size
         log(f"  {rss / report.MIB:.0f} MiB for a {size / report.MIB:.0f} MiB CSV")
         out[str(rows)] = {
             "peak_rss_bytes": rss,
             "csv_bytes": size,
             "ratio": rss / size,
-            "seconds": result.steps[STEP_NAME],
+            "seconds": job["seconds"],
+            "passes": passes,
         }
     return out
 
@@ -754,12 +767,16 @@ def headline(
 
 
 def measure_hosts(args: argparse.Namespace, env: Setup, out: Path, work: Path) -> dict[str, Any]:
-    """The scale-out runs: every scale size end to end with 1 and with 2 training hosts."""
+    """The scale-out runs: every scale size end to end with 1 and with 2 hosts (Train, Profile
+    and Preprocess), both over the data set as scale.INPUT_FILES files."""
 
     def run(rows: int, hosts: int) -> dict[str, Any]:
         path, _ = dataset(env.cfg, rows, out / "data")
         workspace = fresh_workspace(work, scale.workspace_label(rows, hosts), path)
-        result = pipeline_run(rows, workspace, path, train_instances=hosts)
+        data_uri = scale.split_csv(path, rows, scale.INPUT_FILES).as_uri() + "/"
+        result = pipeline_run(
+            rows, workspace, path, data_uri, train_instances=hosts, preprocess_instances=hosts
+        )
         if not args.keep_workspaces:
             shutil.rmtree(workspace)
         return result

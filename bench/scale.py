@@ -1,11 +1,15 @@
-"""Scale: the same data set run end to end with 1 and with 2 local training hosts.
+"""Scale: the same data set run end to end with 1 and with 2 local hosts.
 
-For each scale size (default 1M and 10M rows) the whole graph runs twice in fresh workspaces,
-with ``TrainInstanceCount`` 1 and 2 (the same definition: only the parameter differs). From the
-runs come the headline figures:
+For each scale size (default 1M and 10M rows) the whole graph runs twice in fresh workspaces:
+one host, and 2 hosts (``TrainInstanceCount`` and ``PreprocessInstanceCount`` 2, the same
+definition: only the parameters differ). Both read the data set as :data:`INPUT_FILES` CSV
+files: Preprocess's hosts share the input out as whole files, and a row's split depends on its
+place in its file (tabular.partition), so both runs split the same rows the same way.
+From the runs come the headline figures:
 
 * ``preprocess_rss_ratio_10m_1m``: Preprocess's peak RSS at the largest size over the smallest
-  (1-host runs; None unless the sizes are 1M and 10M, the figure for other sizes is in details);
+  (1-host runs; the largest of its three passes, report.preprocess_job; None unless the sizes
+  are 1M and 10M, the figure for other sizes is in details);
 * ``train_rss_ratio_2_hosts``: Train's peak RSS per host with 2 hosts over 1 host (largest size;
   a job's peak is its largest host's);
 * ``auc_gap_2_hosts``: test AUC with 1 host minus with 2 hosts, absolute (largest size);
@@ -14,14 +18,21 @@ runs come the headline figures:
 
 from __future__ import annotations
 
+import itertools
+import shutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+from bench.report import preprocess_job
 
 BASE_ROWS = 1_000_000
 LARGE_ROWS = 10_000_000
 DEFAULT_SCALE_SIZES = (BASE_ROWS, LARGE_ROWS)
 QUICK_SCALE_SIZES = (20_000, 100_000)
 HOSTS = (1, 2)
+INPUT_FILES = 4
+"""The 2-host runs read the data set as this many files (2 per Preprocess host)."""
 TARGETS: dict[str, tuple[str, float]] = {
     "preprocess_rss_ratio_10m_1m": ("<= 1.5", 1.5),
     "train_rss_ratio_2_hosts": ("<= 0.65", 0.65),
@@ -40,7 +51,30 @@ RunFn = Callable[[int, int], dict[str, Any]]
 
 
 def _step(run: dict[str, Any], name: str, key: str) -> Any:
+    if name == "Preprocess":  # the job, all its passes (report.preprocess_job)
+        return preprocess_job(run["steps"])[key]
     return run["steps"][name][key]
+
+
+def split_csv(csv: Path, rows: int, parts: int) -> Path:
+    """The data set as ``parts`` CSV files of consecutive rows, each with the header (made once,
+    beside ``csv``; one line per row, as the built-in data set writes them)."""
+    folder = csv.with_name(f"{csv.stem}-{parts}-files")
+    if folder.is_dir() and len(list(folder.glob("*.csv"))) == parts:
+        return folder
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with csv.open("rb") as source:
+        header = source.readline()
+        for index in range(parts):
+            count = rows * (index + 1) // parts - rows * index // parts
+            with (partial / f"part-{index:05d}.csv").open("wb") as part:
+                part.write(header)
+                part.writelines(itertools.islice(source, count))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return folder
 
 
 def measure_scale(sizes: Sequence[int], run: RunFn, log: Callable[[str], None]) -> dict[str, Any]:
@@ -48,7 +82,7 @@ def measure_scale(sizes: Sequence[int], run: RunFn, log: Callable[[str], None]) 
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     for rows in sorted(sizes):
         for hosts in HOSTS:
-            log(f"scale: {rows} rows, {hosts} training host(s)")
+            log(f"scale: {rows} rows, {hosts} host(s) (Preprocess and Train)")
             result = run(rows, hosts)
             runs.setdefault(str(rows), {})[str(hosts)] = result
             log(
@@ -74,6 +108,10 @@ def measure_scale(sizes: Sequence[int], run: RunFn, log: Callable[[str], None]) 
                     for step in ("Preprocess", "Train")
                     for key in ("seconds", "peak_rss_bytes")
                 },
+                "preprocess_passes": {
+                    name: {k: r["steps"][name][k] for k in ("seconds", "peak_rss_bytes")}
+                    for name in ("Profile", "Preprocess", "FitTransformer")
+                },
             }
             for hosts, r in by_hosts.items()
         }
@@ -90,11 +128,16 @@ def measure_scale(sizes: Sequence[int], run: RunFn, log: Callable[[str], None]) 
     details = {
         "sizes": sorted(sizes),
         "preprocess_rss_ratio": {"rows": [int(small), int(large)], "ratio": preprocess_ratio},
+        "preprocess_rss_ratio_2_hosts": _step(two, "Preprocess", "peak_rss_bytes")
+        / _step(one, "Preprocess", "peak_rss_bytes"),
         "compared_at_rows": int(large),
         "runs": summary,
-        "notes": "TrainInstanceCount 1 and 2 on the same definition and data; each run in a "
-        "fresh workspace and process; peak RSS per job is its largest host's (wait4); AUC is "
-        "Evaluate's test AUC. Both hosts share this machine's cores (each gets half).",
+        "notes": "TrainInstanceCount and PreprocessInstanceCount 1 and 2 on the same definition "
+        f"and files (the data set as {INPUT_FILES} CSV files); each run in a fresh "
+        "workspace and process; peak RSS per job is its largest host's (wait4), Preprocess's "
+        "the largest of its passes (Profile, Preprocess, FitTransformer), its seconds theirs "
+        "added; AUC is Evaluate's test AUC. The hosts share this machine's cores (each gets "
+        "half).",
     }
     return {"headline": headline, "details": details}
 

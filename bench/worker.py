@@ -1,6 +1,7 @@
 """One measured local run in a fresh process, as `make run-local` runs it.
 
-`python -m bench.worker --rows N --workspace W [--data-uri URI] [--train-instances N]` builds
+`python -m bench.worker --rows N --workspace W [--data-uri URI] [--train-instances N]
+[--preprocess-instances N]` builds
 the definition (not timed, as `make run-local` builds it before it runs), then times
 `run_local` and prints one JSON object on stdout: wall seconds, the engine's own span, every
 StepRecord, the metrics.
@@ -41,7 +42,11 @@ def _best_iteration(log: str | None) -> int | None:
 
 
 def measure(
-    rows: int, workspace: Path, data_uri: str | None, train_instances: int | None = None
+    rows: int,
+    workspace: Path,
+    data_uri: str | None,
+    train_instances: int | None = None,
+    preprocess_instances: int | None = None,
 ) -> dict[str, Any]:
     from config import LOCAL_CONFIG, load_config
     from pipelines.sdk import prepare_sdk
@@ -67,6 +72,7 @@ def measure(
         parameters={
             **({"InputDataUri": data_uri} if data_uri else {}),
             **({"TrainInstanceCount": train_instances} if train_instances else {}),
+            **({"PreprocessInstanceCount": preprocess_instances} if preprocess_instances else {}),
         }
         or None,
     )
@@ -110,8 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workspace", type=Path, required=True, help="run_local workspace")
     parser.add_argument("--data-uri", help="InputDataUri to pass instead of sample://default")
     parser.add_argument("--train-instances", type=int, help="TrainInstanceCount to pass")
+    parser.add_argument("--preprocess-instances", type=int, help="PreprocessInstanceCount to pass")
     args = parser.parse_args(argv)
-    result = measure(args.rows, args.workspace, args.data_uri, args.train_instances)
+    result = measure(
+        args.rows, args.workspace, args.data_uri, args.train_instances, args.preprocess_instances
+    )
     print(json.dumps(result))
     return 0 if result["status"] == "Succeeded" else EXIT_FAILED
 

@@ -62,6 +62,16 @@ class Config(Section):
                 "files of the train split (ShardedByS3Key), so an instance would get none; "
                 "raise training.shards or lower the instance count"
             )
+        preprocess = self.jobs.preprocess.instance_count
+        uri = self.data.input_uri
+        if preprocess > 1 and (uri.lower().endswith(".csv") or uri.startswith("sample:")):
+            raise ValueError(
+                f"jobs.preprocess.instance_count {preprocess} with data.input_uri {uri!r}, one "
+                "file: Profile and Preprocess share the input out as whole files "
+                "(ShardedByS3Key), so one instance would read all of it and the others nothing; "
+                "point data.input_uri at a prefix holding the data as several CSV files (at "
+                "least one per instance), or set the instance count to 1"
+            )
         problems = security_problems(
             self.deploy, self.security.enable_network_isolation, self.security.subnets
         )

@@ -19,7 +19,7 @@ from steps.code import CodeStore
 from steps.context import BuildContext, Parameters
 from steps.data_quality import build_data_quality_step
 from steps.evaluate import build_evaluate_step, evaluation_report, package_metadata, report_uri
-from steps.preprocess import build_preprocess_step
+from steps.preprocess import build_fit_step, build_preprocess_step, build_profile_step
 from steps.register import build_register_step
 from steps.train import build_train_step
 
@@ -34,9 +34,11 @@ def create_pipeline(
         code=CodeStore(cfg.aws.bucket, cfg.aws.prefix, scripts_dir),
     )
     report = evaluation_report()
-    preprocess = build_preprocess_step(ctx)
+    profile = build_profile_step(ctx)
+    preprocess = build_preprocess_step(ctx, profile)
+    fit = build_fit_step(ctx, profile, preprocess)
     data_quality = build_data_quality_step(ctx, preprocess)
-    train = build_train_step(ctx, preprocess)
+    train = build_train_step(ctx, preprocess, fit)
     evaluate = build_evaluate_step(ctx, preprocess, train, data_quality, report)
     register = build_register_step(
         ctx, train, data_quality, report_uri(evaluate), package_metadata(evaluate)
@@ -50,7 +52,7 @@ def create_pipeline(
     pipeline = Pipeline(
         name=cfg.pipeline.name,
         parameters=ctx.params.all(),
-        steps=[preprocess, data_quality, train, evaluate, check_metric],
+        steps=[profile, preprocess, fit, data_quality, train, evaluate, check_metric],
         sagemaker_session=session,
     )
     return pipeline, ctx.code

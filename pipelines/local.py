@@ -41,9 +41,9 @@ from tabular.contract import (
 from tabular.names import (
     EVALUATION_FILE,
     EVALUATION_OUTPUT,
+    PARQUET_SUFFIX,
     REPORT_KEYS,
     TEST,
-    TEST_FILE,
     VALUE_KEY,
 )
 
@@ -253,7 +253,10 @@ def sample_oracle_auc(
 
     from pipelines.sample_data import oracle_auc
 
-    test = pd.read_parquet(processing_output_file(runner.store, record.properties, TEST, TEST_FILE))
+    # The test split's files: test.parquet, or one per Preprocess host (PreprocessInstanceCount).
+    folder = processing_output_file(runner.store, record.properties, TEST, "")
+    files = sorted(folder.glob(f"{TEST}*{PARQUET_SUFFIX}"))
+    test = pd.concat(pd.read_parquet(path) for path in files)
     return float(oracle_auc(test.drop(columns=[cfg.data.target]), test[cfg.data.target]))
 
 

@@ -350,7 +350,7 @@ class _Run:
     def _jobs_next(self) -> int:
         """Job steps not started yet whose upstream jobs have all started (at most
         ``max_parallel``): the jobs that may start at the same moment next, each of which finds a
-        warm process prepared (after Preprocess: DataQuality and Train)."""
+        warm process prepared (after Preprocess: FitTransformer and DataQuality)."""
         ready = sum(
             1
             for name, record in self.execution.steps.items()

@@ -34,6 +34,12 @@ Runs inside the SageMaker scikit-learn processing container, with the shared job
   row, encoded target first, then the features as read (numbers as numbers); ``scoring``:
   one file per scoring input (or ``scoring.csv``), features only, no header (batch-transform
   input); ``transformer``: ``transformer.joblib`` and ``schema.json``.
+* Across hosts (``--stage``; the pipeline's Profile, Preprocess and FitTransformer steps,
+  ``PreprocessInstanceCount``): ``profile``, each host its files (``profile/``); ``split``,
+  each host its files, typed and checked by every host's profile merged (tabular.parts), its
+  files named after the host (tabular.names), its train statistics in ``stats/``; ``fit``, one
+  host: every host's statistics merged, the transformer fitted. ``all`` (the default, by
+  hand) runs the three on one host; the result is the same whatever the number of hosts.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ import numpy as np
 import pandas as pd
 
 from tabular import csvio, features, values
+from tabular.cluster import Cluster, read_cluster
+from tabular.contract import PROCESSING_CONFIG_DIR
 from tabular.dialect import Dialect
 from tabular.errors import FILE_LEVEL, LINE_LEVEL, DataError, describe_source
 from tabular.feature_types import FeatureTypes, TypeProfile, warn_missing_spellings
@@ -65,22 +73,33 @@ from tabular.names import (
     BINARY,
     DATA_DIR,
     DEFAULT_DATA_VERSION,
-    PARQUET_SUFFIX,
     PREPROCESS_OUTPUT_ROOT,
     PROBLEM_TYPES,
+    PROFILE,
+    PROFILE_DIR,
+    PROFILE_FILE,
     SCHEMA_FILE,
     SCORING,
     SCORING_FILE,
     SPLITS,
+    STAGE_FIT,
+    STAGE_PROFILE,
+    STAGE_SPLIT,
+    STATS,
+    STATS_DIR,
+    STATS_FILE,
     TEST,
     TOP_K,
     TRAIN,
     TRANSFORMER,
     TRANSFORMER_FILE,
     VALIDATION,
+    host_file,
     shard_file,
+    split_file,
 )
 from tabular.partition import FileCursor
+from tabular.parts import ProfilePart, merge_parts, read_parts, write_part
 from tabular.settings import Settings
 from tabular.stats import TrainStats, fit_transformer, merge
 from tabular.target import drop_missing_target, encode_binary_target, encode_regression_target
@@ -353,49 +372,60 @@ class Profile:
     plain_numbers: list[str]
 
 
-def profile(input_path: Path, settings: Settings, block_size: int) -> Profile:
-    """Read the input once: type the features, check the target, count the splits."""
+def profile_part(input_path: Path, settings: Settings, block_size: int) -> ProfilePart:
+    """Read the input once: type the features, gather the target's classes, count the splits
+    (the part of :func:`profile` one host does on its files; :func:`finish_profile` checks)."""
     binary = settings.problem_type == BINARY
     dropped = [0]
-    typing = TypeProfile(settings.dialect, settings.categorical_columns)
-    classes: Counter[str] = Counter()
-    first_label: dict[str, Any] = {}
-    rows: dict[str, Counter[str]] = {name: Counter() for name in SPLITS}
-    input_columns: list[str] = []
+    part = ProfilePart(TypeProfile(settings.dialect, settings.categorical_columns))
     for chunk in labelled_chunks(input_path, settings, block_size, dropped):
-        if not input_columns:
-            input_columns = chunk.input_columns
+        if part.first_file is None:
+            part.input_columns, part.first_file = chunk.input_columns, chunk.cursor.name
         if len(chunk.labels) == 0:
             continue
-        typing.add(chunk.features)
+        part.typing.add(chunk.features)
         labels = class_labels(chunk.labels, settings)
         for label, at in zip(*np.unique(labels, return_index=True), strict=True):
-            first_label.setdefault(str(label), chunk.labels.index[at])
-        if binary and len(first_label) > MAX_CLASSES_SHOWN:
-            break  # refused below with the values found
-        classes.update(Counter(labels.tolist()))
+            part.first_label.setdefault(str(label), chunk.labels.index[at])
+        if binary and len(part.first_label) > MAX_CLASSES_SHOWN:
+            break  # refused by finish_profile with the values found
+        part.classes.update(Counter(labels.tolist()))
         codes = chunk.cursor.splits(labels, settings.validation_fraction, settings.test_fraction)
         for code, name in enumerate(SPLITS):
-            rows[name].update(Counter(labels[codes == code].tolist()))
-    source = typing.source
-    if not classes:
+            part.rows[name].update(Counter(labels[codes == code].tolist()))
+    part.dropped = dropped[0]
+    return part
+
+
+def finish_profile(part: ProfilePart, settings: Settings) -> Profile:
+    """The profile of the whole input (one part, or every host's merged): check the target and
+    the splits, decide the feature types and the class mapping."""
+    binary = settings.problem_type == BINARY
+    source = part.typing.source
+    if not part.classes:
         raise DataError(
             f"{source}: target column {settings.target!r} is empty in every row. Fill "
             "in the target or choose another column."
         )
     mapping = None
     if binary:
-        found = pd.Series(list(first_label), index=pd.MultiIndex.from_tuples(
-            list(first_label.values()), names=[FILE_LEVEL, LINE_LEVEL]), name=settings.target,
-            dtype=object)  # fmt: skip
+        found = pd.Series(list(part.first_label), index=pd.MultiIndex.from_tuples(
+            list(part.first_label.values()), names=[FILE_LEVEL, LINE_LEVEL]),
+            name=settings.target, dtype=object)  # fmt: skip
         mapping = encode_binary_target(found, settings.positive_class)[1]
+    classes, rows = part.classes, part.rows
     check_split_input(source, classes, binary, settings.validation_fraction, settings.test_fraction)
     check_splits(source, rows, binary)
-    types = typing.types()
+    types = part.typing.types()
     return Profile(
-        types, mapping, rows, dropped[0], source, input_columns,
-        typing.plain_numbers(types.numeric),
+        types, mapping, rows, part.dropped, source, part.input_columns,
+        part.typing.plain_numbers(types.numeric),
     )  # fmt: skip
+
+
+def profile(input_path: Path, settings: Settings, block_size: int) -> Profile:
+    """Read the input once: type the features, check the target, count the splits."""
+    return finish_profile(profile_part(input_path, settings, block_size), settings)
 
 
 def class_labels(labels: pd.Series, settings: Settings) -> np.ndarray:
@@ -419,8 +449,12 @@ class Outputs:
     baseline and scoring CSV files. Each is a temporary until :meth:`close` renames them all;
     on failure every temporary is removed (:func:`tabular.files.atomic_path`)."""
 
-    def __init__(self, root: Path, stack: ExitStack, shards: int, score_test: bool) -> None:
+    def __init__(
+        self, root: Path, stack: ExitStack, shards: int, score_test: bool, host: str = ""
+    ) -> None:
         self.root, self.stack, self.shards, self.score_test = root, stack, shards, score_test
+        self.host = host
+        """One of several hosts: its name, in every file it writes (tabular.names)."""
         self.writers: dict[Path, Any] = {}
 
     def _writer(self, target: Path, table: Any, kind: str) -> Any:
@@ -451,20 +485,22 @@ class Outputs:
         train = rows[codes == 0]
         if len(train):
             write_train_shards(self, train, cursor.shards(len(train), self.shards))
-            self.write(self.root / BASELINE / BASELINE_FILE, train, "csv-header")
+            self.write(
+                self.root / BASELINE / host_file(BASELINE_FILE, self.host), train, "csv-header"
+            )
         for code, name in ((1, VALIDATION), (2, TEST)):
             part = rows[codes == code]
             if len(part):
-                self.write(self.root / name / (name + PARQUET_SUFFIX), part, "parquet")
+                self.write(self.root / name / split_file(name, self.host), part, "parquet")
         if self.score_test and (codes == 2).any():
             scored = rows[codes == 2].iloc[:, 1:]
-            self.write(self.root / SCORING / SCORING_FILE, scored, "csv")
+            self.write(self.root / SCORING / host_file(SCORING_FILE, self.host), scored, "csv")
 
 
 def write_train_shards(outputs: Outputs, train: pd.DataFrame, shards: np.ndarray) -> None:
     """The train rows into ``train-part-NNNNN.parquet`` files, each row in its shard."""
     for index in np.unique(shards):
-        path = outputs.root / TRAIN / shard_file(TRAIN, int(index))
+        path = outputs.root / TRAIN / shard_file(TRAIN, int(index), host=outputs.host)
         outputs.write(path, train[shards == index], "parquet")
 
 
@@ -493,55 +529,96 @@ def run(
     """Validate, split, fit and write everything; return the schema written.
 
     Two passes over the input, a chunk at a time: :func:`profile` types the features and
-    checks the target and the splits; the second pass writes each row to its split and
-    gathers the train statistics the transformer is fitted from (:mod:`tabular.stats`).
-    Nothing is published unless everything succeeds.
+    checks the target and the splits; the second pass (:func:`split`) writes each row to its
+    split and gathers the train statistics the transformer is fitted from (:func:`fit`,
+    :mod:`tabular.stats`). Nothing is published unless everything succeeds. (Across hosts the
+    same three parts run as three steps: :func:`main`'s ``--stage``.)
     """
-    import joblib
-
     found = profile(input_path, settings, block_size)
+    with ExitStack() as stack:
+        stats = split(input_path, output_root, settings, found, stack, scoring_path, block_size)
+        return fit(output_root, settings, found, stats, data_version, stack)
+
+
+def split(
+    input_path: Path | None,
+    output_root: Path,
+    settings: Settings,
+    found: Profile,
+    stack: ExitStack,
+    scoring_path: Path | None = None,
+    block_size: int = csvio.DEFAULT_BLOCK_SIZE,
+    host: str = "",
+    score_test: bool = True,
+) -> TrainStats:
+    """The second pass: every row of ``input_path`` (None: a host given no file) written to
+    its split, typed as ``found`` says; the scoring data (if any) checked first and written
+    too, else (unless ``score_test`` is false: another host has the scoring data) the test
+    rows' features. Files are published when ``stack`` closes. Returns the train split's
+    statistics."""
     types = found.types
     scoring = (
         read_scoring(scoring_path, settings, types, found.input_columns) if scoring_path else None
     )
     stats = TrainStats()
-    with ExitStack() as stack:
-        outputs = Outputs(output_root, stack, settings.train_shards, scoring is None)
-        chunks = labelled_chunks(input_path, settings, block_size, None, found.plain_numbers)
-        for chunk in chunks:
-            if len(chunk.labels) == 0:
-                continue
-            typed, rows = typed_rows(chunk, types, settings, found.class_mapping)
-            codes = chunk.cursor.splits(
-                class_labels(chunk.labels, settings),
-                settings.validation_fraction,
-                settings.test_fraction,
-            )
-            stats = merge(stats, _chunk_stats(typed[codes == 0], types))
-            outputs.add(rows, codes, chunk.cursor)
-        _warn_spellings(stats, types.categorical)
-        counts = features.check_cardinality_counts(
-            found.source,
-            {n: len(stats.categorical.get(n, {})) for n in types.categorical},
-            settings.max_categories,
-            settings.high_cardinality,
+    outputs = Outputs(
+        output_root, stack, settings.train_shards, score_test and scoring is None, host
+    )
+    chunks = (
+        labelled_chunks(input_path, settings, block_size, None, found.plain_numbers)
+        if input_path is not None
+        else ()
+    )
+    for chunk in chunks:
+        if len(chunk.labels) == 0:
+            continue
+        typed, rows = typed_rows(chunk, types, settings, found.class_mapping)
+        codes = chunk.cursor.splits(
+            class_labels(chunk.labels, settings),
+            settings.validation_fraction,
+            settings.test_fraction,
         )
-        top_k = settings.max_categories if settings.high_cardinality == TOP_K else None
-        transformer, layout = fit_transformer(stats, types.numeric, types.categorical, top_k)
-        rows = {name: sum(found.rows[name].values()) for name in SPLITS}
-        schema = build_schema(
-            settings, types, found.class_mapping, rows, found.dropped_rows, layout, counts
-        )
-        schema["data_version"] = data_version
-        transformer_dir = output_root / TRANSFORMER
-        with stack.enter_context(atomic_path(transformer_dir / TRANSFORMER_FILE)).open("wb") as f:
-            joblib.dump(transformer, f)
-        text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-        stack.enter_context(atomic_path(transformer_dir / SCHEMA_FILE)).write_text(
-            text, encoding="utf-8"
-        )
-        for name, frame in (scoring or {}).items():
-            outputs.write(output_root / SCORING / name, frame, "csv")
+        stats = merge(stats, _chunk_stats(typed[codes == 0], types))
+        outputs.add(rows, codes, chunk.cursor)
+    for name, frame in (scoring or {}).items():
+        outputs.write(output_root / SCORING / name, frame, "csv")
+    return stats
+
+
+def fit(
+    output_root: Path,
+    settings: Settings,
+    found: Profile,
+    stats: TrainStats,
+    data_version: str,
+    stack: ExitStack,
+) -> dict[str, Any]:
+    """Fit the transformer on the train split's statistics (all of them, merged) and write it
+    with ``schema.json`` (published when ``stack`` closes); return the schema."""
+    import joblib
+
+    types = found.types
+    _warn_spellings(stats, types.categorical)
+    counts = features.check_cardinality_counts(
+        found.source,
+        {n: len(stats.categorical.get(n, {})) for n in types.categorical},
+        settings.max_categories,
+        settings.high_cardinality,
+    )
+    top_k = settings.max_categories if settings.high_cardinality == TOP_K else None
+    transformer, layout = fit_transformer(stats, types.numeric, types.categorical, top_k)
+    rows = {name: sum(found.rows[name].values()) for name in SPLITS}
+    schema = build_schema(
+        settings, types, found.class_mapping, rows, found.dropped_rows, layout, counts
+    )
+    schema["data_version"] = data_version
+    transformer_dir = output_root / TRANSFORMER
+    with stack.enter_context(atomic_path(transformer_dir / TRANSFORMER_FILE)).open("wb") as f:
+        joblib.dump(transformer, f)
+    text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    stack.enter_context(atomic_path(transformer_dir / SCHEMA_FILE)).write_text(
+        text, encoding="utf-8"
+    )
     return schema
 
 
@@ -612,6 +689,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DATA_VERSION,
         help="which data the input URI held (recorded in schema.json; part of the cache key)",
     )
+    parser.add_argument(
+        "--stage",
+        choices=STAGES,
+        default=ALL,
+        help="all (one host, by hand), or one pass of a run across hosts: profile (each host "
+        "its files), split (each host its files, with every host's profile), fit (one host, "
+        "with every host's profile and statistics)",
+    )
+    parser.add_argument("--profile-dir", type=Path, default=Path(PROFILE_DIR))
+    parser.add_argument("--stats-dir", type=Path, default=Path(STATS_DIR))
+    parser.add_argument(
+        "--resource-config-dir",
+        type=Path,
+        default=Path(PROCESSING_CONFIG_DIR),
+        help="where the job's resourceconfig.json is (none: one host)",
+    )
     return parser
 
 
@@ -635,6 +728,64 @@ def settings_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace
     return settings
 
 
+ALL = "all"
+STAGES = (ALL, STAGE_PROFILE, STAGE_SPLIT, STAGE_FIT)
+PROFILE_FIX = "Connect the profile output of the Profile step (every host's) to this job."
+STATS_FIX = "Connect the stats output of the Preprocess step (every host's) to this job."
+
+
+def host_input(input_path: Path, cluster: Cluster) -> Path | None:
+    """This host's files: ``input_path``, or None for one of several hosts given no object
+    (ShardedByS3Key gives whole files, so N hosts need N files to all have work)."""
+    if cluster.distributed and input_path.is_dir() and not any(input_path.rglob("*")):
+        logger.warning(
+            "%s received no input file: the job has %d hosts and fewer input files; it writes "
+            "nothing (give at least one file per host)", cluster.current_host, len(cluster.hosts),
+        )  # fmt: skip
+        return None
+    return input_path
+
+
+def run_stage(args: argparse.Namespace, settings: Settings, cluster: Cluster) -> None:
+    """One pass of Preprocess across hosts, on this host (``--stage``)."""
+    host = cluster.current_host if cluster.distributed else ""
+    input_path = host_input(args.input_dir, cluster)
+    if args.stage == STAGE_PROFILE:
+        part = (
+            profile_part(input_path, settings, csvio.DEFAULT_BLOCK_SIZE)
+            if input_path is not None
+            else ProfilePart(TypeProfile(settings.dialect, settings.categorical_columns))
+        )
+        write_part(part, args.output_root / PROFILE, PROFILE_FILE, host)
+        return
+    parts = read_parts(args.profile_dir, PROFILE_FILE, PROFILE_FIX)
+    found = finish_profile(merge_parts(parts), settings)
+    with ExitStack() as stack:
+        if args.stage == STAGE_SPLIT:
+            scoring = args.scoring_dir if cluster.is_first else None  # read and written once
+            stats = split(
+                input_path, args.output_root, settings, found, stack, scoring,
+                host=host, score_test=args.scoring_dir is None,
+            )  # fmt: skip
+        else:
+            stats = TrainStats()
+            for part in read_parts(args.stats_dir, STATS_FILE, STATS_FIX):
+                stats = merge(stats, part)
+            schema = fit(args.output_root, settings, found, stats, args.data_version, stack)
+    if args.stage == STAGE_SPLIT:
+        write_part(stats, args.output_root / STATS, STATS_FILE, host)
+    else:
+        print_rows(schema)
+
+
+def print_rows(schema: dict[str, Any]) -> None:
+    rows = schema["rows"]
+    print(
+        f"rows: {TRAIN}={rows[TRAIN]} {VALIDATION}={rows[VALIDATION]} {TEST}={rows[TEST]}"
+        f" (dropped {schema['dropped_rows_missing_target']} with a missing target)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the preprocessing job; return 0, or 2 after reporting a data error."""
     parser = build_parser()
@@ -642,6 +793,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> None:
         settings = settings_from_args(parser, args)
+        if args.stage != ALL:
+            run_stage(args, settings, read_cluster(args.resource_config_dir))
+            return
         schema = run(
             input_path=args.input_dir,
             output_root=args.output_root,
@@ -649,11 +803,7 @@ def main(argv: list[str] | None = None) -> int:
             data_version=args.data_version,
             scoring_path=args.scoring_dir,
         )
-        rows = schema["rows"]
-        print(
-            f"rows: {TRAIN}={rows[TRAIN]} {VALIDATION}={rows[VALIDATION]} {TEST}={rows[TEST]}"
-            f" (dropped {schema['dropped_rows_missing_target']} with a missing target)"
-        )
+        print_rows(schema)
 
     return run_job(PROCESSING, work)
 

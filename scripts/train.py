@@ -51,15 +51,13 @@ from typing import Any
 
 import numpy as np
 
+from tabular.cluster import SINGLE_HOST, Cluster, read_cluster
 from tabular.contract import (
-    CURRENT_HOST_KEY,
-    HOSTS_KEY,
     INPUT_CONFIG_DIR,
     INPUT_DATA_DIR,
     LOCAL_HOST_ADDRESSES,
     MODEL_DIR,
     OUTPUT_DATA_DIR,
-    RESOURCE_CONFIG_FILE,
     SM_CHANNEL_PREFIX,
     SM_INPUT_CONFIG_DIR,
     SM_MODEL_DIR,
@@ -99,8 +97,6 @@ DEFAULT_REG_LAMBDA = 1.0
 DEFAULT_EARLY_STOPPING_ROUNDS = 10
 DEFAULT_NTHREAD = -1
 
-SINGLE_HOST = "algo-1"
-"""The host name of a job run without resourceconfig.json (by hand)."""
 TRACKER_PORT = 9099
 """The collective's tracker port on the first host (the XGBoost container's choice)."""
 TRACKER_TIMEOUT_SECONDS = 900
@@ -221,43 +217,6 @@ def read_channel(channel: Path, split: str, schema: Schema, transformer: Any) ->
 
 
 # --------------------------------------------------------------------------- hosts
-
-
-@dataclass(frozen=True)
-class Cluster:
-    """The hosts of the job (resourceconfig.json) and which of them this process is."""
-
-    hosts: tuple[str, ...]
-    current_host: str
-
-    @property
-    def first_host(self) -> str:
-        """The host that runs the tracker and writes the model."""
-        return self.hosts[0]
-
-    @property
-    def is_first(self) -> bool:
-        return self.current_host == self.first_host
-
-    @property
-    def distributed(self) -> bool:
-        return len(self.hosts) > 1
-
-
-def read_cluster(config_dir: Path) -> Cluster:
-    """The job's hosts from ``resourceconfig.json``; one host when there is none (by hand)."""
-    path = config_dir / RESOURCE_CONFIG_FILE
-    if not path.is_file():
-        return Cluster((SINGLE_HOST,), SINGLE_HOST)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        hosts = tuple(str(host) for host in document[HOSTS_KEY])
-        current = str(document[CURRENT_HOST_KEY])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TrainingError(f"{path}: not a readable resource config ({exc!r}).") from None
-    if current not in hosts:
-        raise TrainingError(f"{path}: current_host {current!r} is not one of hosts {hosts}.")
-    return Cluster(hosts, current)
 
 
 def host_address(host: str) -> str:
@@ -615,7 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     hp = hyperparameters_from_args(args)
 
     def work() -> None:
-        cluster = read_cluster(Path(os.environ.get(SM_INPUT_CONFIG_DIR, INPUT_CONFIG_DIR)))
+        cluster = read_cluster(
+            Path(os.environ.get(SM_INPUT_CONFIG_DIR, INPUT_CONFIG_DIR)), TrainingError
+        )
         result = run(
             hp,
             args.train,

@@ -57,6 +57,8 @@ def job_processor(
     framework: str,
     instance_type: PipelineVariable,
     script: str,
+    instance_count: int | PipelineVariable | None = None,
+    name: str | None = None,
 ) -> Processor:
     """A processor that runs one of our scripts with `python3` on a framework image.
 
@@ -66,17 +68,19 @@ def job_processor(
     built. An S3Prefix input keeps the key paths below the prefix, so the package lands beside
     the script with no unpacking step (the same `code` input and path FrameworkProcessor uses).
     The environment names the container's output directory, where the job writes why it failed.
+    ``instance_count`` (default: the job's config) and ``name`` (the job names' part, default
+    ``job_key``) serve the passes of one job section that run as steps of their own.
     """
     job = ctx.job(job_key)
     return Processor(
         role=ctx.cfg.aws.role_arn,
         image_uri=image_uri(ctx, framework, "training"),
         entrypoint=["python3", f"{PROCESSING_CODE_DIR}/{script}"],
-        instance_count=job.instance_count,
+        instance_count=job.instance_count if instance_count is None else instance_count,
         instance_type=instance_type,
         volume_size_in_gb=job.volume_size_gb,
         max_runtime_in_seconds=job.max_runtime_seconds,
-        base_job_name=f"{ctx.cfg.pipeline.name}-{job_key.replace('_', '-')}",
+        base_job_name=f"{ctx.cfg.pipeline.name}-{(name or job_key).replace('_', '-')}",
         sagemaker_session=ctx.session,
         env={SM_OUTPUT_DIR: OUTPUT_DIR},
         network_config=processing_network(ctx.cfg.security),
@@ -92,7 +96,14 @@ def code_input(ctx: BuildContext, *scripts: str, packages: tuple[str, ...] = ())
     )
 
 
-def processing_input(name: str, source: str | PipelineVariable, local_path: str) -> ProcessingInput:
+def processing_input(
+    name: str,
+    source: str | PipelineVariable,
+    local_path: str,
+    distribution: S3DataDistribution = S3DataDistribution.FULLY_REPLICATED,
+) -> ProcessingInput:
+    """An S3Prefix input; ``distribution`` ShardedByS3Key gives each instance about 1/N of the
+    objects, whole (FullyReplicated, the default: all of them)."""
     return ProcessingInput(
         input_name=name,
         s3_input=ProcessingS3Input(
@@ -100,7 +111,7 @@ def processing_input(name: str, source: str | PipelineVariable, local_path: str)
             local_path=local_path,
             s3_data_type=S3DataType.S3_PREFIX,
             s3_input_mode=InputMode.FILE,
-            s3_data_distribution_type=S3DataDistribution.FULLY_REPLICATED,
+            s3_data_distribution_type=distribution,
         ),
     )
 

@@ -31,6 +31,7 @@ from config.parameters import (
     INPUT_DATA_URI,
     METRIC_THRESHOLD,
     MODEL_APPROVAL_STATUS,
+    PREPROCESS_INSTANCE_COUNT,
     PREPROCESS_INSTANCE_TYPE,
     REGISTER_NEW_BASELINE,
     SCORING_DATA_URI,
@@ -51,6 +52,7 @@ class Parameters:
     input_data_uri: ParameterString
     data_version: ParameterString
     preprocess_instance_type: ParameterString
+    preprocess_instance_count: ParameterInteger
     data_quality_instance_type: ParameterString
     train_instance_type: ParameterString
     train_instance_count: ParameterInteger
@@ -71,6 +73,9 @@ class Parameters:
             data_version=ParameterString(DATA_VERSION, DEFAULT_DATA_VERSION),
             preprocess_instance_type=ParameterString(
                 PREPROCESS_INSTANCE_TYPE, jobs.preprocess.instance_type
+            ),
+            preprocess_instance_count=ParameterInteger(
+                PREPROCESS_INSTANCE_COUNT, jobs.preprocess.instance_count
             ),
             data_quality_instance_type=ParameterString(
                 DATA_QUALITY_INSTANCE_TYPE, jobs.data_quality.instance_type

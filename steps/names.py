@@ -5,7 +5,11 @@ need the SDK to read a step's record or a callback message. Standard library onl
 jobs share with the builders are in tabular.names; parameter names in config.parameters.)
 """
 
+PROFILE = "Profile"
+"""Preprocess's first pass: each instance profiles its share of the input files."""
 PREPROCESS = "Preprocess"
+FIT_TRANSFORMER = "FitTransformer"
+"""Preprocess's last pass: one instance fits the transformer from every instance's statistics."""
 DATA_QUALITY = "DataQuality"
 TRAIN = "Train"
 EVALUATE = "Evaluate"
@@ -16,7 +20,7 @@ REGISTER = "Register"
 APPROVAL = "Approval"
 CREATE_MODEL = "CreateModel"
 BATCH_SCORE = "BatchScore"
-CACHEABLE_STEPS = (PREPROCESS, DATA_QUALITY, TRAIN, EVALUATE, BATCH_SCORE)
+CACHEABLE_STEPS = (PROFILE, PREPROCESS, FIT_TRANSFORMER, DATA_QUALITY, TRAIN, EVALUATE, BATCH_SCORE)
 """Steps with a cache config (SageMaker caches job steps only)."""
 EVALUATION_REPORT = "EvaluationReport"
 """Evaluate's property file, which CheckMetric and Approval read the gated metric from."""

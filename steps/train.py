@@ -32,7 +32,7 @@ from tabular.names import (
 
 MODEL_OUTPUT = "model"
 CHANNELS = (TRAIN, VALIDATION, TRANSFORMER)
-"""Train's channels, each fed by the Preprocess output of the same name."""
+"""Train's channels, each fed by the output of the same name (Preprocess's, FitTransformer's)."""
 CONTENT_TYPES = {TRAIN: PARQUET, VALIDATION: PARQUET, TRANSFORMER: CSV}
 """The splits are Parquet files; the transformer channel keeps the type it always had."""
 DISTRIBUTION = {
@@ -64,7 +64,11 @@ def hyperparameters(ctx: BuildContext) -> dict[str, str]:
     }
 
 
-def build_train_step(ctx: BuildContext, preprocess: ProcessingStep) -> TrainingStep:
+def build_train_step(
+    ctx: BuildContext, preprocess: ProcessingStep, fit: ProcessingStep
+) -> TrainingStep:
+    """Train's channels: the splits from Preprocess, the transformer from FitTransformer."""
+    sources = {TRAIN: preprocess, VALIDATION: preprocess, TRANSFORMER: fit}
     spec = ctx.job("train")
     trainer = ModelTrainer(
         training_image=image_uri(ctx, XGBOOST, "training"),
@@ -93,7 +97,7 @@ def build_train_step(ctx: BuildContext, preprocess: ProcessingStep) -> TrainingS
                 data_source=DataSource(
                     s3_data_source=S3DataSource(
                         s3_data_type=S3DataType.S3_PREFIX,
-                        s3_uri=output_s3_uri(preprocess, channel),
+                        s3_uri=output_s3_uri(sources[channel], channel),
                         s3_data_distribution_type=DISTRIBUTION[channel],
                     )
                 ),

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from runtime.jobs import process
 from runtime.jobs.contract import (
     ACCOUNT_ID,
     DEFAULT_REGION,
     ERROR_PREFIX,
+    HOST_PREFIX,
+    HOSTS_DIR,
+    MAX_LOCAL_HOSTS,
     REGION_ENV,
+    THREADS_ENV,
+    VALIDATION,
     CommandResult,
     JobKind,
     JobOutcome,
@@ -24,7 +31,7 @@ from runtime.jobs.contract import (
     JobStatus,
 )
 from runtime.jobs.sandbox import container_path, note, prepare_sandbox
-from tabular.contract import FAILURE_REASON_LIMIT
+from tabular.contract import FAILURE_REASON_LIMIT, LOCAL_HOST_ADDRESSES
 
 
 def now() -> datetime:
@@ -183,6 +190,75 @@ class Launch:
     publish: Callable[[], object]
     host: str = ""
     hosts: tuple[Host, ...] = ()
+
+
+class HostSetup(Protocol):
+    """What staging one host of a job gives: its command, environment and folder."""
+
+    @property
+    def argv(self) -> list[str]: ...
+
+    @property
+    def env(self) -> dict[str, str]: ...
+
+    @property
+    def cwd(self) -> Path: ...
+
+
+def host_addresses(value: Any, field: str) -> dict[str, str]:
+    """``value`` (a job's instance count, from ``field``) hosts ``algo-1`` ... on one random
+    127.x.y.0/24: every host binds its own loopback address (all of 127/8 is the loopback
+    interface), and jobs that run side by side never share one."""
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if not 1 <= count <= MAX_LOCAL_HOSTS:
+        raise JobSetupError(
+            VALIDATION, f"{field}={value!r}: the local runtime runs 1 to {MAX_LOCAL_HOSTS} hosts."
+        )
+    network = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(254) + 1}"
+    return {f"{HOST_PREFIX}{k}": f"{network}.{k}" for k in range(1, count + 1)}
+
+
+def cpu_share(hosts: int) -> int:
+    """The cores one of ``hosts`` local hosts may use (SM_NUM_CPUS, OpenMP threads)."""
+    return max(1, (os.cpu_count() or 1) // hosts)
+
+
+def add_host_env(env: dict[str, str], addresses: Mapping[str, str]) -> None:
+    """A host's view of the others when a job has several: their addresses (the runtime's
+    stand-in for the cluster's DNS) and its share of this machine's cores, since each host is
+    an instance of its own and N hosts' thread pools would otherwise fight over the same
+    cores (an OpenMP thread count the job sets itself is kept)."""
+    if len(addresses) > 1:
+        env[LOCAL_HOST_ADDRESSES] = json.dumps(dict(addresses), sort_keys=True)
+        env.setdefault(THREADS_ENV, str(cpu_share(len(addresses))))
+
+
+S = TypeVar("S", bound=HostSetup)
+
+
+def stage_hosts(
+    sandbox: Path,
+    log_path: Path,
+    addresses: Mapping[str, str],
+    stage: Callable[[Path, Path, int], S],
+) -> tuple[S, tuple[Host, ...]]:
+    """Stage every host of a job: ``stage(sandbox, log_path, index)`` for the first host in
+    ``sandbox`` itself, and for host ``algo-k`` (k > 1) in ``sandbox/hosts/algo-k``, a sandbox
+    and log of its own. Returns the first host's setup and the others as :class:`Host`."""
+    names = list(addresses)
+    first = stage(sandbox, log_path, 0)
+    others = []
+    for index, host in enumerate(names[1:], start=1):
+        root = Path(sandbox, HOSTS_DIR, host)
+        log = prepare_sandbox(root)
+        other = stage(root, log, index)
+        others.append(Host(host, other.argv, other.env, other.cwd, root, log))
+    if others:
+        note(log_path, f"hosts: {dict(addresses)}; the others run in {HOSTS_DIR}/<host>")
+    return first, tuple(others)
 
 
 def launch(

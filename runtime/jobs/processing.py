@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,17 +12,21 @@ from typing import Any
 from runtime.jobs.contract import CLIENT_ERROR, PYTHON_COMMAND, JobKind, JobOutcome, JobSetupError
 from runtime.jobs.launcher import (
     Launch,
+    add_host_env,
     describe_job,
+    host_addresses,
     launch,
     max_runtime,
     outcome,
     read_message,
+    stage_hosts,
 )
 from runtime.jobs.sandbox import (
     check_s3_data_type,
     check_uncompressed,
     check_uri,
     container_path,
+    host_share,
     job_env,
     map_container_value,
     note,
@@ -30,13 +35,30 @@ from runtime.jobs.sandbox import (
     stage_objects,
 )
 from runtime.store import LocalS3
-from tabular.contract import FAILURE_REASON_LIMIT, MESSAGE_FILE, OUTPUT_DIR
+from tabular.contract import (
+    CURRENT_HOST_KEY,
+    FAILURE_REASON_LIMIT,
+    HOSTS_KEY,
+    MESSAGE_FILE,
+    OUTPUT_DIR,
+    PROCESSING_CONFIG_DIR,
+    RESOURCE_CONFIG_FILE,
+    S3DataDistribution,
+)
 
 
 @dataclass(frozen=True)
 class _Upload:
     local: Path
     uri: str
+
+
+@dataclass(frozen=True)
+class _ProcessingSetup:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    uploads: list[_Upload]
 
 
 def _python_argv(command: Sequence[str], python: str) -> list[str]:
@@ -53,7 +75,10 @@ def _stage_processing(
     python: str,
     log_path: Path,
     image_environment: Mapping[str, str] | None,
-) -> tuple[list[str], dict[str, str], list[_Upload]]:
+    addresses: Mapping[str, str],
+    host: int,
+) -> _ProcessingSetup:
+    """Stage host ``host`` (an index into ``addresses``) of a processing job in ``sandbox``."""
     app = required(request, "AppSpecification", "CreateProcessingJob")
     entrypoint = app.get("ContainerEntrypoint")
     if not entrypoint:
@@ -84,8 +109,13 @@ def _stage_processing(
                 "supported by the local runtime; use 'File'.",
             )
         target = sandbox_path(sandbox, local, f"{where}.S3Input.LocalPath")
-        staged = stage_objects(store, uri, target, f"{where} ({name})")
-        note(log_path, f"input {name}: {len(staged)} object(s) from {uri} -> {local}")
+        field = f"{where}.S3Input.S3DataDistributionType"
+        share = host_share(s3.get("S3DataDistributionType"), field, (host, len(addresses)))
+        staged = stage_objects(store, uri, target, f"{where} ({name})", share)
+        shown = ""
+        if s3.get("S3DataDistributionType") == S3DataDistribution.SHARDED_BY_S3_KEY:
+            shown = f" (ShardedByS3Key: host {host + 1} of {len(addresses)})"
+        note(log_path, f"input {name}: {len(staged)} object(s) from {uri} -> {local}{shown}")
     container_path(sandbox, OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
     uploads = []
     outputs = (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
@@ -99,10 +129,16 @@ def _stage_processing(
         target = sandbox_path(sandbox, local, f"{where}.S3Output.LocalPath")
         target.mkdir(parents=True, exist_ok=True)
         uploads.append(_Upload(target, uri))
+    hosts = list(addresses)
+    config_dir = container_path(sandbox, PROCESSING_CONFIG_DIR)
+    config_dir.mkdir(parents=True, exist_ok=True)
+    resource_config = {CURRENT_HOST_KEY: hosts[host], HOSTS_KEY: hosts}
+    (config_dir / RESOURCE_CONFIG_FILE).write_text(json.dumps(resource_config), encoding="utf-8")
     command = [*entrypoint, *(app.get("ContainerArguments") or [])]
     argv = [map_container_value(sandbox, str(part)) for part in _python_argv(command, python)]
     env = job_env(sandbox, image_environment, request.get("Environment"))
-    return argv, env, uploads
+    add_host_env(env, addresses)
+    return _ProcessingSetup(argv, env, sandbox, uploads)
 
 
 def run_processing_job(
@@ -122,18 +158,39 @@ def run_processing_job(
     ``/opt/ml/output/message`` (the file SageMaker returns as a processing job's ExitMessage, its
     documented way of telling why it failed; ``/opt/ml/output/failure`` is the training jobs'
     file), else the job's last ``ERROR:`` line, else its last stderr line.
+
+    ``ProcessingResources.ClusterConfig.InstanceCount`` = N runs N host processes at once, as
+    training jobs do (:func:`runtime.jobs.launcher.stage_hosts`): each in its own sandbox, with
+    its own ``/opt/ml/config/resourceconfig.json`` (``current_host``, ``hosts``) and its share
+    of every ShardedByS3Key input; when all succeed, each host's output folders are uploaded
+    to the output's S3Uri in host order.
     """
 
     def stage(log_path: Path) -> Launch:
-        argv, env, uploads = _stage_processing(
-            request, store, sandbox, python, log_path, image_environment
+        cluster = (request.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+        addresses = host_addresses(
+            cluster.get("InstanceCount", 1), "ProcessingResources.ClusterConfig.InstanceCount"
         )
+        setups: list[_ProcessingSetup] = []
+
+        def stage_host(root: Path, log: Path, index: int) -> _ProcessingSetup:
+            setups.append(
+                _stage_processing(
+                    request, store, root, python, log, image_environment, addresses, index
+                )
+            )
+            return setups[-1]
+
+        first, others = stage_hosts(sandbox, log_path, addresses, stage_host)
 
         def publish() -> None:
-            for upload in uploads:
-                store.upload(upload.local, upload.uri)
+            # Every instance uploads its output folders to the same S3Uri, host by host (an
+            # object two hosts both write is the last host's, as S3 keeps the last put).
+            for setup in setups:
+                for upload in setup.uploads:
+                    store.upload(upload.local, upload.uri)
 
-        return Launch(argv, env, sandbox, publish)
+        return Launch(first.argv, first.env, first.cwd, publish, next(iter(addresses)), others)
 
     run, log_path = launch(sandbox, max_runtime(request), MESSAGE_FILE, stage)
     describe = describe_job(

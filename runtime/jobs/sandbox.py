@@ -20,7 +20,7 @@ from runtime.jobs.contract import (
     JobSetupError,
 )
 from runtime.store import LocalS3, StoreError
-from tabular.contract import OPT_ML, S3DataType
+from tabular.contract import OPT_ML, S3DataDistribution, S3DataType
 from tabular.files import UnsafeMember, extract_tar
 
 
@@ -144,6 +144,19 @@ def stage_objects(
             "outputs are gone is not reused from the cache: it runs again and writes them).",
         )
     return staged
+
+
+def host_share(value: Any, field: str, host: tuple[int, int]) -> tuple[int, int]:
+    """The share of an S3 data source's objects that host ``host=(i, n)`` stages: all of them
+    when ``value`` (its S3DataDistributionType, FullyReplicated when unset) is FullyReplicated,
+    objects ``i, i + n, ...`` when it is ShardedByS3Key (:meth:`LocalS3.download`)."""
+    distribution = value or S3DataDistribution.FULLY_REPLICATED
+    if distribution not in tuple(S3DataDistribution):
+        raise JobSetupError(
+            VALIDATION,
+            f"{field}={distribution!r} is not one of {[d.value for d in S3DataDistribution]}.",
+        )
+    return host if distribution == S3DataDistribution.SHARDED_BY_S3_KEY else (0, 1)
 
 
 def check_uri(store: LocalS3, uri: str, field: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,12 +15,8 @@ from typing import Any
 from runtime.jobs.contract import (
     CLIENT_ERROR,
     DEFAULT_LOG_LEVEL,
-    HOST_PREFIX,
-    HOSTS_DIR,
     INSTANCE_GROUP,
-    MAX_LOCAL_HOSTS,
     NETWORK_INTERFACE,
-    THREADS_ENV,
     VALIDATION,
     JobKind,
     JobOutcome,
@@ -30,13 +25,16 @@ from runtime.jobs.contract import (
 )
 from runtime.jobs.launcher import (
     Attempt,
-    Host,
     Launch,
+    add_host_env,
+    cpu_share,
     describe_job,
+    host_addresses,
     job_arn,
     launch,
     max_runtime,
     outcome,
+    stage_hosts,
 )
 from runtime.jobs.sandbox import (
     check_s3_data_type,
@@ -44,11 +42,11 @@ from runtime.jobs.sandbox import (
     check_uri,
     container_path,
     fetch_code,
+    host_share,
     job_env,
     map_container_value,
     map_tree,
     note,
-    prepare_sandbox,
     required,
     stage_objects,
     write_tar_gz,
@@ -66,7 +64,6 @@ from tabular.contract import (
     INPUT_DATA_CONFIG_FILE,
     INPUT_DATA_DIR,
     INPUT_DIR,
-    LOCAL_HOST_ADDRESSES,
     MODEL_ARCHIVE,
     MODEL_DIR,
     OUTPUT_ARCHIVE,
@@ -166,15 +163,11 @@ def _stage_channels(
             )
         uri = required(s3, "S3Uri", f"{where}.DataSource.S3DataSource")
         distribution = s3.get("S3DataDistributionType") or S3DataDistribution.FULLY_REPLICATED
-        if distribution not in tuple(S3DataDistribution):
-            raise JobSetupError(
-                VALIDATION,
-                f"{where}.DataSource.S3DataSource.S3DataDistributionType={distribution!r} is not "
-                f"one of {[d.value for d in S3DataDistribution]}.",
-            )
+        share = host_share(
+            distribution, f"{where}.DataSource.S3DataSource.S3DataDistributionType", host
+        )
         sharded = distribution == S3DataDistribution.SHARDED_BY_S3_KEY
         target = container_path(sandbox, f"{INPUT_DATA_DIR}/{name}")
-        share = host if sharded else (0, 1)
         staged = stage_objects(store, uri, target, f"{where} ({name})", share)
         shown = f" ({distribution}: host {host[0] + 1} of {host[1]})" if sharded else ""
         note(log_path, f"channel {name}: {len(staged)} object(s) from {uri}{shown}")
@@ -187,11 +180,6 @@ def _stage_channels(
             entry["ContentType"] = channel["ContentType"]
         config[name] = entry
     return config
-
-
-def _cpu_share(hosts: int) -> int:
-    """The cores one of ``hosts`` local hosts may use (SM_NUM_CPUS, OpenMP threads)."""
-    return max(1, (os.cpu_count() or 1) // hosts)
 
 
 def _toolkit_env(
@@ -231,7 +219,7 @@ def _toolkit_env(
         "module_dir": submit_directory,
         "module_name": module_name,
         "network_interface_name": resource_config["network_interface_name"],
-        "num_cpus": _cpu_share(len(resource_config["hosts"])),
+        "num_cpus": cpu_share(len(resource_config["hosts"])),
         "num_gpus": 0,
         "output_data_dir": OUTPUT_DATA_DIR,
         "output_dir": OUTPUT_DIR,
@@ -367,11 +355,7 @@ def _stage_training(
     env.update(toolkit)
     env["TRAINING_JOB_NAME"] = name
     env["TRAINING_JOB_ARN"] = job_arn(JobKind.TRAINING, name)
-    if len(hosts) > 1:
-        env[LOCAL_HOST_ADDRESSES] = json.dumps(dict(addresses), sort_keys=True)
-        # Each host is an instance of its own: it gets its share of this machine's cores, or
-        # N hosts' thread pools would fight over the same cores between collective calls.
-        env.setdefault(THREADS_ENV, str(_cpu_share(len(hosts))))
+    add_host_env(env, addresses)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code_dir), env.get("PYTHONPATH")]))
     user = {k: v for k, v in hyperparameters.items() if not k.startswith(HP_PREFIX)}
     args = [map_container_value(sandbox, arg) for arg in _cmd_args(user)]
@@ -411,25 +395,6 @@ def _final_metrics(
     ]
 
 
-def _host_addresses(request: Mapping[str, Any]) -> dict[str, str]:
-    """``ResourceConfig.InstanceCount`` hosts ``algo-1`` ... on one random 127.x.y.0/24: every
-    host binds its own loopback address (all of 127/8 is the loopback interface), and jobs that
-    run side by side never share one."""
-    value = (request.get("ResourceConfig") or {}).get("InstanceCount", 1)
-    try:
-        count = int(value)
-    except (TypeError, ValueError):
-        count = 0
-    if not 1 <= count <= MAX_LOCAL_HOSTS:
-        raise JobSetupError(
-            VALIDATION,
-            f"ResourceConfig.InstanceCount={value!r}: the local runtime runs 1 to "
-            f"{MAX_LOCAL_HOSTS} hosts.",
-        )
-    network = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(254) + 1}"
-    return {f"{HOST_PREFIX}{k}": f"{network}.{k}" for k in range(1, count + 1)}
-
-
 def run_training_job(
     name: str,
     request: dict[str, Any],
@@ -455,25 +420,24 @@ def run_training_job(
     job_output = f"{output_path}/{name}/output"
 
     def stage(log_path: Path) -> Launch:
-        addresses = _host_addresses(request)
-        names = list(addresses)
-        setup = _stage_training(name, request, store, sandbox, python, log_path, addresses, 0)
+        count = (request.get("ResourceConfig") or {}).get("InstanceCount", 1)
+        addresses = host_addresses(count, "ResourceConfig.InstanceCount")
+        setup, others = stage_hosts(
+            sandbox,
+            log_path,
+            addresses,
+            lambda root, log, index: _stage_training(
+                name, request, store, root, python, log, addresses, index
+            ),
+        )
         metrics.extend(setup.metrics)
-        others = []
-        for index, host in enumerate(names[1:], start=1):
-            root = Path(sandbox, HOSTS_DIR, host)
-            log = prepare_sandbox(root)
-            other = _stage_training(name, request, store, root, python, log, addresses, index)
-            others.append(Host(host, other.argv, other.env, other.cwd, root, log))
-        if others:
-            note(log_path, f"hosts: {addresses}; the others run in {HOSTS_DIR}/<host>")
         return Launch(
             setup.argv,
             setup.env,
             setup.cwd,
             lambda: _publish_training_outputs(store, sandbox, job_output),
-            names[0],
-            tuple(others),
+            next(iter(addresses)),
+            others,
         )
 
     run, log_path = launch(sandbox, max_runtime(request), FAILURE_FILE, stage)

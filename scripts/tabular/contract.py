@@ -25,6 +25,10 @@ PROCESSING_ROOT = f"{OPT_ML}/processing"
 """Where a processing job's inputs and outputs are mounted (each at the LocalPath it names)."""
 PROCESSING_CODE_DIR = f"{PROCESSING_ROOT}/input/code"
 """Where the SDK's ScriptProcessor and FrameworkProcessor put a processing job's code."""
+PROCESSING_CONFIG_DIR = f"{OPT_ML}/config"
+"""A processing job's resourceconfig.json (``current_host``, ``hosts``) is here ("How Amazon
+SageMaker Processing Configures Your Processing Container", in "Build Your Own Processing
+Container": docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html)."""
 CODE_DIR = f"{OPT_ML}/code"
 MODEL_DIR = f"{OPT_ML}/model"
 INFERENCE_CODE_DIR = f"{MODEL_DIR}/code"

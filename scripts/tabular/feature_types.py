@@ -178,3 +178,27 @@ def warn_missing_spellings(typed: pd.DataFrame, categorical: Sequence[str]) -> N
                 name,
                 spelled,
             )
+
+
+def merge_typing(first: TypeProfile, second: TypeProfile) -> TypeProfile:
+    """The typing of two parts of the input (each host's files, ``first`` the one whose files
+    come first): counts added, the first other value the earliest by (file, line), as one
+    profile of both parts would have it. A part that saw no rows adds nothing."""
+    if not second.columns:
+        return first
+    if not first.columns:
+        return second
+    merged = TypeProfile(first.dialect, first.categorical, source=first.source)
+    for name, one in first.columns.items():
+        two = second.columns.get(name, _Column())
+        others = [c for c in (one.first_other, two.first_other) if c is not None]
+        merged.columns[name] = _Column(
+            present=one.present + two.present,
+            numbers=one.numbers + two.numbers,
+            others=one.others + two.others,
+            spelled=one.spelled + two.spelled,
+            number_like=one.number_like + two.number_like,
+            first_other=min(others, key=lambda item: item[0]) if others else None,
+            padded=one.padded or two.padded,
+        )
+    return merged

@@ -58,7 +58,17 @@ BASELINE = "baseline"
 """Preprocess's outputs, named after what they hold; Train's channels take the same names.
 ``baseline`` is the train split again as CSV with a header row, the data-quality baseline's
 input (Model Monitor's analyzer reads CSV)."""
-PREPROCESS_OUTPUTS = (TRAIN, VALIDATION, TEST, SCORING, TRANSFORMER, BASELINE)
+PROFILE = "profile"
+STATS = "stats"
+"""Preprocess across hosts (``PreprocessInstanceCount``): the first pass's output (each host's
+profile of its files: feature types, classes, rows per split) and the second pass's (each host's
+train-split statistics), read by the passes after them (scripts/preprocess.py, ``--stage``)."""
+PREPROCESS_OUTPUTS = (TRAIN, VALIDATION, TEST, SCORING, BASELINE, STATS)
+"""The second pass's outputs (the Preprocess step); the transformer comes from the fit."""
+STAGE_PROFILE, STAGE_SPLIT, STAGE_FIT = "profile", "split", "fit"
+"""Preprocess's passes (``--stage``): the Profile, Preprocess and FitTransformer steps."""
+PROFILE_FILE = "profile.pkl"
+STATS_FILE = "stats.pkl"
 SPLITS = (TRAIN, VALIDATION, TEST)
 CSV_SUFFIX = ".csv"
 PARQUET_SUFFIX = ".parquet"
@@ -86,9 +96,27 @@ DEFAULT_TRAIN_SHARDS = 8
 (about 1/N of the files each), so a run can use at most this many training instances."""
 
 
-def shard_file(split: str, index: int, suffix: str = PARQUET_SUFFIX) -> str:
-    """The name of shard ``index`` of ``split`` (``train-part-00003.parquet``)."""
-    return f"{split}{SHARD_PART}{index:05d}{suffix}"
+def shard_file(split: str, index: int, suffix: str = PARQUET_SUFFIX, host: str = "") -> str:
+    """The name of shard ``index`` of ``split`` (``train-part-00003.parquet``); written by
+    ``host`` of several Preprocess hosts, ``train-part-algo-2-00003.parquet``: in name order
+    host by host, so Train's hosts (ShardedByS3Key, every N-th file) each get about 1/N of
+    every Preprocess host's shards."""
+    tag = f"{host}-" if host else ""
+    return f"{split}{SHARD_PART}{tag}{index:05d}{suffix}"
+
+
+def split_file(split: str, host: str = "") -> str:
+    """The file a Preprocess host writes split ``split`` to: ``validation.parquet``; one of
+    several hosts, ``validation-part-algo-2.parquet`` (every host writes its own)."""
+    return f"{split}{SHARD_PART}{host}{PARQUET_SUFFIX}" if host else split + PARQUET_SUFFIX
+
+
+def host_file(name: str, host: str = "") -> str:
+    """``name`` as one of several hosts writes it: ``baseline-algo-2.csv`` (no host: ``name``)."""
+    if not host:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}-{host}{dot}{suffix}" if dot else f"{name}-{host}"
 
 
 # --------------------------------------------------------------------------- container paths
@@ -97,6 +125,9 @@ DATA_DIR = f"{PROCESSING_ROOT}/input/data"
 SCORING_DIR = f"{PROCESSING_ROOT}/input/scoring"
 SETTINGS_DIR = f"{PROCESSING_ROOT}/input/settings"
 SETTINGS_FILE = "settings.json"
+PROFILE_DIR = f"{PROCESSING_ROOT}/input/profile"
+STATS_DIR = f"{PROCESSING_ROOT}/input/stats"
+"""Where the passes of Preprocess across hosts get the passes before them (every host's)."""
 PREPROCESS_OUTPUT_ROOT = f"{PROCESSING_ROOT}/output"
 """Preprocess writes output ``<name>`` to ``<root>/<name>``."""
 MODEL_INPUT_DIR = f"{PROCESSING_ROOT}/model"

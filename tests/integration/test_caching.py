@@ -50,15 +50,20 @@ def changed_steps(base: str, edited: str) -> set[str]:
     return changed
 
 
+PREPROCESS_PASSES = {"Profile", "Preprocess", "FitTransformer"}
+EVERY_JOB = {*PREPROCESS_PASSES, "Train", "Evaluate", "Register", "CreateModel"}
+"""The steps that ship the shared job package (and the model, which holds Train's code)."""
+
+
 @pytest.mark.parametrize(
     ("script", "expected"),
     [
-        ("preprocess.py", {"Preprocess"}),
+        ("preprocess.py", PREPROCESS_PASSES),
         ("train.py", {"Train"}),
         ("evaluate.py", {"Evaluate"}),
         ("inference.py", {"Evaluate", "Register", "CreateModel"}),
-        ("tabular/values.py", {"Preprocess", "Train", "Evaluate", "Register", "CreateModel"}),
-        ("tabular/__init__.py", {"Preprocess", "Train", "Evaluate", "Register", "CreateModel"}),
+        ("tabular/values.py", EVERY_JOB),
+        ("tabular/__init__.py", EVERY_JOB),
         # the report's code ships with Evaluate alone: an edit of it re-keys Evaluate only
         ("evaluation/report.py", {"Evaluate"}),
         ("evaluation/__init__.py", {"Evaluate"}),
@@ -92,20 +97,19 @@ def test_a_new_module_of_the_shared_package_ships_with_every_job(
     (scripts / "tabular" / "extra.py").write_text("VALUE = 1\n", encoding="utf-8")
     (scripts / "notes.txt").write_text("not shipped\n", encoding="utf-8")
     edited = build(base_config, scripts_dir=scripts)
-    assert changed_steps(built.definition, edited.definition) == {
-        "Preprocess", "Train", "Evaluate", "Register", "CreateModel"
-    }  # fmt: skip
+    assert changed_steps(built.definition, edited.definition) == EVERY_JOB
 
 
 def test_settings_change_only_preprocess(tmp_path: Path, built) -> None:  # type: ignore[no-untyped-def]
-    """Reading rules reach Preprocess as a settings document; nothing else depends on them."""
+    """Reading rules reach Preprocess's passes as a settings document; nothing else depends on
+    them."""
     from config import PIPELINE_CONFIG, load_config
     from pipelines.definition import build
 
     config = tmp_path / "c.yaml"
     config.write_text(f"extends: {PIPELINE_CONFIG}\ndata: {{missing_values: ['', 'NULL']}}\n")
     edited = build(load_config(config, env={}))
-    assert changed_steps(built.definition, edited.definition) == {"Preprocess"}
+    assert changed_steps(built.definition, edited.definition) == PREPROCESS_PASSES
 
 
 def _evaluate_key(definition: str) -> dict:

@@ -83,7 +83,9 @@ def test_jobs_get_an_allowlisted_environment_and_a_home_of_their_own(
     for path in seen_dir.glob("*.json"):
         document = json.loads(path.read_text())
         seen[step_of(document)] = document
-    kinds = {"Preprocess", "DataQuality", "Train", "Evaluate", "BatchScore"}
+    kinds = {
+        "Profile", "Preprocess", "FitTransformer", "DataQuality", "Train", "Evaluate", "BatchScore"
+    }  # fmt: skip
     assert set(seen) == kinds, sorted(seen)
     for step, document in seen.items():
         env: dict[str, str] = document["env"]

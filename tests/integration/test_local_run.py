@@ -28,7 +28,7 @@ training:
 evaluation: {{bootstrap_rounds: 5, threshold: 0.6}}
 approval: {{local_policy: {policy}}}
 """
-CACHEABLE = ("Preprocess", "DataQuality", "Train", "Evaluate")
+CACHEABLE = ("Profile", "Preprocess", "FitTransformer", "DataQuality", "Train", "Evaluate")
 
 
 def small_config(tmp_path: Path, policy: str = "auto-approve", extra: str = "") -> Config:
@@ -139,7 +139,7 @@ def test_second_run_reuses_every_cacheable_step(first: LocalRun, second: LocalRu
     # second runs the real drift check. Evaluate reads the DataQuality step's statistics (its
     # report shows them): new statistics objects are new inputs, so it runs again, once; the
     # third run hits it (below). Every other cacheable step is served from cache.
-    assert {"Preprocess", "Train"} <= hits(second)
+    assert {"Profile", "Preprocess", "FitTransformer", "Train"} <= hits(second)
     assert not {"DataQuality", "Evaluate"} & hits(second)
     record = second.execution.steps["Preprocess"]
     assert record.cache_source == first.execution.execution_id
@@ -273,9 +273,10 @@ def test_real_datasets_run_through_a_minimal_config(
 
 def test_independent_steps_run_concurrently(first: LocalRun) -> None:
     steps = first.execution.steps
-    quality, train = steps["DataQuality"], steps["Train"]
-    assert quality.start and train.start and quality.end and train.end
-    assert quality.start < train.end and train.start < quality.end, "DataQuality waited for Train"
+    quality, fit, train = steps["DataQuality"], steps["FitTransformer"], steps["Train"]
+    assert quality.start and fit.start and train.start and quality.end and train.end
+    # DataQuality needs Preprocess only: it runs beside FitTransformer and Train, which follow
+    assert quality.start < train.end and fit.start < quality.end, "DataQuality waited for Train"
 
 
 def test_script_error_is_the_step_failure_reason(tmp_path: Path, build) -> None:
@@ -289,9 +290,9 @@ def test_script_error_is_the_step_failure_reason(tmp_path: Path, build) -> None:
     cfg = load_config(config, env={})
     run = run_local(cfg, build(cfg), workspace=tmp_path / "ws", quiet=True)
     assert run.execution.status == "Failed"
-    reason = run.execution.steps["Preprocess"].failure_reason or ""
+    reason = run.execution.steps["Profile"].failure_reason or ""  # Preprocess's first pass
     assert "target column 'label' not found" in reason and "Traceback" not in reason
-    assert run.execution.failure_reason == f"Step Preprocess failed: {reason}"
+    assert run.execution.failure_reason == f"Step Profile failed: {reason}"
     assert statuses(run)["Train"] == "NotStarted"
     assert runner_for(cfg, tmp_path / "ws").state.packages() == []
 

@@ -1,9 +1,10 @@
-"""Training across hosts: N local host processes train one model on disjoint shards.
+"""Across hosts: N local host processes preprocess disjoint input files and train one model on
+disjoint shards.
 
 The jobs run through the local runtime as SageMaker runs them: N host processes, each with its
-own sandbox, resourceconfig.json and share of the ShardedByS3Key train channel, joined by
-XGBoost's collective over loopback. The published definition for N hosts is checked against the
-SageMaker API model.
+own sandbox, resourceconfig.json and share of the ShardedByS3Key input or train channel; the
+training hosts are joined by XGBoost's collective over loopback. The published definition for N
+hosts is checked against the SageMaker API model.
 """
 
 from __future__ import annotations
@@ -315,3 +316,119 @@ def test_run_local_trains_on_two_hosts_end_to_end(tmp_path: Path, build: Any) ->
     hosts = [sandbox, sandbox / HOSTS_DIR / "algo-2"]
     used = [_host_rows(host) for host in hosts]
     assert all(used) and Counter(used[0] + used[1]) == Counter(written)
+
+
+# ------------------------------------------------------------------ Preprocess across hosts
+
+PROCESSING_PASSES = ("Profile", "Preprocess", "FitTransformer")
+
+
+@pytest.mark.parametrize("instance_count", [1, 2, 8])
+def test_the_preprocess_steps_for_n_hosts_are_valid_create_processing_jobs(
+    definition: dict, instance_count: int
+) -> None:
+    steps = definition_steps(definition)[0]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model("CreateProcessingJob").input_shape
+    for name in PROCESSING_PASSES:
+        arguments = copy.deepcopy(steps[name]["Arguments"])
+        request = {"ProcessingJobName": name.lower(), **_resolved(arguments, instance_count)}
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), (name, report.generate_report())
+        inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
+        sharded = {n for n, s in inputs.items() if s["S3DataDistributionType"] == "ShardedByS3Key"}
+        count = request["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
+        if name == "FitTransformer":  # one instance merges every host's statistics
+            assert count == 1 and sharded == set()
+        else:  # the input files shared out whole; every other input replicated
+            assert arguments["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == {
+                "Get": "Parameters.PreprocessInstanceCount"
+            }
+            assert count == instance_count and sharded == {"data"}
+            assert inputs["data"]["S3Uri"] == "s3://bucket/prefix"  # InputDataUri
+
+
+FILES = 4
+PREPROCESS_HOSTS = """\
+extends: {local}
+data:
+  input_uri: {data}
+  target: churn
+  problem_type: binary
+jobs: {{preprocess: {{instance_count: 2}}, train: {{instance_count: 2}}}}
+training:
+  shards: 4
+  hyperparameters: {{num_round: 40, early_stopping_rounds: 10}}
+evaluation: {{bootstrap_rounds: 5, threshold: 0.6}}
+"""
+
+
+def _published(store: LocalS3, record: Any, output: str) -> Path:
+    outputs = record.properties["ProcessingOutputConfig"]["Outputs"]
+    return store.path(next(o["S3Output"]["S3Uri"] for o in outputs if o["OutputName"] == output))
+
+
+def test_run_local_preprocesses_and_trains_on_two_hosts_end_to_end(
+    tmp_path: Path, build: Any
+) -> None:
+    from config import load_config
+    from pipelines.local import run_local, runner_for
+
+    frame = _frame(4000)
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(FILES):
+        frame.iloc[index * 1000 : (index + 1) * 1000].to_csv(
+            data / f"part-{index}.csv", index=False
+        )
+    root = Path(__file__).resolve().parents[2]
+    path = tmp_path / "hosts.yaml"
+    path.write_text(
+        PREPROCESS_HOSTS.format(local=root / "configs" / "local.yaml", data=data.as_uri() + "/"),
+        encoding="utf-8",
+    )
+    cfg = load_config(path, env={})
+    run = run_local(cfg, build(cfg), workspace=tmp_path / "ws", quiet=True)
+    assert run.execution.status == "Succeeded", run.execution.failure_reason
+    assert run.execution.parameters["PreprocessInstanceCount"] == 2
+    assert 0.6 < run.metrics["auc"] <= 1.0
+    steps = run.execution.steps
+    store = runner_for(cfg, tmp_path / "ws").store
+
+    # Profile and Preprocess: two host processes, each with its resourceconfig and its files.
+    for name in ("Profile", "Preprocess"):
+        sandbox = Path(str(steps[name].log)).parent
+        staged = []
+        for host, where in (("algo-1", sandbox), ("algo-2", sandbox / HOSTS_DIR / "algo-2")):
+            config = json.loads(
+                container_path(where, "/opt/ml/config/resourceconfig.json").read_text()
+            )
+            assert config == {"current_host": host, "hosts": ["algo-1", "algo-2"]}
+            folder = container_path(where, "/opt/ml/processing/input/data")
+            staged.append(sorted(p.name for p in folder.iterdir()))
+        assert staged == [["part-0.csv", "part-2.csv"], ["part-1.csv", "part-3.csv"]]
+
+    # Every input row in exactly one split, across the hosts' files.
+    split_rows = []
+    for split in names.SPLITS:
+        files = sorted(_published(store, steps["Preprocess"], split).glob("*.parquet"))
+        assert {f.name.split("-part-")[1][:6] for f in files} == {"algo-1", "algo-2"}
+        split_rows += _rows(files)
+    assert Counter(row[1] for row in split_rows) == Counter(frame["x1"].tolist())
+
+    # The transformer and schema: those of one host reading every file.
+    one = tmp_path / "one"
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"target": TARGET, "problem_type": "binary", "train_shards": 4}))
+    argv = ["--input-dir", str(data), "--output-root", str(one), "--settings", str(settings)]
+    assert preprocess.main(argv) == 0
+    fitted = _published(store, steps["FitTransformer"], names.TRANSFORMER)
+    schema = json.loads((fitted / names.SCHEMA_FILE).read_text())
+    expected = json.loads((one / names.TRANSFORMER / names.SCHEMA_FILE).read_text())
+    assert schema == {**expected, "data_version": schema["data_version"]}
+
+    # Train's two hosts used every train row exactly once.
+    train_files = sorted(_published(store, steps["Preprocess"], names.TRAIN).glob("*.parquet"))
+    sandbox = Path(str(steps["Train"].log)).parent
+    used = [_host_rows(host) for host in (sandbox, sandbox / HOSTS_DIR / "algo-2")]
+    assert all(used) and Counter(used[0] + used[1]) == Counter(_rows(train_files))

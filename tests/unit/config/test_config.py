@@ -240,3 +240,21 @@ def test_a_bad_environment_override_names_the_variable(tmp_path: Path) -> None:
         ConfigError, match=r"aws.bucket: .*\[set by environment variable PIPELINE_BUCKET\]"
     ):  # noqa: E501
         load_config(write(tmp_path, MINIMAL), env={"PIPELINE_BUCKET": "Not_A_Bucket"})
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/data/all.csv", "sample://default"])
+def test_several_preprocess_instances_need_several_input_files(tmp_path: Path, uri: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"extends: {LOCAL_CONFIG}\ndata: {{input_uri: '{uri}'}}\n"
+        "jobs: {preprocess: {instance_count: 2}}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"jobs.preprocess.instance_count 2 with data.input_uri"):
+        load_config(path, env={})
+    path.write_text(
+        f"extends: {LOCAL_CONFIG}\ndata: {{input_uri: 's3://bucket/data/'}}\n"
+        "jobs: {preprocess: {instance_count: 2}}\n",
+        encoding="utf-8",
+    )
+    assert load_config(path, env={}).jobs.preprocess.instance_count == 2

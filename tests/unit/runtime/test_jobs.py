@@ -810,9 +810,9 @@ def test_a_training_instance_count_the_runtime_cannot_run_is_refused(tmp_path: P
 
 
 def test_the_engine_tells_warm_starts_which_jobs_may_start_together(tmp_path: Path) -> None:
-    """After Preprocess starts, DataQuality and Train may start at the same moment; after them,
-    Evaluate; then BatchScore, whose upstream job (Evaluate) is reached through the steps that
-    are not jobs (condition, registration, approval, model)."""
+    """After Preprocess starts, FitTransformer and DataQuality may start at the same moment;
+    after them, Train, then Evaluate; then BatchScore, whose upstream job (Evaluate) is reached
+    through the steps that are not jobs (condition, registration, approval, model)."""
     from config.paths import ROOT
     from runtime.engine import LocalPipelineRunner, _Run
     from runtime.execution import EXECUTING, Execution, Hooks, StepRecord
@@ -826,8 +826,120 @@ def test_the_engine_tells_warm_starts_which_jobs_may_start_together(tmp_path: Pa
     )  # fmt: skip
     run = _Run(LocalPipelineRunner(tmp_path / "ws", "us-east-1"), execution, definition, Hooks())
     seen = []
-    for started in (["Preprocess"], ["DataQuality", "Train"], ["Evaluate"], ["BatchScore"]):
+    for started in (
+        ["Profile"], ["Preprocess"], ["FitTransformer", "DataQuality"], ["Train"], ["Evaluate"],
+        ["BatchScore"],
+    ):  # fmt: skip
         for name in started:
             execution.steps[name].status = EXECUTING
         seen.append((run._jobs_to_come(), run._jobs_next()))
-    assert seen == [(4, 2), (2, 1), (1, 1), (0, 0)]
+    assert seen == [(6, 1), (5, 2), (3, 1), (2, 1), (1, 1), (0, 0)]
+
+
+PROCESSING_HOST_SCRIPT = """
+import json, os, sys, time
+from pathlib import Path
+
+config_dir = Path(sys.argv[sys.argv.index("--config") + 1])
+config = json.loads((config_dir / "resourceconfig.json").read_text())
+host = config["current_host"]
+data = Path(sys.argv[sys.argv.index("--data") + 1])
+seen = {
+    "host": host,
+    "hosts": config["hosts"],
+    "pid": os.getpid(),
+    "threads": os.environ.get("OMP_NUM_THREADS"),
+    "data": sorted(p.name for p in data.iterdir()),
+}
+if os.environ.get("FAIL_ON") == host:
+    print("ERROR: " + host + " cannot read its files", file=sys.stderr)
+    sys.exit(2)
+if os.environ.get("FAIL_ON"):
+    time.sleep(120)  # the other hosts: the job must stop them
+out = Path(sys.argv[sys.argv.index("--out") + 1])
+(out / (host + ".json")).write_text(json.dumps(seen))
+(out / "same-name.txt").write_text(host)
+"""
+
+
+def _processing_hosts_request(store: LocalS3, hosts: int, **environment: str) -> dict:
+    _put_text(store, f"{BUCKET}/code/job.py", PROCESSING_HOST_SCRIPT)
+    for index in range(5):
+        _put_text(store, f"{BUCKET}/data/part-{index}.csv", "a\n1\n")
+    _put_text(store, f"{BUCKET}/shared/settings.json", "{}")
+    request = _processing_request(
+        f"{BUCKET}/code",
+        [
+            "--config",
+            "/opt/ml/config",
+            "--data",
+            "/opt/ml/processing/input/data",
+            "--out",
+            "/opt/ml/processing/output/result",
+        ],  # fmt: skip
+        Environment=environment,
+    )
+    request["ProcessingInputs"] += [
+        {
+            "InputName": name,
+            "S3Input": {
+                "S3Uri": f"{BUCKET}/{name}",
+                "LocalPath": f"/opt/ml/processing/input/{name}",
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": distribution,
+            },
+        }
+        for name, distribution in (("data", "ShardedByS3Key"), ("shared", "FullyReplicated"))
+    ]
+    request["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = hosts
+    return request
+
+
+def test_processing_hosts_each_get_their_own_process_sandbox_config_and_files(tmp_path: Path):
+    store = _store(tmp_path)
+    sandbox = tmp_path / "sandbox"
+
+    outcome = run_processing_job(
+        "Preprocess-2", _processing_hosts_request(store, 2), store, sandbox
+    )
+
+    assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
+    published = store.path(f"{BUCKET}/out/result")
+    seen = {
+        host: json.loads((published / f"{host}.json").read_text()) for host in ("algo-1", "algo-2")
+    }
+    assert seen["algo-1"]["data"] == ["part-0.csv", "part-2.csv", "part-4.csv"]
+    assert seen["algo-2"]["data"] == ["part-1.csv", "part-3.csv"]  # ShardedByS3Key: disjoint
+    for host, view in seen.items():
+        assert view["host"] == host and view["hosts"] == ["algo-1", "algo-2"]
+        assert view["threads"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert seen["algo-1"]["pid"] != seen["algo-2"]["pid"]  # one process per host
+    second = sandbox / HOSTS_DIR / "algo-2"
+    for root in (sandbox, second):  # a sandbox each; the replicated input on every host
+        assert (container_path(root, "/opt/ml/processing/input/shared") / "settings.json").is_file()
+        assert (container_path(root, "/opt/ml/config") / "resourceconfig.json").is_file()
+    # Every host's outputs go to the same S3Uri; an object both write is the last host's.
+    assert (published / "same-name.txt").read_text() == "algo-2"
+    assert "ShardedByS3Key: host 2 of 2" in (second / "job.log").read_text()
+
+
+def test_one_failing_processing_host_fails_the_job_stops_the_others_and_uploads_nothing(
+    tmp_path: Path,
+):
+    store = _store(tmp_path)
+    request = _processing_hosts_request(store, 3, FAIL_ON="algo-3")
+    started = time.monotonic()
+    outcome = run_processing_job("Preprocess-3", request, store, tmp_path / "sandbox")
+    assert outcome.status is JobStatus.FAILED
+    assert outcome.failure_reason == "algo-3 cannot read its files"
+    assert time.monotonic() - started < 60  # the sleeping hosts were stopped
+    assert store.objects(f"{BUCKET}/out/result") == []
+
+
+def test_a_processing_instance_count_the_runtime_cannot_run_is_refused(tmp_path: Path):
+    store = _store(tmp_path)
+    request = _processing_hosts_request(store, 300)
+    outcome = run_processing_job("Preprocess-300", request, store, tmp_path / "sandbox")
+    assert outcome.status is JobStatus.FAILED
+    assert "ProcessingResources.ClusterConfig.InstanceCount=300" in (outcome.failure_reason or "")

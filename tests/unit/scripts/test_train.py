@@ -191,7 +191,7 @@ def test_the_cluster_comes_from_resourceconfig(tmp_path: Path) -> None:
         json.dumps({"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]})
     )
     with pytest.raises(TrainingError, match=r"current_host 'algo-3' is not one of"):
-        tr.read_cluster(tmp_path)
+        tr.read_cluster(tmp_path, TrainingError)
 
 
 def test_a_host_without_a_shard_names_the_instance_count_fix(

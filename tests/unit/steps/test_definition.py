@@ -16,7 +16,9 @@ from tabular.contract import definition_steps
 
 GOLDEN = GOLDEN_FILE
 EXPECTED_TYPES = {
+    "Profile": "Processing",
     "Preprocess": "Processing",
+    "FitTransformer": "Processing",
     "DataQuality": "QualityCheck",
     "Train": "Training",
     "Evaluate": "Processing",
@@ -27,8 +29,10 @@ EXPECTED_TYPES = {
     "BatchScore": "Transform",
     "MetricBelowThreshold": "Fail",
 }
-JOB_STEPS = ("Preprocess", "Train", "Evaluate", "BatchScore")
-CACHEABLE = ("Preprocess", "DataQuality", "Train", "Evaluate", "BatchScore")
+JOB_STEPS = ("Profile", "Preprocess", "FitTransformer", "Train", "Evaluate", "BatchScore")
+CACHEABLE = (
+    "Profile", "Preprocess", "FitTransformer", "DataQuality", "Train", "Evaluate", "BatchScore"
+)  # fmt: skip
 STEP_REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9-]+)\.(.+)$")
 
 
@@ -91,8 +95,11 @@ def test_edges_follow_the_graph(definition: dict) -> None:
         found = {m.group(1) for r in references(steps[name]) if (m := STEP_REFERENCE.match(r))}
         return found | set(steps[name].get("DependsOn", []))
 
+    assert upstream("Profile") == set()
+    assert upstream("Preprocess") == {"Profile"}
+    assert upstream("FitTransformer") == {"Profile", "Preprocess"}
     assert upstream("DataQuality") == {"Preprocess"}
-    assert upstream("Train") == {"Preprocess"}
+    assert upstream("Train") == {"Preprocess", "FitTransformer"}
     # Evaluate also reads the DataQuality statistics (its report shows them beside the baseline)
     assert upstream("Evaluate") == {"Preprocess", "Train", "DataQuality"}
     assert upstream("Register") == {"Train", "DataQuality", "Evaluate"}
@@ -123,6 +130,7 @@ def test_parameters_round_trip_the_config(definition: dict, base_config: Config)
         "InputDataUri": base_config.data.input_uri,
         "DataVersion": "manual",
         "PreprocessInstanceType": jobs.preprocess.instance_type,
+        "PreprocessInstanceCount": jobs.preprocess.instance_count,
         "DataQualityInstanceType": jobs.data_quality.instance_type,
         "TrainInstanceType": jobs.train.instance_type,
         "TrainInstanceCount": jobs.train.instance_count,
