@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabular import csvio, features, values
+from tabular import csvio, features, memory, values
 from tabular.dialect import Dialect
 from tabular.errors import FILE_LEVEL, LINE_LEVEL, DataError, describe_source
 from tabular.feature_types import FeatureTypes, TypeProfile, warn_missing_spellings
@@ -440,10 +440,17 @@ class Outputs:
             self.writers[target] = writer
         return self.writers[target]
 
+    def close(self) -> None:
+        """Finish every file written so far (they are renamed when the stack closes)."""
+        for writer in self.writers.values():
+            writer.close()  # once more at the stack's close: a no-op
+
     def write(self, target: Path, frame: pd.DataFrame, kind: str) -> None:
         import pyarrow as pa
 
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        # One thread: a chunk's part is small, and a thread pool per call (pyarrow's default)
+        # cost more than it saved (about 300 pools per 1M rows).
+        table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
         self._writer(target, table, kind).write_table(table)
 
     def add(self, rows: pd.DataFrame, codes: np.ndarray, cursor: FileCursor) -> None:
@@ -500,6 +507,7 @@ def run(
     import joblib
 
     found = profile(input_path, settings, block_size)
+    memory.release()
     types = found.types
     scoring = (
         read_scoring(scoring_path, settings, types, found.input_columns) if scoring_path else None
@@ -519,6 +527,8 @@ def run(
             )
             stats = merge(stats, _chunk_stats(typed[codes == 0], types))
             outputs.add(rows, codes, chunk.cursor)
+        outputs.close()
+        memory.release()  # before scikit-learn is imported (tabular.memory)
         _warn_spellings(stats, types.categorical)
         counts = features.check_cardinality_counts(
             found.source,
