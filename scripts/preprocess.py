@@ -506,6 +506,7 @@ def run(
     """
     import joblib
 
+    memory.use_system_allocator()
     found = profile(input_path, settings, block_size)
     memory.release()
     types = found.types

@@ -18,6 +18,16 @@ from functools import cache
 from typing import Any
 
 
+def use_system_allocator() -> None:
+    """pyarrow allocates with the C library's malloc, whose free memory :func:`release` hands
+    back (its default, mimalloc, kept 33-35 MiB of a 1 GiB arena after ``release_unused``;
+    Preprocess at 1M rows: RSS before the scikit-learn import 180 -> 155 MiB, peak 248-254 ->
+    230-238 MiB in the same CPU time)."""
+    import pyarrow
+
+    pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
 def release() -> None:
     """Collect garbage, then hand the free memory of pyarrow's pool and of malloc back."""
     gc.collect()
