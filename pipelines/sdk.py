@@ -124,7 +124,7 @@ def _validate_sdk_defaults_once() -> None:
     if getattr(SageMakerConfig.validate_sagemaker_config, "validates_once", False):
         return
     check = _validated_once(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
-    SageMakerConfig.validate_sagemaker_config = staticmethod(check)  # type: ignore[method-assign]
+    SageMakerConfig.validate_sagemaker_config = staticmethod(check)
     config.validate_sagemaker_config = check
     session_helper.validate_sagemaker_config = check  # imported by name there
 

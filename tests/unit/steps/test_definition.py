@@ -258,13 +258,12 @@ def test_definition_holds_no_credentials(built) -> None:  # type: ignore[no-unty
 
 def test_sdk_defaults_are_validated_once_and_still_refused_when_invalid(built) -> None:  # type: ignore[no-untyped-def]
     import jsonschema
-    from sagemaker.core.config.config_manager import SageMakerConfig
-
-    from pipelines.sdk import SDK_DEFAULTS
-
     from sagemaker.core.config import config
+    from sagemaker.core.config.config_manager import SageMakerConfig
     from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
     from sagemaker.core.helper import session_helper
+
+    from pipelines.sdk import SDK_DEFAULTS
 
     validate = SageMakerConfig.validate_sagemaker_config
     assert getattr(validate, "validates_once", False)
