@@ -30,6 +30,7 @@ from runtime.expressions import ResolutionError, Scope, resolve
 from runtime.files import extract_tar
 from runtime.jobs import container_path, map_container_value
 from runtime.jobs.contract import SHARED_HOST_DEFAULTS
+from runtime.jobs.process import launcher_argv
 from tabular.contract import (
     FAILURE_FILE,
     FAILURE_REASON_FILE_ENV,
@@ -89,18 +90,40 @@ def _link_tree(source: Path, target: Path) -> None:
 
 
 def _run(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], what: str) -> int:
-    """Run a job to its end; return its peak RSS in bytes (wait4's ru_maxrss, KiB on Linux)."""
+    """Run a job to its end; return its peak RSS in bytes (``ru_maxrss``, KiB on Linux).
+
+    Through the local runtime's launcher (runtime/jobs/process.py), as the runtime starts a
+    job: a child's ``ru_maxrss`` starts at the high-water mark of the process it was started
+    from (exec keeps it), so a job started straight from this process (the SDK imported, the
+    definition built: about 356 MiB) reported at least that much whatever it held itself
+    (``/bin/true`` started from a 500 MiB process reports 511 MiB). Forked from the small
+    launcher, the job reports its own peak.
+    """
     log = cwd / "job.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = code = os.waitstatus_to_exitcode(status)
+    report_read, report_write = os.pipe()
+    try:
+        with log.open("ab") as out:
+            try:
+                process = subprocess.Popen(
+                    launcher_argv(report_write, argv),
+                    cwd=cwd,
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    pass_fds=(report_write,),
+                )
+            finally:
+                os.close(report_write)
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = code = os.waitstatus_to_exitcode(status)
+        report = b"".join(iter(lambda: os.read(report_read, 64), b"")).strip()
+    finally:
+        os.close(report_read)
     if code != 0:
         tail = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
         raise BareRunError(f"bare {what} exited with {code}; end of {log}:\n" + "\n".join(tail))
-    return usage.ru_maxrss * 1024
+    return (int(report) if report.isdigit() else usage.ru_maxrss) * 1024
 
 
 class _Bare:

@@ -2,7 +2,8 @@
 
 Instance types come from botocore's SageMaker service model (the API's enums, per job kind);
 image versions from the SDK's image_uri_config files, read as data without importing the SDK
-(whose import needs a region). Both are read once per process.
+(whose import needs a region). Both are read once per process, and botocore's data files once
+per process for every session (:func:`share_botocore_loader`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import importlib.util
 import json
 from functools import cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import botocore.loaders
 import botocore.model
 import botocore.session
 from pydantic import AfterValidator
@@ -26,7 +28,43 @@ def service_model(service: str) -> botocore.model.ServiceModel:
 
 @cache
 def _session() -> botocore.session.Session:
+    share_botocore_loader()
     return botocore.session.get_session()
+
+
+def share_botocore_loader() -> None:
+    """One botocore data loader per data path for every botocore session of this process, and
+    for every call of ``botocore.loaders.create_loader()``.
+
+    botocore gives each session a loader of its own, and a loader parses each data file it is
+    asked for once (a service model, the endpoint data): every new session parses them again.
+    boto3 and the SageMaker SDK make many sessions in one process (pipelines/sdk.py), so they
+    all get this one loader. A loader holds parsed data only, never a region or credentials.
+    """
+    create = botocore.loaders.create_loader
+    if getattr(create, "shared", False):
+        return
+
+    @cache
+    def for_path(search_path_string: str | None) -> Any:
+        loader = create(search_path_string)
+        loader._search_paths = _Paths(loader.search_paths)  # each boto3.Session appends one
+        return loader
+
+    def shared(search_path_string: str | None = None) -> Any:
+        return for_path(search_path_string)  # `create_loader()` is `create_loader(None)`
+
+    shared.shared = True  # type: ignore[attr-defined]
+    botocore.session.create_loader = shared  # sessions look it up when they first load data
+    botocore.loaders.create_loader = shared
+
+
+class _Paths(list[str]):
+    """A loader's search paths: a path already there is not appended again."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
 
 
 @cache

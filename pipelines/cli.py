@@ -10,6 +10,7 @@ approve/reject without --aws), so the AWS verbs never load the runtime.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -50,6 +51,11 @@ def _build(cfg: Config, *, offline: bool = True, reuse: bool = False) -> BuiltPi
     from pipelines.definition import build
 
     logging.disable(logging.NOTSET)
+    # The SDK's import leaves about 330,000 objects the garbage collector tracks, all of them
+    # alive for the rest of the process (modules, classes, pydantic schemas); every full
+    # collection during the build walks them again (0.17-0.4 s each, one or two per build).
+    # Frozen, they are left out of every later collection (CPython's gc.freeze).
+    gc.freeze()
     built = build(cfg)
     if reuse:
         saved.save(cfg, built)

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tabular import csvio, features, values
+from tabular import csvio, features, memory, values
 from tabular.cluster import Cluster, read_cluster
 from tabular.contract import PROCESSING_CONFIG_DIR
 from tabular.dialect import Dialect
@@ -474,10 +474,17 @@ class Outputs:
             self.writers[target] = writer
         return self.writers[target]
 
+    def close(self) -> None:
+        """Finish every file written so far (they are renamed when the stack closes)."""
+        for writer in self.writers.values():
+            writer.close()  # once more at the stack's close: a no-op
+
     def write(self, target: Path, frame: pd.DataFrame, kind: str) -> None:
         import pyarrow as pa
 
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        # One thread: a chunk's part is small, and a thread pool per call (pyarrow's default)
+        # cost more than it saved (about 300 pools per 1M rows).
+        table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
         self._writer(target, table, kind).write_table(table)
 
     def add(self, rows: pd.DataFrame, codes: np.ndarray, cursor: FileCursor) -> None:
@@ -535,8 +542,10 @@ def run(
     same three parts run as three steps: :func:`main`'s ``--stage``.)
     """
     found = profile(input_path, settings, block_size)
+    memory.release()
     with ExitStack() as stack:
         stats = split(input_path, output_root, settings, found, stack, scoring_path, block_size)
+        memory.release()  # before scikit-learn is imported (tabular.memory)
         return fit(output_root, settings, found, stats, data_version, stack)
 
 
@@ -582,6 +591,7 @@ def split(
         outputs.add(rows, codes, chunk.cursor)
     for name, frame in (scoring or {}).items():
         outputs.write(output_root / SCORING / name, frame, "csv")
+    outputs.close()
     return stats
 
 
@@ -793,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> None:
         settings = settings_from_args(parser, args)
+        memory.use_system_allocator()
         if args.stage != ALL:
             run_stage(args, settings, read_cluster(args.resource_config_dir))
             return

@@ -21,6 +21,7 @@ every job, and a path or a file name is written once:
 * :mod:`tabular.features`: the fitted feature transformer and the model's matrix;
 * :mod:`tabular.schema`: schema.json, the splits, the matrix every job builds;
 * :mod:`tabular.errors`: the errors jobs report, and how a message names a row.
+* :mod:`tabular.memory`: memory a job is done with, handed back before its next phase.
 
 Job code only: no import of the SageMaker SDK, boto3 or the project's other packages (it
 ships alone). Editing any module changes every job's code, and so every job step's cache key.

@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -376,6 +377,14 @@ DEFAULT_BLOCK_SIZE = 2 << 20
 Preprocess chunk is held in a few typed copies at once while it is written. Preprocess alone,
 peak RSS at 1M and 10M rows: 441 and 706 MiB with 8 MiB chunks, 355 and 466 with 4 MiB, 345 and
 350 with 2 MiB (README, "Sizing a run"); CPU at 1M rows 7.4, 7.45 and 8.0 s."""
+READ_BLOCK_SIZE = 64 << 10
+"""Bytes pyarrow's streaming reader parses at a time; a chunk is put together from several.
+
+The reader reads ahead in the background, a few dozen blocks whatever the consumer takes: at
+2 MiB blocks its memory pool peaked at 68 MiB over a 51 MiB file (the whole file read ahead)
+and the process's RSS rose 119 MiB; at 64 KiB blocks, 9 MiB and 28 MiB, for 0.05 s more of
+reading (1M rows, 12 columns). A record longer than a block is read again with larger blocks
+(up to the chunk size, as before)."""
 
 
 def read_chunks(
@@ -388,10 +397,10 @@ def read_chunks(
     """Read one CSV file as text in chunks of about ``block_size`` bytes, by the same rules
     as :func:`read_csv_file`: each chunk's index is ``(file, line)``, its columns the file's.
 
-    pyarrow's streaming reader (``pyarrow.csv.open_csv``, every column typed as text) holds
-    one block at a time, so memory does not grow with the file. Checks that need the whole
-    file run first: its encoding, its first record, and whether an unnamed first column is
-    a saved index (read alone).
+    pyarrow's streaming reader (``pyarrow.csv.open_csv``, every column typed as text) parses
+    :data:`READ_BLOCK_SIZE` bytes at a time, so memory does not grow with the file. Checks
+    that need the whole file run first: its encoding, its first record, and whether an
+    unnamed first column is a saved index (read alone).
 
     ``numbers`` names columns known to hold only numbers as written (checked on an earlier
     read): with a plain dialect (``.`` decimals, no thousands separator) pyarrow parses them
@@ -401,19 +410,17 @@ def read_chunks(
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    layout = _layout(path, dialect, columns)
+    layout, drop_index, single = _whole_file(path, dialect, columns)
     names, trailing = layout.names, layout.trailing
     kept = names[: len(names) - trailing]
-    drop_index = columns is None and not kept[0] and _is_saved_index(path, dialect, layout)
-    if columns is None and not kept[0] and not drop_index:
-        check_column_names(path.name, kept)  # the unnamed first column is refused
-    lines = _record_line_numbers(path, dialect, layout.header)
+    lines = None if single else _record_line_numbers(path, dialect, layout.header)
     fields = [f"c{i}" for i in range(len(names))]
     parsed = {f"c{kept.index(n)}" for n in numbers} if dialect.is_plain else set()
+    read_block = min(block_size, READ_BLOCK_SIZE)
     open_reader = lambda: pa_csv.open_csv(  # noqa: E731 - parse errors are raised below
         path,
         read_options=pa_csv.ReadOptions(
-            column_names=fields, skip_rows=int(layout.header), block_size=block_size
+            column_names=fields, skip_rows=int(layout.header), block_size=read_block
         ),
         parse_options=pa_csv.ParseOptions(delimiter=dialect.delimiter, quote_char=QUOTE),
         convert_options=pa_csv.ConvertOptions(
@@ -424,7 +431,22 @@ def read_chunks(
         ),
     )
     text = pd.StringDtype("pyarrow")
-    start = 0
+
+    def chunk(batches: list[Any], start: int) -> pd.DataFrame:
+        table = pa.Table.from_batches(batches).combine_chunks()
+        frame = table.to_pandas(types_mapper={pa.string(): text}.get)
+        positions = np.arange(start, start + len(frame))
+        at = lines[positions] if lines is not None else positions + int(layout.header) + 1
+        frame.index = row_index(path.name, at)
+        if lines is not None:  # else no value holds a line break (_one_record_per_line)
+            _check_line_breaks(frame, names)
+        frame = _drop_trailing(frame, path.name, trailing)
+        frame.columns = kept
+        return frame.iloc[:, 1:] if drop_index else frame
+
+    start = 0  # rows yielded
+    skip = 0  # rows to pass over after reading again with larger blocks
+    group: list[Any] = []
     reader = None
     while True:
         try:
@@ -433,31 +455,63 @@ def read_chunks(
         except StopIteration:
             break
         except pa.ArrowInvalid as exc:
+            if "straddl" in str(exc) and read_block < block_size:  # a record over a block
+                read_block = min(4 * read_block, block_size)
+                reader, group, skip = None, [], start
+                continue
             _raise_if_ragged(path, dialect, len(names))
             raise DataError(
                 f"{path.name}: could not be parsed as CSV ({exc}). Check delimiters and "
                 "quoting; the file must be "
                 f"{dialect.delimiter!r}-separated with double-quoted text."
             ) from None
+        if skip:
+            passed = min(skip, batch.num_rows)
+            batch, skip = batch.slice(passed), skip - passed
         if batch.num_rows == 0:
             continue
-        frame = batch.to_pandas(types_mapper={pa.string(): text}.get)
-        positions = np.arange(start, start + len(frame))
+        group.append(batch)
+        if len(group) * read_block >= block_size:
+            frame = chunk(group, start)
+            start, group = start + len(frame), []
+            yield frame
+    if group:
+        frame = chunk(group, start)
         start += len(frame)
-        at = lines[positions] if lines is not None else positions + int(layout.header) + 1
-        frame.index = row_index(path.name, at)
-        if lines is not None:  # else no value holds a line break (_one_record_per_line)
-            _check_line_breaks(frame, names)
-        frame = _drop_trailing(frame, path.name, trailing)
-        frame.columns = kept
-        if drop_index:
-            frame = frame.iloc[:, 1:]
         yield frame
     if start == 0:
         raise DataError(
             f"{path.name}: file has a header row but no data rows. Export the data "
             "again with its rows."
         )
+
+
+_WHOLE_FILE: dict[tuple[Any, ...], tuple[_Layout, bool, bool]] = {}
+
+
+def _whole_file(
+    path: Path, dialect: Dialect, columns: Sequence[str] | None
+) -> tuple[_Layout, bool, bool]:
+    """The checks :func:`read_chunks` makes of a file as a whole: its layout, whether its
+    unnamed first column is a saved index, whether it has one record per line.
+
+    Made once per file while it is unchanged (same inode, size and modification time), so a
+    second read of the same input (Preprocess reads it twice) does not scan it again (about
+    0.3 s of 8 at 1M rows).
+    """
+    stat = path.stat()
+    key = (
+        str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, dialect,
+        None if columns is None else tuple(columns),
+    )  # fmt: skip
+    if key not in _WHOLE_FILE:
+        layout = _layout(path, dialect, columns)
+        kept = layout.names[: len(layout.names) - layout.trailing]
+        drop_index = columns is None and not kept[0] and _is_saved_index(path, dialect, layout)
+        if columns is None and not kept[0] and not drop_index:
+            check_column_names(path.name, kept)  # the unnamed first column is refused
+        _WHOLE_FILE[key] = (layout, drop_index, _one_record_per_line(path))
+    return _WHOLE_FILE[key]
 
 
 def _is_saved_index(path: Path, dialect: Dialect, layout: _Layout) -> bool:
@@ -483,15 +537,13 @@ def _is_saved_index(path: Path, dialect: Dialect, layout: _Layout) -> bool:
     return _drop_saved_index(frame, path.name, ["", "next"]).shape[1] == 1
 
 
-def _record_line_numbers(path: Path, dialect: Dialect, header: bool) -> np.ndarray | None:
-    """The line each data record starts on, or None when record ``i`` is on line
-    ``i + header + 1`` (LF or CRLF endings, no blank line within, no quoted line break).
+def _record_line_numbers(path: Path, dialect: Dialect, header: bool) -> np.ndarray:
+    """The line each data record starts on, for a file without one record per line
+    (:func:`_one_record_per_line`: else record ``i`` is on line ``i + header + 1``).
 
-    Only other files (blank lines, CR endings, a record over several lines) are counted
-    record by record, with the csv module.
+    Such files (blank lines, CR endings, a record over several lines) are counted record by
+    record, with the csv module.
     """
-    if _one_record_per_line(path):
-        return None
     return np.asarray(_record_lines(path, dialect)[int(header) :], dtype="int64")
 
 

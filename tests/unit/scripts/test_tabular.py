@@ -228,3 +228,39 @@ def test_a_chunked_read_keeps_the_whole_files_checks(tmp_path: Path) -> None:
     path.write_text('y,a\n0,"two\nlines"\n')
     with pytest.raises(DataError, match=r"line break inside a quoted value"):
         list(csvio.read_chunks(path, Dialect(), block_size=16))
+
+
+def test_a_record_longer_than_a_read_block_is_read_whole(tmp_path: Path) -> None:
+    """The streaming reader parses small blocks (csvio.READ_BLOCK_SIZE); a record longer than
+    one is read again with larger blocks, up to the chunk size, and every row comes once; one
+    that does not fit there either is refused as before."""
+    long = "x" * (csvio.READ_BLOCK_SIZE + 30000)
+    rows = [f"{i % 2},{i},{long if i == 700 else 'v'}" for i in range(2000)]
+    path = tmp_path / "part.csv"
+    path.write_text("y,a,b\n" + "\n".join(rows) + "\n")
+    whole = csvio.read_csv_file(path, Dialect())
+    chunks = list(csvio.read_chunks(path, Dialect(), block_size=16 * csvio.READ_BLOCK_SIZE))
+    joined = pd.concat(chunks)
+    assert joined.index.tolist() == whole.index.tolist()
+    pd.testing.assert_frame_equal(joined.astype(object), whole.astype(object))
+    assert joined.loc[("part.csv", 702), "b"] == long
+    with pytest.raises(DataError, match=r"part\.csv: could not be parsed as CSV \(straddling"):
+        list(csvio.read_chunks(path, Dialect(), block_size=16 << 10))
+
+
+def test_a_second_read_of_an_unchanged_file_skips_the_whole_file_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Preprocess reads its input twice; the whole-file scans run once per unchanged file."""
+    scans: list[Path] = []
+    scan = csvio._one_record_per_line
+    monkeypatch.setattr(csvio, "_one_record_per_line", lambda p: scans.append(p) or scan(p))
+    path = tmp_path / "part.csv"
+    path.write_text("y,a\n0,1\n1,2\n")
+    first = pd.concat(csvio.read_chunks(path, Dialect()))
+    second = pd.concat(csvio.read_chunks(path, Dialect()))
+    pd.testing.assert_frame_equal(first, second)
+    assert scans == [path]
+    path.write_bytes(b"y,a\n0,1\n1,caf\xe9\n")  # changed: checked again, and refused
+    with pytest.raises(DataError, match=r"part\.csv: byte 0xe9"):
+        list(csvio.read_chunks(path, Dialect()))

@@ -266,22 +266,34 @@ def test_definition_holds_no_credentials(built) -> None:  # type: ignore[no-unty
 
 def test_sdk_defaults_are_validated_once_and_still_refused_when_invalid(built) -> None:  # type: ignore[no-untyped-def]
     import jsonschema
+    from sagemaker.core.config import config
     from sagemaker.core.config.config_manager import SageMakerConfig
+    from sagemaker.core.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
+    from sagemaker.core.helper import session_helper
 
     from pipelines.sdk import SDK_DEFAULTS
 
     validate = SageMakerConfig.validate_sagemaker_config
     assert getattr(validate, "validates_once", False)
+    # Every entry point the SDK validates through (the session's own, the lookups') is the check.
+    assert config.validate_sagemaker_config is validate
+    assert session_helper.validate_sagemaker_config is validate
     validate(SDK_DEFAULTS)  # the session's own document: valid
     wrong = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"Nope": 1}}}}
     for _ in range(2):  # refused every time, never remembered as valid
         with pytest.raises(jsonschema.ValidationError):
             validate(wrong)
+    # The check leaves out jsonschema.validate's own check of the schema: the installed SDK's
+    # schema is checked here instead.
+    jsonschema.validators.validator_for(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA).check_schema(
+        SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
+    )
 
 
 def test_the_sdks_sessions_share_one_data_loader_without_repeated_paths(built) -> None:  # type: ignore[no-untyped-def]
     """Each service model is parsed once per process (pipelines/sdk.py), from the same paths."""
     import boto3
+    import botocore.loaders
     import botocore.session
 
     first, second = boto3.Session(region_name="us-east-1"), boto3.Session(region_name="us-east-1")
@@ -291,3 +303,5 @@ def test_the_sdks_sessions_share_one_data_loader_without_repeated_paths(built) -
     assert len(loader.search_paths) == len(set(loader.search_paths))
     model = loader.load_service_model("s3", "service-2")
     assert model is second._loader.load_service_model("s3", "service-2")  # type: ignore[attr-defined]
+    # The SDK's image-URI lookup asks botocore's module-level function (common_utils.py).
+    assert botocore.loaders.create_loader() is loader
