@@ -187,6 +187,26 @@ def test_an_environment_the_preload_depends_on_gets_its_own_warm_process(
     }  # fmt: skip
 
 
+def test_a_job_that_comes_while_the_preload_loads_does_not_wait_for_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Handed over at once (the process is still importing numpy), the job stops the preload at
+    the next module: it starts warm, with numpy, and without the libraries after it, which it
+    would otherwise have waited for."""
+    monkeypatch.setenv(warm.PRELOAD_ENV, "numpy,pandas,scipy.stats,sklearn.metrics,xgboost")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "probe.py").write_text(
+        "import json, sys\n"
+        "print(json.dumps({m: m in sys.modules for m in ('numpy', 'sklearn', 'xgboost')}))\n"
+    )
+    result, output = _run(
+        "warm", [sys.executable, str(code / "probe.py")], _env(tmp_path), tmp_path, monkeypatch
+    )
+    assert result.returncode == 0, output
+    assert _seen(output) == {"numpy": True, "sklearn": False, "xgboost": False}
+
+
 def test_the_preload_reads_no_variable_a_job_sets_for_itself(tmp_path: Path):
     """Every environment variable the default preload reads (recorded as the warm process
     does) is one the warm process is started with, or one no job sets: no job's own value
