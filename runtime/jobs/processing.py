@@ -26,6 +26,7 @@ from runtime.jobs.sandbox import (
     check_uncompressed,
     check_uri,
     container_path,
+    describe_share,
     host_share,
     job_env,
     map_container_value,
@@ -43,7 +44,6 @@ from tabular.contract import (
     OUTPUT_DIR,
     PROCESSING_CONFIG_DIR,
     RESOURCE_CONFIG_FILE,
-    S3DataDistribution,
 )
 
 
@@ -110,11 +110,11 @@ def _stage_processing(
             )
         target = sandbox_path(sandbox, local, f"{where}.S3Input.LocalPath")
         field = f"{where}.S3Input.S3DataDistributionType"
-        share = host_share(s3.get("S3DataDistributionType"), field, (host, len(addresses)))
-        staged = stage_objects(store, uri, target, f"{where} ({name})", share)
-        shown = ""
-        if s3.get("S3DataDistributionType") == S3DataDistribution.SHARDED_BY_S3_KEY:
-            shown = f" (ShardedByS3Key: host {host + 1} of {len(addresses)})"
+        distribution, place = s3.get("S3DataDistributionType"), (host, len(addresses))
+        staged = stage_objects(
+            store, uri, target, f"{where} ({name})", host_share(distribution, field, place)
+        )
+        shown = describe_share(distribution, place)
         note(log_path, f"input {name}: {len(staged)} object(s) from {uri} -> {local}{shown}")
     container_path(sandbox, OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
     uploads = []

@@ -159,6 +159,14 @@ def host_share(value: Any, field: str, host: tuple[int, int]) -> tuple[int, int]
     return host if distribution == S3DataDistribution.SHARDED_BY_S3_KEY else (0, 1)
 
 
+def describe_share(value: Any, host: tuple[int, int]) -> str:
+    """How a staging note names host ``host=(i, n)``'s share of a source whose
+    S3DataDistributionType is ``value``: nothing unless it is ShardedByS3Key."""
+    if value != S3DataDistribution.SHARDED_BY_S3_KEY:
+        return ""
+    return f" ({S3DataDistribution.SHARDED_BY_S3_KEY.value}: host {host[0] + 1} of {host[1]})"
+
+
 def check_uri(store: LocalS3, uri: str, field: str) -> str:
     try:
         store.path(uri)

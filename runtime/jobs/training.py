@@ -41,6 +41,7 @@ from runtime.jobs.sandbox import (
     check_uncompressed,
     check_uri,
     container_path,
+    describe_share,
     fetch_code,
     host_share,
     job_env,
@@ -166,10 +167,9 @@ def _stage_channels(
         share = host_share(
             distribution, f"{where}.DataSource.S3DataSource.S3DataDistributionType", host
         )
-        sharded = distribution == S3DataDistribution.SHARDED_BY_S3_KEY
         target = container_path(sandbox, f"{INPUT_DATA_DIR}/{name}")
         staged = stage_objects(store, uri, target, f"{where} ({name})", share)
-        shown = f" ({distribution}: host {host[0] + 1} of {host[1]})" if sharded else ""
+        shown = describe_share(distribution, host)
         note(log_path, f"channel {name}: {len(staged)} object(s) from {uri}{shown}")
         entry = {
             "TrainingInputMode": mode,
