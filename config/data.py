@@ -27,10 +27,18 @@ from tabular.names import (
 
 ProblemType = Literal[PROBLEM_TYPES]  # type: ignore[valid-type]
 MIN_TRAINING_SHARE = 0.1
+SAMPLE_SCHEME = "sample"
+"""The scheme of the built-in data's URI (``sample://default``, :class:`SampleDataSection`)."""
+SAMPLE_URI_PREFIX = f"{SAMPLE_SCHEME}://"
+
+
+def is_sample(uri: str) -> bool:
+    """Whether ``uri`` names the built-in data rather than a CSV of the user's."""
+    return uri.startswith(SAMPLE_URI_PREFIX)
 
 
 class DataSection(Section):
-    input_uri: Annotated[str, data_uri(("s3", "file", "sample"))]
+    input_uri: Annotated[str, data_uri(("s3", "file", SAMPLE_SCHEME))]
     target: ColumnName
     problem_type: ProblemType
     columns: list[ColumnName] | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from config.data import DataSection, SampleDataSection
+from config.data import DataSection, SampleDataSection, is_sample
 from config.deploy import DeploySection
 from config.deploy_rules import security_problems
 from config.fields import Section
@@ -64,7 +64,7 @@ class Config(Section):
             )
         preprocess = self.jobs.preprocess.instance_count
         uri = self.data.input_uri
-        if preprocess > 1 and (uri.lower().endswith(".csv") or uri.startswith("sample:")):
+        if preprocess > 1 and (uri.lower().endswith(".csv") or is_sample(uri)):
             raise ValueError(
                 f"jobs.preprocess.instance_count {preprocess} with data.input_uri {uri!r}, one "
                 "file: Profile and Preprocess share the input out as whole files "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from config import Config
+from config.data import is_sample
 from config.parameters import (
     INPUT_DATA_URI,
     REGISTER_NEW_BASELINE,
@@ -49,7 +50,6 @@ from tabular.names import (
 
 WORKSPACE_ENV = "PIPELINE_LOCAL_WORKSPACE"  # where local runs keep their store and state
 LAST_RUN = "last-run.json"
-SAMPLE_SCHEME = "sample://"
 LOCAL_REVIEWER = "local-policy"
 
 
@@ -81,7 +81,7 @@ def runner_for(cfg: Config, workspace: Path | None = None) -> LocalPipelineRunne
 def input_uri(cfg: Config, runner: LocalPipelineRunner) -> str:
     """The InputDataUri a local run passes: the built-in data, a local file, or a stored object."""
     uri = cfg.data.input_uri
-    if uri.startswith(SAMPLE_SCHEME):
+    if is_sample(uri):
         from pipelines.sample_data import ensure_dataset
 
         sample = cfg.sample_data
@@ -243,11 +243,7 @@ def sample_oracle_auc(
 ) -> float | None:
     """For the built-in data: the AUC of the true probabilities on the same test rows."""
     record = execution.steps.get(steps.PREPROCESS)
-    if (
-        not cfg.data.input_uri.startswith(SAMPLE_SCHEME)
-        or record is None
-        or record.status != StepStatus.SUCCEEDED
-    ):
+    if not is_sample(cfg.data.input_uri) or record is None or record.status != StepStatus.SUCCEEDED:
         return None
     import pandas as pd
 
