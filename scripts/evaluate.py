@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from evaluation.report import (
+    ChartData,
     DataQuality,
     Gate,
     MetricValue,
@@ -554,9 +555,10 @@ def write_report(report: dict[str, Any], output_dir: Path) -> Path:
 
 
 def write_page(page: ReportInputs, output_dir: Path) -> tuple[Path, Path]:
-    """Write report.html and report.png, each whole."""
-    html = write_atomic(output_dir / REPORT_HTML, render_html(page))
-    return html, write_atomic(output_dir / REPORT_PNG, render_summary_png(page))
+    """Write report.html and report.png, each whole (the curves they share computed once)."""
+    data = ChartData.of(page)
+    html = write_atomic(output_dir / REPORT_HTML, render_html(page, data))
+    return html, write_atomic(output_dir / REPORT_PNG, render_summary_png(page, data))
 
 
 def write_smoke_sample(sample: dict[str, Any], output_dir: Path) -> Path:

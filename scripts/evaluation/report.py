@@ -8,8 +8,9 @@ a phone and in print.
 
 The figure data are pure functions of arrays (tested on tiny frames); :func:`render_html` and
 :func:`render_summary_png` turn them into the page and the image with matplotlib's Agg canvas
-(its figure and Agg modules only, never pyplot). Curves
-are drawn from at most :data:`MAX_CURVE_POINTS` points and scatter plots from at most
+(its figure and Agg modules only, never pyplot), from one :class:`ChartData` (each curve computed
+once for both), each figure drawn once within fixed margins (:data:`MARGINS`). Curves are drawn
+from at most :data:`MAX_CURVE_POINTS` points and scatter plots from at most
 :data:`MAX_SCATTER_POINTS` rows (a seeded sample): the metrics use every row, the pictures need
 not, so the report's cost stays flat as the test split grows.
 """
@@ -393,32 +394,58 @@ def violation_sentence(violation: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- drawing
 
 
-def _new_figure(size: tuple[float, float]) -> Any:
+MARGINS = (0.95, 0.3, 0.6, 0.35)
+"""A chart's margins in inches (left, right, bottom, top): fixed, so each figure is drawn once,
+not laid out by a measuring draw first (``tight_layout``). They hold tick labels of up to seven
+characters beside the axis label (longer numbers get matplotlib's offset notation), the x tick
+labels and axis label below, the title above."""
+SUMMARY_GAPS = (0.95, 0.75)
+"""Between the summary image's panels, in inches (beside, below): a panel's axis labels."""
+LABEL_PAD = 0.25
+"""Inches beside the widest feature name on the importance chart (tick, padding, margin)."""
+
+
+def _new_figure(
+    size: tuple[float, float],
+    margins: tuple[float, float, float, float] = MARGINS,
+    grid: tuple[int, int] = (1, 1),
+    gaps: tuple[float, float] = (0.0, 0.0),
+) -> Any:
     """A figure on its own Agg canvas: no pyplot (no global figure registry, no backend
-    selection, no GUI modules), nothing kept once its PNG is written."""
+    selection, no GUI modules), nothing kept once its PNG is written. Its ``grid`` of axes
+    (rows, columns) sits within ``margins`` with ``gaps`` between them, all in inches."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
 
     figure = MplFigure(figsize=size, dpi=DPI)
     FigureCanvasAgg(figure)
+    (width, height), (left, right, bottom, top) = size, margins
+    rows, columns = grid
+    panel_width = (width - left - right - (columns - 1) * gaps[0]) / columns
+    panel_height = (height - bottom - top - (rows - 1) * gaps[1]) / rows
+    figure.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+        wspace=gaps[0] / panel_width, hspace=gaps[1] / panel_height,
+    )  # fmt: skip
     return figure
 
 
 def _png(figure: Any) -> bytes:
+    """The figure drawn once, as PNG (zlib level 3: the page's nine images 3.5% larger than at
+    PIL's default level 6, encoded in 43 ms instead of 59 ms)."""
     buffer = io.BytesIO()
-    # Laid out once with the canvas's own renderer, then drawn once: tight_layout leaves a
-    # placeholder layout engine behind, for which savefig would lay the figure out (a second,
-    # text-measuring draw) again; bbox_inches="tight" would draw it twice as well.
-    figure.tight_layout()
-    figure.set_layout_engine(None)
-    figure.savefig(buffer, format="png", dpi=DPI)
+    figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 3})
     return buffer.getvalue()
 
 
-def _axes(title: str, size: tuple[float, float] = (4.6, 3.6)) -> tuple[Any, Any]:
-    figure = _new_figure(size)
+def _axes(
+    title: str, size: tuple[float, float] = (4.6, 3.6), margins: tuple = MARGINS
+) -> tuple[Any, Any]:
+    figure = _new_figure(size, margins)
     ax = figure.subplots()
-    ax.set_title(title, fontsize=10)
+    # y given: the title sits at the axes' top as matplotlib would put it, without the
+    # y-axis measurement by which it moves a title clear of top tick labels (there are none).
+    ax.set_title(title, fontsize=10, y=1.0)
     ax.grid(True, alpha=0.3)
     return figure, ax
 
@@ -547,15 +574,57 @@ def _figure(key: str, title: str, draw: Any, caption: str = "") -> Figure:
     return Figure(key, title, _png(figure), caption)
 
 
-def figures(inputs: ReportInputs) -> list[Figure]:
+@dataclass(frozen=True)
+class ChartData:
+    """What the charts show, computed once for the page and the summary image."""
+
+    counts: dict[str, int] | None = None
+    point: dict[str, float] | None = None
+    roc: dict | None = None
+    pr: dict | None = None
+    calibration: dict | None = None
+    histograms: dict | None = None
+    deciles: pd.DataFrame | None = None
+
+    @classmethod
+    def of(cls, inputs: ReportInputs) -> ChartData:
+        labels, scores = inputs.labels, inputs.scores
+        if inputs.problem_type != BINARY:
+            return cls(deciles=error_by_decile(labels, scores))
+        counts = confusion(labels, scores, inputs.probability_threshold)
+        return cls(
+            counts=counts,
+            point=operating_point(counts),
+            roc=roc_points(labels, scores),
+            pr=pr_points(labels, scores),
+            calibration=calibration(labels, scores),
+            histograms=class_histograms(labels, scores),
+        )
+
+
+def _importance_margins(names: Sequence[str]) -> tuple[float, float, float, float]:
+    """:data:`MARGINS` with room on the left for the widest of ``names`` (8 pt tick labels)."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer, font = RendererAgg(1, 1, DPI), FontProperties(size=8)
+    widest = max(
+        (renderer.get_text_width_height_descent(n, font, ismath=False)[0] for n in names),
+        default=0.0,
+    )
+    return (widest / DPI + LABEL_PAD, *MARGINS[1:])
+
+
+def figures(inputs: ReportInputs, data: ChartData | None = None) -> list[Figure]:
     """Every chart of the page, as PNG bytes."""
     labels, scores = inputs.labels, inputs.scores
+    data = ChartData.of(inputs) if data is None else data
     found: list[Figure] = []
     if inputs.problem_type == BINARY:
-        counts = confusion(labels, scores, inputs.probability_threshold)
-        point = operating_point(counts)
+        counts, point, roc, pr = data.counts, data.point, data.roc, data.pr
+        cal, hist = data.calibration, data.histograms
+        assert counts is not None and point is not None and roc is not None and pr is not None
         auc = inputs.metric("auc")
-        roc, pr = roc_points(labels, scores), pr_points(labels, scores)
         threshold = f"threshold {inputs.probability_threshold:g}"
         found += [
             _figure("roc", "ROC curve", lambda ax: _draw_roc(ax, roc, point, auc and auc.value),
@@ -567,7 +636,6 @@ def figures(inputs: ReportInputs) -> list[Figure]:
         figure, ax = _axes("Confusion")
         _draw_confusion(ax, counts, inputs.probability_threshold)
         found.append(Figure("confusion", "Confusion matrix", _png(figure), threshold))
-        cal, hist = calibration(labels, scores), class_histograms(labels, scores)
         found += [
             _figure("calibration", "Calibration (reliability)",
                     lambda ax: _draw_calibration(ax, cal),
@@ -576,7 +644,7 @@ def figures(inputs: ReportInputs) -> list[Figure]:
                     lambda ax: _draw_histograms(ax, hist)),
         ]  # fmt: skip
     else:
-        deciles = error_by_decile(labels, scores)
+        deciles = data.deciles
         found += [
             _figure("predicted_actual", "Predicted vs actual",
                     lambda ax: _draw_predicted_actual(ax, labels, scores)),
@@ -589,7 +657,10 @@ def figures(inputs: ReportInputs) -> list[Figure]:
         ]  # fmt: skip
     if inputs.importance:
         top = top_importance(inputs.importance)
-        figure, ax = _axes("Feature importance (gain)", (4.6, max(2.5, 0.28 * len(top) + 1)))
+        figure, ax = _axes(
+            "Feature importance (gain)", (4.6, max(2.5, 0.28 * len(top) + 1)),
+            _importance_margins([name for name, _ in top]),
+        )  # fmt: skip
         _draw_importance(ax, top)
         found.append(Figure("importance", "Feature importance (gain)", _png(figure)))
     if inputs.training_curve is not None and inputs.training_curve.values:
@@ -664,9 +735,10 @@ figure{width:48%;display:inline-block;vertical-align:top}.scroll{overflow:visibl
 """
 
 
-def render_html(inputs: ReportInputs, charts: list[Figure] | None = None) -> str:
+def render_html(inputs: ReportInputs, data: ChartData | None = None) -> str:
     """The self-contained page (every image inline, no script, no external reference)."""
-    charts = figures(inputs) if charts is None else charts
+    data = ChartData.of(inputs) if data is None else data
+    charts = figures(inputs, data)
     by_key = {c.key: c for c in charts}
     parts = [
         "<!DOCTYPE html>",
@@ -720,8 +792,8 @@ def render_html(inputs: ReportInputs, charts: list[Figure] | None = None) -> str
     for key in performance:
         parts.append(_figure_html(by_key[key]))
     parts.append("</div>")
-    if inputs.problem_type == REGRESSION:
-        table = error_by_decile(inputs.labels, inputs.scores)
+    if data.deciles is not None:
+        table = data.deciles
         parts.append(
             _table(
                 ["decile", "rows", "mean actual", "mean predicted", "MAE", "RMSE"],
@@ -731,8 +803,7 @@ def render_html(inputs: ReportInputs, charts: list[Figure] | None = None) -> str
                 .tolist(),
             )
         )
-    else:
-        counts = confusion(inputs.labels, inputs.scores, inputs.probability_threshold)
+    elif (counts := data.counts) is not None:
         parts.append(
             _table(
                 ["", "predicted 0", "predicted 1"],
@@ -829,22 +900,22 @@ def _data_quality_html(quality: DataQuality | None) -> str:
     return "".join(parts)
 
 
-def render_summary_png(inputs: ReportInputs) -> bytes:
+def render_summary_png(inputs: ReportInputs, data: ChartData | None = None) -> bytes:
     """One image for places that cannot show HTML: the gate, the metrics and the key charts."""
-    figure = _new_figure((10, 8))
+    data = ChartData.of(inputs) if data is None else data
+    figure = _new_figure((10, 8), (*MARGINS[:3], 0.6), (2, 2), SUMMARY_GAPS)
     axes = figure.subplots(2, 2)
     labels, scores = inputs.labels, inputs.scores
     if inputs.problem_type == BINARY:
-        counts = confusion(labels, scores, inputs.probability_threshold)
-        point = operating_point(counts)
         auc = inputs.metric("auc")
-        _draw_roc(axes[0][0], roc_points(labels, scores), point, auc and auc.value)
-        _draw_pr(axes[0][1], pr_points(labels, scores), point, float(np.mean(labels)))
-        _draw_calibration(axes[1][0], calibration(labels, scores))
+        assert data.point is not None and data.roc is not None and data.pr is not None
+        _draw_roc(axes[0][0], data.roc, data.point, auc and auc.value)
+        _draw_pr(axes[0][1], data.pr, data.point, float(np.mean(labels)))
+        _draw_calibration(axes[1][0], data.calibration)
     else:
         _draw_predicted_actual(axes[0][0], labels, scores)
         _draw_residuals(axes[0][1], labels, scores)
-        _draw_deciles(axes[1][0], error_by_decile(labels, scores))
+        _draw_deciles(axes[1][0], data.deciles)
     for ax in (axes[0][0], axes[0][1], axes[1][0]):
         ax.grid(True, alpha=0.3)
     text = axes[1][1]
