@@ -194,12 +194,16 @@ def point_metrics(
 
     if problem_type == BINARY:
         predicted = (scores >= threshold).astype(int)
+        # One call for what f1_score, precision_score and recall_score each compute whole.
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(
+            labels, predicted, average="binary", zero_division=0
+        )
         return {
             "auc": skm.roc_auc_score(labels, scores),
             "accuracy": skm.accuracy_score(labels, predicted),
-            "f1": skm.f1_score(labels, predicted, zero_division=0),
-            "precision": skm.precision_score(labels, predicted, zero_division=0),
-            "recall": skm.recall_score(labels, predicted, zero_division=0),
+            "f1": f1,
+            "precision": precision,
+            "recall": recall,
             "log_loss": skm.log_loss(labels, scores, labels=[0, 1]),
         }
     mse = skm.mean_squared_error(labels, scores)

@@ -144,11 +144,19 @@ def test_regression_metrics_equal_sklearn_on_the_sample() -> None:
         assert vectorised[name][1] == pytest.approx(resampled[name], rel=1e-9), name
 
 
-def test_point_metrics_are_sklearn_values() -> None:
+@pytest.mark.parametrize("threshold", [0.5, 0.37, 0.999])  # 0.999: nothing predicted 1
+def test_point_metrics_are_sklearn_values(threshold: float) -> None:
     labels, scores = _binary_data()
-    values = ev.point_metrics("binary", labels, scores, 0.5)
-    assert values["auc"] == skm.roc_auc_score(labels, scores)
-    assert values["recall"] == skm.recall_score(labels, scores >= 0.5)
+    values = ev.point_metrics("binary", labels, scores, threshold)
+    predicted = scores >= threshold
+    assert values == {
+        "auc": skm.roc_auc_score(labels, scores),
+        "accuracy": skm.accuracy_score(labels, predicted),
+        "f1": skm.f1_score(labels, predicted, zero_division=0),
+        "precision": skm.precision_score(labels, predicted, zero_division=0),
+        "recall": skm.recall_score(labels, predicted, zero_division=0),
+        "log_loss": skm.log_loss(labels, scores),
+    }
 
 
 def test_class_metrics_count_ties_half_and_a_missing_class_as_nan() -> None:
