@@ -194,16 +194,17 @@ def point_metrics(
 
     if problem_type == BINARY:
         predicted = (scores >= threshold).astype(int)
-        # One call for what f1_score, precision_score and recall_score each compute whole.
-        precision, recall, f1, _ = skm.precision_recall_fscore_support(
-            labels, predicted, average="binary", zero_division=0
+        # One call for what f1_score, precision_score and recall_score each compute whole
+        # (their average "binary": class 1's numbers).
+        (precision,), (recall,), (f1,), _ = skm.precision_recall_fscore_support(
+            labels, predicted, labels=[1], average=None, zero_division=0
         )
         return {
             "auc": skm.roc_auc_score(labels, scores),
             "accuracy": skm.accuracy_score(labels, predicted),
-            "f1": f1,
-            "precision": precision,
-            "recall": recall,
+            "f1": float(f1),
+            "precision": float(precision),
+            "recall": float(recall),
             "log_loss": skm.log_loss(labels, scores, labels=[0, 1]),
         }
     mse = skm.mean_squared_error(labels, scores)
