@@ -57,6 +57,7 @@ from evaluation.report import (
     MetricValue,
     ReportInputs,
     TrainingCurve,
+    figures,
     render_html,
     render_summary_png,
 )
@@ -560,10 +561,11 @@ def write_report(report: dict[str, Any], output_dir: Path) -> Path:
 
 
 def write_page(page: ReportInputs, output_dir: Path) -> tuple[Path, Path]:
-    """Write report.html and report.png, each whole (the curves they share computed once)."""
+    """Write report.html and report.png, each whole (the summary shows charts of the page)."""
     data = ChartData.of(page)
-    html = write_atomic(output_dir / REPORT_HTML, render_html(page, data))
-    return html, write_atomic(output_dir / REPORT_PNG, render_summary_png(page, data))
+    charts = figures(page, data)
+    html = write_atomic(output_dir / REPORT_HTML, render_html(page, data, charts))
+    return html, write_atomic(output_dir / REPORT_PNG, render_summary_png(page, charts))
 
 
 def write_smoke_sample(sample: dict[str, Any], output_dir: Path) -> Path:

@@ -9,7 +9,8 @@ a phone and in print.
 The figure data are pure functions of arrays (tested on tiny frames); :func:`render_html` and
 :func:`render_summary_png` turn them into the page and the image with matplotlib's Agg canvas
 (its figure and Agg modules only, never pyplot), from one :class:`ChartData` (each curve computed
-once for both), each figure drawn once within fixed margins (:data:`MARGINS`). Curves are drawn
+once), each figure drawn once within fixed margins (:data:`MARGINS`); the summary image shows
+the page's key charts as they were drawn for it (:data:`SUMMARY_CHARTS`). Curves are drawn
 from at most :data:`MAX_CURVE_POINTS` points and scatter plots from at most
 :data:`MAX_SCATTER_POINTS` rows (a seeded sample): the metrics use every row, the pictures need
 not, so the report's cost stays flat as the test split grows.
@@ -399,34 +400,34 @@ MARGINS = (0.95, 0.3, 0.6, 0.35)
 not laid out by a measuring draw first (``tight_layout``). They hold tick labels of up to seven
 characters beside the axis label (longer numbers get matplotlib's offset notation), the x tick
 labels and axis label below, the title above."""
-SUMMARY_GAPS = (0.95, 0.75)
-"""Between the summary image's panels, in inches (beside, below): a panel's axis labels."""
+SUMMARY_CHARTS = {
+    BINARY: ("roc", "pr", "calibration"),
+    REGRESSION: ("predicted_actual", "residuals", "deciles"),
+}
+"""The page's charts the summary image shows, in its first three cells of two by two."""
+SUMMARY_PAD = 12
+"""Pixels around and between the summary image's cells."""
+SUMMARY_TITLE = 44
+"""Pixels above the summary image's cells, for its title."""
 LABEL_PAD = 0.25
 """Inches beside the widest feature name on the importance chart (tick, padding, margin)."""
 
 
 def _new_figure(
-    size: tuple[float, float],
-    margins: tuple[float, float, float, float] = MARGINS,
-    grid: tuple[int, int] = (1, 1),
-    gaps: tuple[float, float] = (0.0, 0.0),
+    size: tuple[float, float], margins: tuple[float, float, float, float] = MARGINS
 ) -> Any:
     """A figure on its own Agg canvas: no pyplot (no global figure registry, no backend
-    selection, no GUI modules), nothing kept once its PNG is written. Its ``grid`` of axes
-    (rows, columns) sits within ``margins`` with ``gaps`` between them, all in inches."""
+    selection, no GUI modules), nothing kept once its PNG is written. Its axes go within
+    ``margins`` (inches)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
 
     figure = MplFigure(figsize=size, dpi=DPI)
     FigureCanvasAgg(figure)
     (width, height), (left, right, bottom, top) = size, margins
-    rows, columns = grid
-    panel_width = (width - left - right - (columns - 1) * gaps[0]) / columns
-    panel_height = (height - bottom - top - (rows - 1) * gaps[1]) / rows
     figure.subplots_adjust(
-        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
-        wspace=gaps[0] / panel_width, hspace=gaps[1] / panel_height,
-    )  # fmt: skip
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height
+    )
     return figure
 
 
@@ -566,12 +567,20 @@ class Figure:
     title: str
     png: bytes
     caption: str = ""
+    pixels: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The drawn image, RGBA rows from the top (what the summary image shows again)."""
+
+
+def _chart(key: str, title: str, figure: Any, caption: str = "") -> Figure:
+    """The chart's PNG and, from the same draw, its pixels."""
+    png = _png(figure)
+    return Figure(key, title, png, caption, np.asarray(figure.canvas.buffer_rgba()).copy())
 
 
 def _figure(key: str, title: str, draw: Any, caption: str = "") -> Figure:
     figure, ax = _axes(title)
     draw(ax)
-    return Figure(key, title, _png(figure), caption)
+    return _chart(key, title, figure, caption)
 
 
 @dataclass(frozen=True)
@@ -635,7 +644,7 @@ def figures(inputs: ReportInputs, data: ChartData | None = None) -> list[Figure]
         ]  # fmt: skip
         figure, ax = _axes("Confusion")
         _draw_confusion(ax, counts, inputs.probability_threshold)
-        found.append(Figure("confusion", "Confusion matrix", _png(figure), threshold))
+        found.append(_chart("confusion", "Confusion matrix", figure, threshold))
         found += [
             _figure("calibration", "Calibration (reliability)",
                     lambda ax: _draw_calibration(ax, cal),
@@ -662,7 +671,7 @@ def figures(inputs: ReportInputs, data: ChartData | None = None) -> list[Figure]
             _importance_margins([name for name, _ in top]),
         )  # fmt: skip
         _draw_importance(ax, top)
-        found.append(Figure("importance", "Feature importance (gain)", _png(figure)))
+        found.append(_chart("importance", "Feature importance (gain)", figure))
     if inputs.training_curve is not None and inputs.training_curve.values:
         curve = inputs.training_curve
         found.append(
@@ -735,10 +744,12 @@ figure{width:48%;display:inline-block;vertical-align:top}.scroll{overflow:visibl
 """
 
 
-def render_html(inputs: ReportInputs, data: ChartData | None = None) -> str:
+def render_html(
+    inputs: ReportInputs, data: ChartData | None = None, charts: list[Figure] | None = None
+) -> str:
     """The self-contained page (every image inline, no script, no external reference)."""
     data = ChartData.of(inputs) if data is None else data
-    charts = figures(inputs, data)
+    charts = figures(inputs, data) if charts is None else charts
     by_key = {c.key: c for c in charts}
     parts = [
         "<!DOCTYPE html>",
@@ -900,30 +911,30 @@ def _data_quality_html(quality: DataQuality | None) -> str:
     return "".join(parts)
 
 
-def render_summary_png(inputs: ReportInputs, data: ChartData | None = None) -> bytes:
-    """One image for places that cannot show HTML: the gate, the metrics and the key charts."""
-    data = ChartData.of(inputs) if data is None else data
-    figure = _new_figure((10, 8), (*MARGINS[:3], 0.6), (2, 2), SUMMARY_GAPS)
-    axes = figure.subplots(2, 2)
-    labels, scores = inputs.labels, inputs.scores
-    if inputs.problem_type == BINARY:
-        auc = inputs.metric("auc")
-        assert data.point is not None and data.roc is not None and data.pr is not None
-        _draw_roc(axes[0][0], data.roc, data.point, auc and auc.value)
-        _draw_pr(axes[0][1], data.pr, data.point, float(np.mean(labels)))
-        _draw_calibration(axes[1][0], data.calibration)
-    else:
-        _draw_predicted_actual(axes[0][0], labels, scores)
-        _draw_residuals(axes[0][1], labels, scores)
-        _draw_deciles(axes[1][0], data.deciles)
-    for ax in (axes[0][0], axes[0][1], axes[1][0]):
-        ax.grid(True, alpha=0.3)
-    text = axes[1][1]
-    text.axis("off")
+def render_summary_png(inputs: ReportInputs, charts: list[Figure] | None = None) -> bytes:
+    """One image for places that cannot show HTML: the page's key charts (:data:`SUMMARY_CHARTS`,
+    their pixels as drawn for the page), the gate and the metrics."""
+    charts = figures(inputs) if charts is None else charts
+    by_key = {c.key: c.pixels for c in charts}
+    panels = [by_key[key] for key in SUMMARY_CHARTS[inputs.problem_type]]
+    assert all(p is not None for p in panels)
+    height, width = max(p.shape[0] for p in panels), max(p.shape[1] for p in panels)
+    pad = SUMMARY_PAD
+    size = (2 * width + 3 * pad, SUMMARY_TITLE + 2 * height + 2 * pad)
+    figure = _new_figure((size[0] / DPI, size[1] / DPI))
+    for index, pixels in enumerate(panels):  # cells left to right, top to bottom
+        row, column = divmod(index, 2)
+        left, top = pad + column * (width + pad), SUMMARY_TITLE + row * (height + pad)
+        figure.figimage(pixels, xo=left, yo=size[1] - top - pixels.shape[0], origin="upper")
     lines = [f"{m.name}: {_fmt(m.value)} ± {_fmt(m.standard_deviation)}" for m in inputs.metrics]
     verdict = gate_verdict(inputs)
     if verdict is not None:
         lines = [verdict[1].split(";")[0].split(". ")[0], "", *lines]
-    text.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=9, wrap=True)
+    # In the fourth cell, level with the axes of the chart beside it.
+    left, top = 2 * pad + width + MARGINS[0] * DPI, SUMMARY_TITLE + height + pad + MARGINS[3] * DPI
+    figure.text(
+        left / size[0], 1 - top / size[1], "\n".join(lines), va="top", family="monospace",
+        fontsize=9, wrap=True,
+    )  # fmt: skip
     figure.suptitle(f"{inputs.title}: {inputs.problem_type}, {inputs.rows} test rows")
     return _png(figure)

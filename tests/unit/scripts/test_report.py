@@ -222,13 +222,36 @@ def test_every_chart_fits_its_fixed_layout(
     inputs = _wide_inputs(problem_type) if wide else sample_inputs(problem_type, report.Gate(
         "auc", "gte", 0.8))  # fmt: skip
     data = report.ChartData.of(inputs)
-    page = report.render_html(inputs, data)
+    charts = report.figures(inputs, data)
+    page = report.render_html(inputs, data, charts)
     assert page.count("<img") == len(drawn) == len(SECTIONS[problem_type]) + 2
-    report.render_summary_png(inputs, data)
+    report.render_summary_png(inputs, charts)
     for figure in drawn:
         assert figure.get_layout_engine() is None  # no measuring layout before the draw
         extent = figure.get_tightbbox(figure.canvas.get_renderer())
         width, height = figure.get_size_inches()
-        title = figure.axes[0].get_title() or figure.get_suptitle()
+        title = figure.axes[0].get_title() if figure.axes else figure.get_suptitle()
         assert extent.x0 >= 0 and extent.y0 >= 0, title
         assert extent.x1 <= width and extent.y1 <= height, title
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "regression"])
+def test_the_summary_image_shows_the_pages_charts_as_drawn(problem_type: str) -> None:
+    import io
+
+    from PIL import Image
+
+    inputs = sample_inputs(problem_type, report.Gate("auc", "gte", 0.8))
+    charts = {chart.key: chart for chart in report.figures(inputs)}
+    summary = np.asarray(Image.open(io.BytesIO(report.render_summary_png(inputs, [
+        *charts.values()]))).convert("RGBA"))  # fmt: skip
+    pad, top = report.SUMMARY_PAD, report.SUMMARY_TITLE
+    for index, key in enumerate(report.SUMMARY_CHARTS[problem_type]):
+        chart = np.asarray(Image.open(io.BytesIO(charts[key].png)).convert("RGBA"))
+        height, width = chart.shape[:2]
+        row, column = divmod(index, 2)
+        y, x = top + row * (height + pad), pad + column * (width + pad)
+        assert (summary[y : y + height, x : x + width] == chart).all(), key
+    assert summary.shape[:2] == (top + 2 * height + 2 * pad, 2 * width + 3 * pad)
+    # the fourth cell holds the metrics, drawn as text: not blank
+    assert (summary[top + height + pad :, pad + width + pad :, :3] < 128).any()
