@@ -88,9 +88,11 @@ def measure(problem_type: str, rows: int, repeats: int) -> dict[str, Any]:
         training_curve=report.TrainingCurve("auc", tuple(np.linspace(0.6, 0.8, 200)), 180),
     )
 
-    def page() -> None:
-        report.render_html(inputs)
-        report.render_summary_png(inputs)
+    def page() -> None:  # as the job's write_page: the summary shows charts of the page
+        data = report.ChartData.of(inputs)
+        charts = report.figures(inputs, data)
+        report.render_html(inputs, data, charts)
+        report.render_summary_png(inputs, charts)
 
     page()  # warm: matplotlib's first figure loads its fonts
     metrics_seconds = _seconds(metrics, repeats)

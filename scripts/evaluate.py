@@ -12,8 +12,10 @@ are computed with scikit-learn and written in the SageMaker model-quality layout
                                        ...},
      "evaluation_rows": 1234}
 
-The standard deviations come from a seeded bootstrap over test rows, computed with
-vectorised resampling weights rather than one scikit-learn call per round.
+The standard deviations come from a seeded bootstrap over test rows, vectorised over the
+rounds rather than one scikit-learn call per round: a round is how often each row was drawn,
+and for a binary model how often each (distinct score, class) pair was, from which every metric
+follows in one pass over the distinct scores.
 The report's layout and its metrics are named in :mod:`tabular.names` (one list of metrics,
 shared with the config's gate and the builders' JsonGet paths).
 
@@ -49,11 +51,13 @@ import numpy as np
 import pandas as pd
 
 from evaluation.report import (
+    ChartData,
     DataQuality,
     Gate,
     MetricValue,
     ReportInputs,
     TrainingCurve,
+    figures,
     render_html,
     render_summary_png,
 )
@@ -191,12 +195,17 @@ def point_metrics(
 
     if problem_type == BINARY:
         predicted = (scores >= threshold).astype(int)
+        # One call for what f1_score, precision_score and recall_score each compute whole
+        # (their average "binary": class 1's numbers).
+        (precision,), (recall,), (f1,), _ = skm.precision_recall_fscore_support(
+            labels, predicted, labels=[1], average=None, zero_division=0
+        )
         return {
             "auc": skm.roc_auc_score(labels, scores),
             "accuracy": skm.accuracy_score(labels, predicted),
-            "f1": skm.f1_score(labels, predicted, zero_division=0),
-            "precision": skm.precision_score(labels, predicted, zero_division=0),
-            "recall": skm.recall_score(labels, predicted, zero_division=0),
+            "f1": float(f1),
+            "precision": float(precision),
+            "recall": float(recall),
             "log_loss": skm.log_loss(labels, scores, labels=[0, 1]),
         }
     mse = skm.mean_squared_error(labels, scores)
@@ -214,51 +223,69 @@ def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.where(denominator == 0, 0.0, numerator / safe)
 
 
-def weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """ROC AUC for each row of ``weights`` (ties count one half); NaN if a class is absent."""
-    order = np.argsort(scores, kind="mergesort")
-    ordered = scores[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    w = weights[:, order]
-    positive = w * labels[order]
-    negative = w - positive
-    positive_g = np.add.reduceat(positive, starts, axis=1)
-    negative_g = np.add.reduceat(negative, starts, axis=1)
-    below = np.cumsum(negative_g, axis=1) - negative_g
-    pairs = (positive_g * (below + 0.5 * negative_g)).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return pairs / (positive_g.sum(axis=1) * negative_g.sum(axis=1))
+@dataclass(frozen=True)
+class ScoreGroups:
+    """The test rows of a binary model grouped by distinct score.
+
+    ``code[i]`` is ``g + label[i] * len(scores)`` for row i of score ``scores[g]`` (ascending),
+    so counts over codes are, for each distinct score, its rows of class 0, then of class 1: all
+    that every binary metric (AUC with its ties, the threshold's counts, log loss) needs of a
+    sample.
+    """
+
+    scores: np.ndarray
+    code: np.ndarray
+
+    @classmethod
+    def of(cls, labels: np.ndarray, scores: np.ndarray) -> ScoreGroups:
+        distinct, group = np.unique(scores, return_inverse=True)
+        return cls(distinct, group.reshape(-1) + labels.astype(np.int64) * len(distinct))
 
 
-def weighted_metrics(
-    problem_type: str,
-    labels: np.ndarray,
-    scores: np.ndarray,
-    weights: np.ndarray,
-    threshold: float = DEFAULT_PROBABILITY_THRESHOLD,
+def class_metrics(
+    groups: ScoreGroups, counts: np.ndarray, threshold: float = DEFAULT_PROBABILITY_THRESHOLD
 ) -> dict[str, np.ndarray]:
-    """Compute every metric once per row of ``weights`` (shape rounds x rows), vectorised.
+    """Every binary metric once per row of ``counts`` (rounds x codes of ``groups``).
 
-    With integer weights this equals scikit-learn on the resampled rows; the
-    bootstrap uses it so each round costs a few matrix products.
+    Row r of ``counts`` says how often each (score, class) pair is in sample r: the metrics
+    equal scikit-learn's on that sample (AUC counts ties one half; a class absent gives NaN).
+    """
+    negative, positive = counts[:, : len(groups.scores)], counts[:, len(groups.scores) :]
+    negatives = negative.sum(axis=1)
+    positives = positive.sum(axis=1)
+    total = negatives + positives
+    below = np.cumsum(negative, axis=1)
+    below -= negative
+    # Twice the pairs ranked right (ties half): integers, exact, as the halves are.
+    pairs = np.einsum("ij,ij->i", positive, 2 * below + negative) / 2
+    cut = int(np.searchsorted(groups.scores, threshold, side="left"))  # predicted 1 from here
+    tp = positive[:, cut:].sum(axis=1)
+    fp = negative[:, cut:].sum(axis=1)
+    fn = positives - tp
+    eps = np.finfo("float64").eps
+    clipped = np.clip(groups.scores, eps, 1 - eps)
+    loss = counts @ -np.log(np.concatenate([1 - clipped, clipped]))  # each code's row loss
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = pairs / (positives * negatives)
+    return {
+        "auc": auc,
+        "accuracy": 1 - (fp + fn) / total,
+        "f1": _divide(2 * tp, 2 * tp + fp + fn),
+        "precision": _divide(tp, tp + fp),
+        "recall": _divide(tp, tp + fn),
+        "log_loss": loss / total,
+    }
+
+
+def regression_metrics(
+    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every regression metric once per row of ``weights`` (rounds x rows), vectorised.
+
+    With integer weights (how often each row is in a sample) this equals scikit-learn on the
+    sample.
     """
     total = weights.sum(axis=1)
-    if problem_type == BINARY:
-        predicted = (scores >= threshold).astype("float64")
-        tp = weights @ (labels * predicted)
-        fp = weights @ ((1 - labels) * predicted)
-        fn = weights @ (labels * (1 - predicted))
-        eps = np.finfo("float64").eps
-        clipped = np.clip(scores, eps, 1 - eps)
-        losses = -(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
-        return {
-            "auc": weighted_auc(labels, scores, weights),
-            "accuracy": 1 - (fp + fn) / total,
-            "f1": _divide(2 * tp, 2 * tp + fp + fn),
-            "precision": _divide(tp, tp + fp),
-            "recall": _divide(tp, tp + fn),
-            "log_loss": (weights @ losses) / total,
-        }
     errors = scores - labels
     mse = (weights @ errors**2) / total
     mean = (weights @ labels) / total
@@ -273,11 +300,16 @@ def weighted_metrics(
     }
 
 
-def bootstrap_weights(rows: int, rounds: int, rng: np.random.Generator) -> np.ndarray:
-    """Return ``rounds`` x ``rows`` resampling counts (each row of counts sums to ``rows``)."""
-    picks = rng.integers(0, rows, size=(rounds, rows))
-    flat = (np.arange(rounds)[:, None] * rows + picks).ravel()
-    return np.bincount(flat, minlength=rounds * rows).reshape(rounds, rows).astype("float64")
+def resample_counts(
+    code: np.ndarray, size: int, rounds: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``rounds`` x ``size`` counts: how often each code is drawn in each of ``rounds``
+    resamples of the rows (as many draws as rows, with replacement; row i has code
+    ``code[i]`` < ``size``), so each row of counts sums to the number of rows."""
+    rows = len(code)
+    keyed = code[rng.integers(0, rows, size=(rounds, rows))]
+    keyed += (np.arange(rounds) * size)[:, None]
+    return np.bincount(keyed.reshape(-1), minlength=rounds * size).reshape(rounds, size)
 
 
 def bootstrap_standard_deviations(
@@ -288,15 +320,28 @@ def bootstrap_standard_deviations(
     rounds: int = DEFAULT_BOOTSTRAP_ROUNDS,
     seed: int = DEFAULT_SEED,
 ) -> dict[str, float]:
-    """Standard deviation of each metric over ``rounds`` seeded bootstrap resamples."""
+    """Standard deviation of each metric over ``rounds`` seeded bootstrap resamples.
+
+    A binary sample is counted per (distinct score, class) pair (:class:`ScoreGroups`), from
+    which every metric follows in one pass over the distinct scores; a regression sample as
+    how often each row is drawn. Rounds go in chunks of at most
+    :data:`BOOTSTRAP_CHUNK_CELLS` drawn rows.
+    """
     rng = np.random.default_rng(seed)
-    chunk = max(1, BOOTSTRAP_CHUNK_CELLS // max(1, len(labels)))
+    rows = len(labels)
+    chunk = max(1, BOOTSTRAP_CHUNK_CELLS // max(1, rows))
+    groups = ScoreGroups.of(labels, scores) if problem_type == BINARY else None
+    code = groups.code if groups is not None else np.arange(rows)
+    size = 2 * len(groups.scores) if groups is not None else rows
     collected: dict[str, list[np.ndarray]] = {m: [] for m in METRICS[problem_type]}
     for start in range(0, rounds, chunk):
-        weights = bootstrap_weights(len(labels), min(chunk, rounds - start), rng)
-        for name, values in weighted_metrics(
-            problem_type, labels, scores, weights, threshold
-        ).items():
+        counts = resample_counts(code, size, min(chunk, rounds - start), rng)
+        metrics = (
+            class_metrics(groups, counts, threshold)
+            if groups is not None
+            else regression_metrics(labels, scores, counts.astype("float64"))
+        )
+        for name, values in metrics.items():
             collected[name].append(values)
     result = {}
     for name, parts in collected.items():
@@ -516,9 +561,11 @@ def write_report(report: dict[str, Any], output_dir: Path) -> Path:
 
 
 def write_page(page: ReportInputs, output_dir: Path) -> tuple[Path, Path]:
-    """Write report.html and report.png, each whole."""
-    html = write_atomic(output_dir / REPORT_HTML, render_html(page))
-    return html, write_atomic(output_dir / REPORT_PNG, render_summary_png(page))
+    """Write report.html and report.png, each whole (the summary shows charts of the page)."""
+    data = ChartData.of(page)
+    charts = figures(page, data)
+    html = write_atomic(output_dir / REPORT_HTML, render_html(page, data, charts))
+    return html, write_atomic(output_dir / REPORT_PNG, render_summary_png(page, charts))
 
 
 def write_smoke_sample(sample: dict[str, Any], output_dir: Path) -> Path:

@@ -181,3 +181,77 @@ def test_missing_parts_are_said_not_left_out() -> None:
     assert "no categorical features" in page
     assert "no training history" in page
     assert "No data-quality statistics" in page
+
+
+def _drawn_figures(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Record every figure the report encodes (drawn by its own savefig)."""
+    drawn: list = []
+    encode = report._png
+
+    def recording(figure):  # type: ignore[no-untyped-def]
+        drawn.append(figure)
+        return encode(figure)
+
+    monkeypatch.setattr(report, "_png", recording)
+    return drawn
+
+
+def _wide_inputs(problem_type: str) -> report.ReportInputs:
+    """Labels as wide as the fixed margins allow: seven-character ticks, long category names."""
+    inputs = sample_inputs(problem_type, report.Gate("auc", "gte", 0.8), rows=3000)
+    rng = np.random.default_rng(5)
+    labels, scores = inputs.labels, inputs.scores
+    if problem_type == "regression":
+        labels = rng.normal(-60_000, 50_000, len(labels))  # ticks such as -200000
+        scores = labels + rng.normal(0, 20_000, len(labels))
+    importance = {"customer_acquisition_channel_partner_referral": 1e6, "tenure_months": 3.0}
+    curve = report.TrainingCurve("rmse", tuple(np.linspace(-123456.0, -12345.0, 300)), 250)
+    return report.ReportInputs(
+        problem_type, inputs.metrics, inputs.rows, labels, scores, inputs.probability_threshold,
+        inputs.gate, inputs.features, inputs.categorical_columns, importance, curve,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "regression"])
+@pytest.mark.parametrize("wide", [False, True])
+def test_every_chart_fits_its_fixed_layout(
+    problem_type: str, wide: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each figure is drawn once, within fixed margins: nothing it draws leaves its canvas."""
+    drawn = _drawn_figures(monkeypatch)
+    inputs = _wide_inputs(problem_type) if wide else sample_inputs(problem_type, report.Gate(
+        "auc", "gte", 0.8))  # fmt: skip
+    data = report.ChartData.of(inputs)
+    charts = report.figures(inputs, data)
+    page = report.render_html(inputs, data, charts)
+    assert page.count("<img") == len(drawn) == len(SECTIONS[problem_type]) + 2
+    report.render_summary_png(inputs, charts)
+    for figure in drawn:
+        assert figure.get_layout_engine() is None  # no measuring layout before the draw
+        extent = figure.get_tightbbox(figure.canvas.get_renderer())
+        width, height = figure.get_size_inches()
+        title = figure.axes[0].get_title() if figure.axes else figure.get_suptitle()
+        assert extent.x0 >= 0 and extent.y0 >= 0, title
+        assert extent.x1 <= width and extent.y1 <= height, title
+
+
+@pytest.mark.parametrize("problem_type", ["binary", "regression"])
+def test_the_summary_image_shows_the_pages_charts_as_drawn(problem_type: str) -> None:
+    import io
+
+    from PIL import Image
+
+    inputs = sample_inputs(problem_type, report.Gate("auc", "gte", 0.8))
+    charts = {chart.key: chart for chart in report.figures(inputs)}
+    summary = np.asarray(Image.open(io.BytesIO(report.render_summary_png(inputs, [
+        *charts.values()]))).convert("RGBA"))  # fmt: skip
+    pad, top = report.SUMMARY_PAD, report.SUMMARY_TITLE
+    for index, key in enumerate(report.SUMMARY_CHARTS[problem_type]):
+        chart = np.asarray(Image.open(io.BytesIO(charts[key].png)).convert("RGBA"))
+        height, width = chart.shape[:2]
+        row, column = divmod(index, 2)
+        y, x = top + row * (height + pad), pad + column * (width + pad)
+        assert (summary[y : y + height, x : x + width] == chart).all(), key
+    assert summary.shape[:2] == (top + 2 * height + 2 * pad, 2 * width + 3 * pad)
+    # the fourth cell holds the metrics, drawn as text: not blank
+    assert (summary[top + height + pad :, pad + width + pad :, :3] < 128).any()
