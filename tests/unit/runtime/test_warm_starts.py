@@ -44,7 +44,7 @@ print(json.dumps({
     "shadow": getattr(sys.modules.get("json_shadow_probe"), "__file__", None),
     "preloaded": "numpy" in sys.modules,
     "frozen": __import__("gc").get_freeze_count() > 0,
-    "collects": collects(),
+    "collects": collects(), "gc_enabled": __import__("gc").isenabled(),
 }, sort_keys=True))
 """
 """Prints what a job sees of how it started (``preloaded`` and ``frozen``: the differences by
