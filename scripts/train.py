@@ -202,10 +202,10 @@ class SplitReader:
             self.channel, self.split, self.schema, missing, SPLIT_MISMATCH
         ):
             try:
-                matrix = self.schema.encode(self.transformer, features)
+                matrix = self.schema.encode(self.transformer, features, np.float32)
             except DataError as exc:
                 raise DataError(f"{exc} Re-run preprocessing.") from None
-            yield matrix.astype(np.float32), labels
+            yield matrix, labels
 
 
 def read_channel(channel: Path, split: str, schema: Schema, transformer: Any) -> SplitReader:
