@@ -49,7 +49,8 @@ class _Column:
     number_like: int = 0
     first_other: tuple[Any, str] | None = None
     padded: bool = False
-    """Some value has surrounding whitespace (so it is not read as a number as it stands)."""
+    """Some field, a missing one too, has surrounding whitespace, so a reader parsing the
+    column as numbers would not read it as it stands (read as text, it is stripped)."""
 
 
 @dataclass
@@ -68,20 +69,30 @@ class TypeProfile:
     source: str = "input data"
 
     def add(self, frame: pd.DataFrame) -> None:
-        """Count the values of a chunk of text features."""
+        """Count the values of a chunk of text features; a float64 column is one the reader
+        parsed, every field a finite number or a missing value as written
+        (:func:`tabular.csvio.read_chunks`)."""
         if not self.columns:
             _check_feature_names(frame, self.categorical)
             self.source = describe_source(frame)
         for name in frame.columns:
             column = self.columns.setdefault(str(name), _Column())
-            stripped = values.strip(frame[name])
+            raw = frame[name]
+            if raw.dtype == np.float64:
+                count = int(raw.notna().sum())
+                column.present += count
+                column.numbers += 0 if name in self.categorical else count
+                continue
+            stripped = values.strip(raw)
             missing = values.missing_mask(stripped, self.dialect)
             present = stripped[~missing]
             column.present += len(present)
+            if not column.padded and name not in self.categorical:
+                # Any field, a missing one too (" " is missing), that is not as it stands.
+                written = raw.notna().to_numpy(dtype=bool)
+                column.padded = bool((raw[written] != stripped[written]).any())
             if name in self.categorical or not len(present):
                 continue
-            if not column.padded:
-                column.padded = bool((frame[name][~missing] != present).any())
             parsed = ~np.isnan(values.parse_numbers(present, self.dialect))
             column.numbers += int(parsed.sum())
             if parsed.all():

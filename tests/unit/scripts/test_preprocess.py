@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -522,3 +523,65 @@ def test_main_rejects_fractions_that_leave_no_train_rows(
             "--validation-fraction", "0.5", "--test-fraction", "0.5",
         )  # fmt: skip
     assert exit_info.value.code == 2
+
+
+def _messy(rows: int, seed: int) -> pd.DataFrame:
+    """Numbers, words, numbers with a word far in, infinities, missing-value spellings, a
+    blank field, a no-break space around a number, and a column listed as categorical."""
+    rng = np.random.default_rng(seed)
+    numbers = rng.normal(size=rows).round(4).astype(str).astype(object)
+    late = numbers.copy()
+    late[rows - 50] = "n/a"
+    odd = numbers.copy()
+    odd[[5, 900]] = ["inf", "NULL"]
+    blank = numbers.copy()
+    blank[[3, 1200]] = [" ", ""]
+    padded = numbers.copy()
+    padded[[1, 1500]] = ["\u00a01.5", "2\u00a0"]
+    return pd.DataFrame(
+        {
+            "num": numbers, "word": rng.choice(["a", "b", "c"], rows), "late": late,
+            "odd": odd, "blank": blank, "padded": padded, "code": rng.integers(0, 9, rows),
+            "y": rng.integers(0, 2, rows),
+        }
+    )  # fmt: skip
+
+
+def test_the_first_read_types_as_a_read_of_text(job_csv_dir: CsvDir) -> None:
+    """Profile reads columns that may be numbers as numbers while they are (csvio): the same
+    counts, first other value and types as reading every value as text."""
+    folder = job_csv_dir(_messy(3000, 2))
+
+    def types(profile: pp.TypeProfile) -> object:
+        try:
+            return profile.types()
+        except DataError as exc:
+            return str(exc)
+
+    for categorical, block in itertools.product((("code",), ("code", "late", "odd")),
+                                                (4096, 1 << 20)):  # fmt: skip
+        settings = pp.Settings(target="y", problem_type="binary", categorical_columns=categorical)
+        guessed = pp.profile_part(folder, settings, block).typing
+        text = pp.TypeProfile(settings.dialect, settings.categorical_columns)
+        for chunk in pp.labelled_chunks(folder, settings, block):
+            assert all(chunk.features[n].dtype != np.float64 for n in chunk.features)
+            text.add(chunk.features)
+        assert guessed.columns == text.columns and guessed.source == text.source
+        assert text.columns["blank"].padded and text.columns["padded"].padded
+        assert not text.columns["num"].padded
+        assert types(guessed) == types(text)
+    assert "data.csv line 2952: column 'late' is numeric, but 'n/a'" in types(
+        pp.profile_part(folder, pp.Settings(target="y", problem_type="binary"), 4096).typing
+    )
+    assert types(guessed).numeric == ["num", "blank", "padded"]
+
+
+def test_a_blank_field_among_numbers_is_a_missing_number(job_csv_dir: CsvDir, tmp_path: Path):
+    """A field of spaces is missing (the rules strip it); the column is read as text to see
+    it so, not by a reader parsing numbers, which refuses it."""
+    frame = pd.DataFrame({"a": [str(i) for i in range(40)], "y": [0, 1] * 20})
+    frame.loc[[3, 17], "a"] = ["  ", "\t"]
+    assert _run(job_csv_dir(frame), tmp_path / "out", "--problem-type", "binary", target="y") == 0
+    splits = pd.concat(pd.read_parquet(tmp_path / "out" / s) for s in names.SPLITS)
+    assert splits["a"].dtype == np.float64 and splits["a"].isna().sum() == 2
+    assert sorted(splits["a"].dropna()) == [i for i in range(40) if i not in (3, 17)]
