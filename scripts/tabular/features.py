@@ -241,8 +241,8 @@ class TableEncoder:
 
         ``numbers``: each numeric column as :func:`tabular.values.numeric_values` reads it
         (float64, NaN where missing); ``categories``: each categorical column as codes into
-        its distinct values as :func:`tabular.values.field_value` reads them (``str``, NaN
-        where missing), code -1 a missing value. The tables are looked up once per distinct
+        its distinct values as :func:`tabular.values.categorical_codes` reads them (``str``,
+        NaN where missing), code -1 a missing value. The tables are looked up once per distinct
         value and the rows filled with numpy: the transformer's matrix, entry for entry
         (tests/unit/scripts/test_few_rows.py).
         """

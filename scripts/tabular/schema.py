@@ -26,7 +26,7 @@ from .features import DENSE, TableEncoder, feature_matrix, table_encoder
 from .files import is_temporary
 from .job import find_input
 from .names import PARQUET_SUFFIX, SCHEMA_FILE, SHARD_PART, TRANSFORMER_FILE
-from .values import coerce_features, field_value, numeric_values
+from .values import categorical_codes, coerce_features, numeric_values
 
 TEXT = pd.StringDtype("pyarrow")
 BATCH_ROWS = 20_000
@@ -115,33 +115,19 @@ class Schema:
                               self.matrix_layout)  # fmt: skip
 
     def _many_rows(self, encoder: TableEncoder, features: pd.DataFrame, dtype: Any) -> Any:
-        """Numbers read as :func:`coerce_features` reads them, each categorical column's
-        distinct values read once (:func:`field_value`); None for a column not held as text
-        or a value refused (the transformer's path then names its row)."""
+        """Each column read as :func:`coerce_features` reads it, a categorical one as codes
+        into its distinct values (:func:`categorical_codes`); None for a categorical column
+        not held as text."""
         numbers = [
             numeric_values(features[name], self.dialect, name) for name in self.numeric_columns
         ]
         categories = []
         for name in self.categorical_columns:
-            column = features[name]
-            if not _is_text(column):
+            coded = categorical_codes(features[name], self.dialect, name)
+            if coded is None:
                 return None
-            codes, distinct = pd.factorize(column, use_na_sentinel=True)
-            read = [field_value(v, self.dialect, numeric=False) for v in distinct]
-            if any(v is None for v in read):
-                return None
-            categories.append((codes, read))
+            categories.append(coded)
         return encoder.encode_columns(numbers, categories, self.matrix_layout, dtype)
-
-
-def _is_text(column: pd.Series) -> bool:
-    """Strings (and missing values) only: each distinct value is a distinct category."""
-    if isinstance(column.dtype, pd.StringDtype):
-        return True
-    return column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) in (
-        "string",
-        "empty",
-    )
 
 
 _ENCODERS: weakref.WeakKeyDictionary[Any, tuple[Any, TableEncoder | None]] = (

@@ -325,3 +325,45 @@ def test_numbers_typed_as_read_are_the_numbers_of_the_text(tmp_path: Path) -> No
     (chunk,) = _guessed(path, 1 << 20)
     assert chunk["a"].dtype == np.float64 and chunk["a"].tolist() == [1.0, 2.5, -300.0, 0.5]
     assert chunk["b"].tolist()[:3] == ["x", "y", "z"] and pd.isna(chunk["b"].iloc[3])
+
+
+CATEGORY_FIELDS = [
+    "a", " a ", "\u00a0a\u00a0", "A", "", "  ", "\t", "NA", "na", "null", "-", "1", "1.0",
+    " 1 ", "caf\u00e9", "a b", "#n/a", "=A1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dialect", [Dialect(), Dialect(missing_values=("", "NA", "-"))])
+@pytest.mark.parametrize("storage", ["object", "string[pyarrow]"])
+def test_a_text_column_reads_its_distinct_values_as_each_value_reads(
+    dialect: Dialect, storage: str
+) -> None:
+    """categorical_values reads a column of text once per distinct value; a column holding
+    other objects is read value by value: the same categories and missing values."""
+    fields = CATEGORY_FIELDS * 3 + [None]
+    text = pd.Series(fields, dtype=storage)
+    assert values.categorical_codes(text, dialect, "c") is not None
+    others = pd.Series([*fields, 7], dtype=object)  # 7: not text
+    assert values.categorical_codes(others, dialect, "c") is None
+    by_distinct = values.categorical_values(text, dialect, "c")
+    by_value = values.categorical_values(others, dialect, "c")[:-1]
+    assert [type(v) for v in by_distinct] == [type(v) for v in by_value]
+    assert pd.Series(by_distinct).fillna("<missing>").tolist() == (
+        pd.Series(by_value).fillna("<missing>").tolist()
+    )
+
+
+@pytest.mark.parametrize("storage", ["object", "string[pyarrow]"])
+def test_a_spreadsheet_error_is_refused_alike_by_distinct_value(storage: str) -> None:
+    fields = ["a", " #DIV/0! ", "b", "#N/A", "#DIV/0!"] * 2
+    index = pd.MultiIndex.from_arrays([["f.csv"] * 10, np.arange(2, 12)])
+    text = pd.Series(fields, dtype=storage, index=index)
+    others = pd.Series([*fields, 7], dtype=object, index=index.append(index[:1]))
+    messages = []
+    for column in (text, others):
+        with pytest.raises(DataError) as refused:
+            values.categorical_values(column, Dialect(), "c")
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("f.csv line 3: column 'c': '#DIV/0!' is a spreadsheet")
+    assert "(6 such value(s))" in messages[0]
