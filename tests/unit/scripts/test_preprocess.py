@@ -15,7 +15,7 @@ import pytest
 
 from scripts import preprocess as pp
 from scripts.preprocess import DataError
-from tabular import csvio, features, names
+from tabular import csvio, features, names, values
 from tabular.contract import SM_OUTPUT_DIR as OUTPUT_DIR_ENV
 from tabular.dialect import Dialect
 from tabular.errors import describe_row
@@ -585,3 +585,32 @@ def test_a_blank_field_among_numbers_is_a_missing_number(job_csv_dir: CsvDir, tm
     splits = pd.concat(pd.read_parquet(tmp_path / "out" / s) for s in names.SPLITS)
     assert splits["a"].dtype == np.float64 and splits["a"].isna().sum() == 2
     assert sorted(splits["a"].dropna()) == [i for i in range(40) if i not in (3, 17)]
+
+
+@pytest.mark.parametrize("storage", ["string[pyarrow]", "object"])
+def test_typing_counts_each_distinct_text_as_often_as_it_occurs(
+    storage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TypeProfile reads a text column once per distinct value: the counts, the first other
+    value (its row) and the padding seen reading value by value."""
+    frame = _messy(3000, 4).drop(columns="y").astype(str)
+    frame.loc[[7, 40], "word"] = [" a", "NULL"]
+    frame.loc[[2, 9, 11], "late"] = ["1,5", " 3 ", "$4"]
+    frame.index = pd.MultiIndex.from_arrays([["f.csv"] * 3000, np.arange(2, 3002)])
+    frame = frame.astype(storage)
+    chunks = [frame.iloc[:1000], frame.iloc[1000:]]
+
+    def typing(by_value: bool) -> pp.TypeProfile:
+        with monkeypatch.context() as patch:
+            if by_value:
+                patch.setattr(values, "is_text", lambda column: False)
+            profile = pp.TypeProfile(Dialect(), ("code",))
+            for chunk in chunks:
+                profile.add(chunk)
+            return profile
+
+    by_distinct, by_value = typing(False), typing(True)
+    assert by_distinct.columns == by_value.columns
+    assert by_distinct.columns["late"].first_other == (("f.csv", 4), "1,5")
+    assert by_distinct.columns["late"].number_like == 2 and by_distinct.columns["late"].padded
+    assert by_distinct.columns["word"].spelled == 1
