@@ -75,20 +75,20 @@ class Schema:
         refused value) are typed and transformed by the transformer itself.
         """
         encoder = self._encoder(transformer, features)
-        quick = None
+        matrix = None
         if encoder is not None and len(features) <= FEW_RECORDS:
-            quick = self._few_rows(encoder, features)
+            matrix = self._few_rows(encoder, features)
         elif encoder is not None:
-            quick = self._many_rows(encoder, features, dtype)
-        if quick is None:
+            matrix = self._many_rows(encoder, features, dtype)
+        if matrix is None:
             typed = coerce_features(
                 features, self.numeric_columns, self.categorical_columns, self.dialect
             )
-            quick = feature_matrix(
+            matrix = feature_matrix(
                 transformer, typed, self.numeric_columns, self.categorical_columns,
                 self.matrix_layout,
             )  # fmt: skip
-        return quick.astype(dtype, copy=False) if isinstance(quick, np.ndarray) else quick
+        return matrix.astype(dtype, copy=False) if isinstance(matrix, np.ndarray) else matrix
 
     def _encoder(self, transformer: Any, features: pd.DataFrame) -> TableEncoder | None:
         """The transformer's :class:`TableEncoder` (built on first use), when ``features``
