@@ -471,9 +471,10 @@ def read_chunks(
                 read_block = min(4 * read_block, block_size)
                 reader, group, skip = None, [], start
                 continue
-            failed = _conversion_column(exc, fields)
-            if failed in trying:  # text after all: read again with the column as text
-                trying.difference_update({failed} if start == 0 else set(trying))
+            if trying and "CSV conversion error" in str(exc):  # read again, as text
+                failed = _conversion_column(exc, fields)  # that column (every one if unnamed)
+                first = start == 0 and failed in trying
+                trying.difference_update({failed} if first else set(trying))
                 reader, group, skip = None, [], start
                 continue
             _raise_if_ragged(path, dialect, len(names))
@@ -508,7 +509,9 @@ def read_chunks(
         )
 
 
-CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error")
+CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
+"""pyarrow's conversion error; its serial reader (one CPU, as OMP_NUM_THREADS=1 makes it)
+names the row too."""
 
 
 def _conversion_column(error: Exception, fields: Sequence[str]) -> str | None:

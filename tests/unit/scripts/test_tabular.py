@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +283,22 @@ def _guessed(path: Path, block_size: int) -> list[pd.DataFrame]:
     return list(csvio.read_chunks(path, Dialect(), block_size=block_size, maybe_numbers=names))
 
 
+@pytest.fixture(params=["threads", "one cpu"])
+def arrow_cpus(request: pytest.FixtureRequest) -> Iterator[None]:
+    """pyarrow's reader with its threads, and alone (OMP_NUM_THREADS=1 in a job): its errors
+    are worded differently."""
+    import pyarrow as pa
+
+    cpus = pa.cpu_count()
+    if request.param == "one cpu":
+        pa.set_cpu_count(1)
+    try:
+        yield
+    finally:
+        pa.set_cpu_count(cpus)
+
+
+@pytest.mark.usefixtures("arrow_cpus")
 def test_columns_that_may_be_numbers_are_parsed_while_they_are(tmp_path: Path) -> None:
     """A first read before the types are known: a column is float64 in a chunk only when each
     of its fields there is a finite number or missing as written; its values are the numbers
