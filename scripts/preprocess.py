@@ -296,7 +296,8 @@ def build_schema(
 
 @dataclass
 class Chunk:
-    """Rows of one input file with a target: features as text, the target cleaned."""
+    """Rows of one input file with a target: features as text (float64 where the reader
+    parsed a column as numbers), the target cleaned."""
 
     features: pd.DataFrame
     labels: pd.Series
@@ -311,18 +312,29 @@ def labelled_chunks(
     block_size: int,
     dropped: list[int] | None = None,
     numbers: Sequence[str] = (),
+    guess_numbers: bool = False,
 ) -> Iterator[Chunk]:
     """Every input file in chunks, rows without a target left out (counted in ``dropped``);
-    ``numbers``: columns parsed as numbers as they are read (:func:`tabular.csvio.read_chunks`).
+    ``numbers``: columns parsed as numbers as they are read; ``guess_numbers``: every feature
+    column not listed as categorical parsed so while it holds only numbers (the first read,
+    before the types are known; :func:`tabular.csvio.read_chunks`).
     """
     dialect = settings.dialect
     if settings.columns is not None:
         csvio.check_column_names("data.columns", settings.columns)
     root = input_path if input_path.is_dir() else input_path.parent
+    not_numbers = {settings.target, *settings.drop_columns, *settings.categorical_columns}
     first: tuple[str, list[str]] | None = None
     for path in csvio.list_csv_files(input_path):
         cursor = FileCursor(path.relative_to(root).as_posix(), settings.seed)
-        for frame in csvio.read_chunks(path, dialect, settings.columns, block_size, numbers):
+        maybe = (
+            [n for n in csvio.column_names(path, dialect, settings.columns)
+             if n and n not in not_numbers]
+            if guess_numbers
+            else []
+        )  # fmt: skip
+        chunks = csvio.read_chunks(path, dialect, settings.columns, block_size, numbers, maybe)
+        for frame in chunks:
             columns = [str(c) for c in frame.columns]
             if first is None:
                 first = (path.name, columns)
@@ -378,7 +390,7 @@ def profile_part(input_path: Path, settings: Settings, block_size: int) -> Profi
     binary = settings.problem_type == BINARY
     dropped = [0]
     part = ProfilePart(TypeProfile(settings.dialect, settings.categorical_columns))
-    for chunk in labelled_chunks(input_path, settings, block_size, dropped):
+    for chunk in labelled_chunks(input_path, settings, block_size, dropped, guess_numbers=True):
         if part.first_file is None:
             part.input_columns, part.first_file = chunk.input_columns, chunk.cursor.name
         if len(chunk.labels) == 0:

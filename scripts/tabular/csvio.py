@@ -393,6 +393,7 @@ def read_chunks(
     columns: Sequence[str] | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     numbers: Sequence[str] = (),
+    maybe_numbers: Sequence[str] = (),
 ) -> Iterator[pd.DataFrame]:
     """Read one CSV file as text in chunks of about ``block_size`` bytes, by the same rules
     as :func:`read_csv_file`: each chunk's index is ``(file, line)``, its columns the file's.
@@ -406,6 +407,14 @@ def read_chunks(
     read): with a plain dialect (``.`` decimals, no thousands separator) pyarrow parses them
     as float64 as it reads (the parser :func:`tabular.values.parse_numbers` uses), the
     dialect's missing values as nulls.
+
+    ``maybe_numbers`` names columns that may hold only numbers (a first read, before the types
+    are known): parsed the same way while every field of theirs is a finite number or one of
+    the missing values as written. A column found to hold anything else (pyarrow refuses the
+    field, or reads it as infinite or NaN) is read as text from the rows it was found in on,
+    as every such column is once the first chunk has been yielded (the file is then read
+    again from its start up to those rows, once). A chunk's column is float64 only when all
+    of its fields are such numbers.
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -416,6 +425,7 @@ def read_chunks(
     lines = None if single else _record_line_numbers(path, dialect, layout.header)
     fields = [f"c{i}" for i in range(len(names))]
     parsed = {f"c{kept.index(n)}" for n in numbers} if dialect.is_plain else set()
+    trying = {f"c{kept.index(n)}" for n in maybe_numbers} - parsed if dialect.is_plain else set()
     read_block = min(block_size, READ_BLOCK_SIZE)
     open_reader = lambda: pa_csv.open_csv(  # noqa: E731 - parse errors are raised below
         path,
@@ -424,8 +434,10 @@ def read_chunks(
         ),
         parse_options=pa_csv.ParseOptions(delimiter=dialect.delimiter, quote_char=QUOTE),
         convert_options=pa_csv.ConvertOptions(
-            column_types={f: pa.float64() if f in parsed else pa.string() for f in fields},
-            null_values=list(dialect.missing_values) if parsed else [""],
+            column_types={
+                f: pa.float64() if f in parsed or f in trying else pa.string() for f in fields
+            },
+            null_values=list(dialect.missing_values) if parsed or trying else [""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
         ),
@@ -459,6 +471,12 @@ def read_chunks(
                 read_block = min(4 * read_block, block_size)
                 reader, group, skip = None, [], start
                 continue
+            if trying and "CSV conversion error" in str(exc):  # read again, as text
+                failed = _conversion_column(exc, fields)  # that column (every one if unnamed)
+                first = start == 0 and failed in trying
+                trying.difference_update({failed} if first else set(trying))
+                reader, group, skip = None, [], start
+                continue
             _raise_if_ragged(path, dialect, len(names))
             raise DataError(
                 f"{path.name}: could not be parsed as CSV ({exc}). Check delimiters and "
@@ -469,6 +487,11 @@ def read_chunks(
             passed = min(skip, batch.num_rows)
             batch, skip = batch.slice(passed), skip - passed
         if batch.num_rows == 0:
+            continue
+        infinite = [f for f in trying if _any_not_finite(batch.column(f))]
+        if infinite:  # "inf", "nan", "1e999": not numbers by the rules (tabular.values)
+            trying.difference_update(infinite if start == 0 else set(trying))
+            reader, group, skip = None, [], start
             continue
         group.append(batch)
         if len(group) * read_block >= block_size:
@@ -484,6 +507,30 @@ def read_chunks(
             f"{path.name}: file has a header row but no data rows. Export the data "
             "again with its rows."
         )
+
+
+CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error")
+"""pyarrow's conversion error; its serial reader (one CPU, as OMP_NUM_THREADS=1 makes it)
+names the row too."""
+
+
+def _conversion_column(error: Exception, fields: Sequence[str]) -> str | None:
+    """The field a pyarrow conversion error names, if it names one."""
+    found = CONVERSION_ERROR.search(str(error))
+    return fields[int(found.group(1))] if found and int(found.group(1)) < len(fields) else None
+
+
+def _any_not_finite(column: Any) -> bool:
+    import pyarrow.compute as pc
+
+    return pc.any(pc.invert(pc.is_finite(column))).as_py() is True
+
+
+def column_names(path: Path, dialect: Dialect, columns: Sequence[str] | None = None) -> list[str]:
+    """The columns :func:`read_chunks` gives ``path`` (its checks of the whole file made)."""
+    layout, drop_index, _ = _whole_file(path, dialect, columns)
+    kept = layout.names[: len(layout.names) - layout.trailing]
+    return kept[1:] if drop_index else kept
 
 
 _WHOLE_FILE: dict[tuple[Any, ...], tuple[_Layout, bool, bool]] = {}

@@ -49,7 +49,8 @@ class _Column:
     number_like: int = 0
     first_other: tuple[Any, str] | None = None
     padded: bool = False
-    """Some value has surrounding whitespace (so it is not read as a number as it stands)."""
+    """Some field, a missing one too, has surrounding whitespace, so a reader parsing the
+    column as numbers would not read it as it stands (read as text, it is stripped)."""
 
 
 @dataclass
@@ -68,20 +69,33 @@ class TypeProfile:
     source: str = "input data"
 
     def add(self, frame: pd.DataFrame) -> None:
-        """Count the values of a chunk of text features."""
+        """Count the values of a chunk of text features; a float64 column is one the reader
+        parsed, every field a finite number or a missing value as written
+        (:func:`tabular.csvio.read_chunks`)."""
         if not self.columns:
             _check_feature_names(frame, self.categorical)
             self.source = describe_source(frame)
         for name in frame.columns:
             column = self.columns.setdefault(str(name), _Column())
-            stripped = values.strip(frame[name])
+            raw = frame[name]
+            if raw.dtype == np.float64:
+                count = int(raw.notna().sum())
+                column.present += count
+                column.numbers += 0 if name in self.categorical else count
+                continue
+            if values.is_text(raw):
+                self._add_text(column, str(name), raw)
+                continue
+            stripped = values.strip(raw)
             missing = values.missing_mask(stripped, self.dialect)
             present = stripped[~missing]
             column.present += len(present)
+            if not column.padded and name not in self.categorical:
+                # Any field, a missing one too (" " is missing), that is not as it stands.
+                written = raw.notna().to_numpy(dtype=bool)
+                column.padded = bool((raw[written] != stripped[written]).any())
             if name in self.categorical or not len(present):
                 continue
-            if not column.padded:
-                column.padded = bool((frame[name][~missing] != present).any())
             parsed = ~np.isnan(values.parse_numbers(present, self.dialect))
             column.numbers += int(parsed.sum())
             if parsed.all():
@@ -94,6 +108,34 @@ class TypeProfile:
             column.others += len(others)
             column.spelled += int(counts[values.missing_spellings(distinct)].sum())
             column.number_like += int(counts[values.number_like(distinct, self.dialect)].sum())
+
+    def _add_text(self, column: _Column, name: str, raw: pd.Series) -> None:
+        """:meth:`add`'s counts for a column of text, each distinct value read once and
+        counted as often as it occurs."""
+        codes, found = pd.factorize(raw, use_na_sentinel=True)
+        counts = np.bincount(codes[codes >= 0], minlength=len(found))
+        distinct = pd.Series(found)
+        stripped = values.strip(distinct)
+        missing = values.missing_mask(stripped, self.dialect)
+        column.present += int(counts[~missing].sum())
+        if name in self.categorical or missing.all():
+            return
+        if not column.padded:  # any field, a missing one too (" " is missing), not as it stands
+            column.padded = bool((distinct != stripped).any())
+        present = np.flatnonzero(~missing)
+        parsed = ~np.isnan(values.parse_numbers(stripped.iloc[present], self.dialect))
+        column.numbers += int(counts[present[parsed]].sum())
+        if parsed.all():
+            return
+        other = present[~parsed]
+        if column.first_other is None:
+            row = int(np.flatnonzero(np.isin(codes, other))[0])
+            column.first_other = (raw.index[row], str(stripped.iloc[codes[row]]))
+        text = pd.Series(stripped.iloc[other].to_numpy(dtype=object), dtype=object)
+        weights = counts[other]
+        column.others += int(weights.sum())
+        column.spelled += int(weights[values.missing_spellings(text)].sum())
+        column.number_like += int(weights[values.number_like(text, self.dialect)].sum())
 
     def types(self) -> FeatureTypes:
         """The feature types; refuse empty columns and columns of mostly numbers."""

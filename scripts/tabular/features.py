@@ -169,17 +169,19 @@ Block = tuple[np.ndarray, np.ndarray]
 """The one-hot columns (from the column's first) and values a category sets."""
 
 
-class FewRowEncoder:
-    """The fitted transformer as lookup tables, for a few rows at a time.
+class TableEncoder:
+    """The fitted transformer as lookup tables: a few rows of text fields (:meth:`encode`) or
+    many rows given column by column (:meth:`encode_columns`).
 
-    scikit-learn checks its input on every call, which costs milliseconds for one row. The
-    tables hold what the transformer itself makes of each value it can meet: the numeric
-    imputer's fill value of a missing number, and the categorical pipeline's output for every
-    category it was fitted on, a missing value and an unseen one (transformed once, when the
-    tables are built); :func:`few_row_encoder` checks them against the transformer.
+    scikit-learn checks its input on every call, which costs milliseconds for one row, and
+    transforms a batch value by value through Python objects. The tables hold what the
+    transformer itself makes of each value it can meet: the numeric imputer's fill value of a
+    missing number, and the categorical pipeline's output for every category it was fitted
+    on, a missing value and an unseen one (transformed once, when the tables are built);
+    :func:`table_encoder` checks them against the transformer.
     """
 
-    def __init__(self, fill: np.ndarray, blocks: list[tuple[int, dict[str, Block]]],
+    def __init__(self, fill: np.ndarray, blocks: list[tuple[int, dict[str | None, Block]]],
                  width: int) -> None:  # fmt: skip
         self.fill = fill
         self.blocks = blocks  # per categorical column: its first one-hot column, value -> block
@@ -227,14 +229,72 @@ class FewRowEncoder:
         onehot = sparse.csr_matrix((stored_data, stored_columns, np.asarray(indptr)), shape=shape)
         return assemble(values, onehot, layout)
 
+    def encode_columns(
+        self,
+        numbers: Sequence[np.ndarray],
+        categories: Sequence[tuple[np.ndarray, Sequence[Any]]],
+        layout: str,
+        dtype: Any = np.float64,
+    ) -> Any:
+        """The matrix of rows given column by column (dense: of ``dtype``), or None when a
+        category sets more than one entry (read such rows with the transformer's path).
 
-MISSING_KEY = "\x00missing\x00"
+        ``numbers``: each numeric column as :func:`tabular.values.numeric_values` reads it
+        (float64, NaN where missing); ``categories``: each categorical column as codes into
+        its distinct values as :func:`tabular.values.categorical_codes` reads them (``str``,
+        NaN where missing), code -1 a missing value. The tables are looked up once per distinct
+        value and the rows filled with numpy: the transformer's matrix, entry for entry
+        (tests/unit/scripts/test_few_rows.py).
+        """
+        k = len(self.fill)
+        rows = len(numbers[0]) if numbers else len(categories[0][0]) if categories else 0
+        at = np.empty((len(self.blocks), rows), dtype=np.int64)  # per categorical column
+        ones = np.empty((len(self.blocks), rows))
+        for c, ((codes, distinct), (start, table)) in enumerate(
+            zip(categories, self.blocks, strict=True)
+        ):
+            column_of = np.full(len(distinct) + 1, -1, dtype=np.int64)  # the last: missing
+            value_of = np.zeros(len(distinct) + 1)
+            for i, category in enumerate([*distinct, np.nan]):
+                found, weights = (
+                    table.get(category if isinstance(category, str) else MISSING_KEY)
+                    or table[UNSEEN]
+                )
+                if len(found) > 1:
+                    return None
+                if len(found):
+                    column_of[i], value_of[i] = start + found[0], weights[0]
+            np.take(column_of, codes, out=at[c])
+            np.take(value_of, codes, out=ones[c])
+        dense = np.zeros((rows, k + self.width), dtype=dtype) if layout == DENSE else None
+        values = dense[:, :k] if dense is not None else np.empty((rows, k))
+        for c, column in enumerate(numbers):
+            values[:, c] = column
+        np.copyto(values, self.fill, where=np.isnan(values))  # the imputer's fill
+        if dense is not None:  # hstack([values, onehot.toarray()]) in place
+            flat = dense.reshape(-1)
+            first = np.arange(rows) * (k + self.width) + k
+            for column, value in zip(at, ones, strict=True):
+                stored = column >= 0
+                flat[(first + column)[stored]] = value[stored]
+            return dense
+        from scipy import sparse
+
+        stored = at.T >= 0  # row by row, the columns in order: each row's entries sorted
+        indptr = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(stored.sum(axis=1), out=indptr[1:])
+        onehot = sparse.csr_matrix((ones.T[stored], at.T[stored], indptr), (rows, self.width))
+        return assemble(values, onehot, layout)
 
 
-def few_row_encoder(
+MISSING_KEY = None
+"""The tables' key of a missing value (no text is None, so no category can be read as it)."""
+
+
+def table_encoder(
     transformer: Any, numeric: Sequence[str], categorical: Sequence[str]
-) -> FewRowEncoder | None:
-    """:class:`FewRowEncoder` of a transformer :func:`build_transformer` made, or None for any
+) -> TableEncoder | None:
+    """:class:`TableEncoder` of a transformer :func:`build_transformer` made, or None for any
     other (its rows are then encoded by :func:`feature_matrix` alone)."""
     from scipy import sparse
     from sklearn.impute import SimpleImputer
@@ -249,7 +309,7 @@ def few_row_encoder(
         fill = np.asarray(imputer.statistics_, dtype="float64")
         if fill.shape != (len(numeric),) or not np.isfinite(fill).all():
             return None  # a column the imputer drops (no value in training)
-    blocks: list[tuple[int, dict[str, Block]]] = []
+    blocks: list[tuple[int, dict[str | None, Block]]] = []
     width = 0
     if categorical:
         pipeline = named.get(CATEGORICAL)
@@ -257,7 +317,7 @@ def few_row_encoder(
         if not isinstance(encoder, OneHotEncoder) or encoder.n_features_in_ != len(categorical):
             return None
         known = [list(c) for c in encoder.categories_]
-        if any(not isinstance(v, str) or v in (UNSEEN, MISSING_KEY) for c in known for v in c):
+        if any(not isinstance(v, str) or v == UNSEEN for c in known for v in c):
             return None
         # Each input column's one-hot columns, counted by the names the encoder gives them.
         tokens = [f"\x1f{j}\x1f_" for j in range(len(categorical))]
@@ -289,7 +349,7 @@ def few_row_encoder(
             table[UNSEEN] = block(len(c) + 1, width, w)
             blocks.append((width, table))
             width += w
-    encoder = FewRowEncoder(fill, blocks, width)
+    encoder = TableEncoder(fill, blocks, width)
     return encoder if _agrees(encoder, transformer, numeric, categorical) else None
 
 
@@ -298,7 +358,7 @@ def _cycle(values: list[Any], rows: int) -> pd.Series:
 
 
 def _agrees(
-    encoder: FewRowEncoder, transformer: Any, numeric: Sequence[str], categorical: Sequence[str]
+    encoder: TableEncoder, transformer: Any, numeric: Sequence[str], categorical: Sequence[str]
 ) -> bool:
     """Both paths give the same matrix for rows that visit every table entry."""
     from .dialect import Dialect
@@ -307,7 +367,7 @@ def _agrees(
     rows = max([len(t) for _, t in encoder.blocks] + [2])
     text = pd.DataFrame(
         {name: _cycle(["", f"{j}.5", "-3e2"], rows) for j, name in enumerate(numeric)}
-        | {name: _cycle(["" if k == MISSING_KEY else k for k in table], rows)
+        | {name: _cycle(["" if k is MISSING_KEY else k for k in table], rows)
            for name, (_, table) in zip(categorical, encoder.blocks, strict=True)}
     )  # fmt: skip
     dialect = Dialect()

@@ -22,11 +22,11 @@ import pandas as pd
 from .csvio import FEW_RECORDS
 from .dialect import DEFAULT_MISSING_VALUES, Dialect
 from .errors import DataError, row_index
-from .features import DENSE, FewRowEncoder, feature_matrix, few_row_encoder
+from .features import DENSE, TableEncoder, feature_matrix, table_encoder
 from .files import is_temporary
 from .job import find_input
 from .names import PARQUET_SUFFIX, SCHEMA_FILE, SHARD_PART, TRANSFORMER_FILE
-from .values import coerce_features, numeric_values
+from .values import categorical_codes, coerce_features, numeric_values
 
 TEXT = pd.StringDtype("pyarrow")
 BATCH_ROWS = 20_000
@@ -62,51 +62,78 @@ class Schema:
             matrix_layout=document.get("matrix_layout", DENSE),
         )
 
-    def encode(self, transformer: Any, features: pd.DataFrame) -> Any:
-        """The model's input for rows of text features: typed as in training, transformed.
+    def encode(self, transformer: Any, features: pd.DataFrame, dtype: Any = np.float64) -> Any:
+        """The model's input for rows of text features: typed as in training, transformed
+        (a dense matrix of ``dtype``, float64 unless given; a sparse one of float32).
 
         Training, evaluation and serving all build their matrix here, so a value means the
-        same in each (a bad value raises DataError naming its row and column). A few rows of
-        plain values go through the transformer's lookup tables (:class:`FewRowEncoder`): the
-        same matrix without scikit-learn's cost per call.
+        same in each (a bad value raises DataError naming its row and column). The rows go
+        through the transformer's lookup tables (:class:`TableEncoder`): a few rows of plain
+        values field by field, more rows column by column with each distinct category read
+        and looked up once; the same matrix without scikit-learn's cost per call and per
+        value. Rows the tables do not cover (another transformer, a field of another form, a
+        refused value) are typed and transformed by the transformer itself.
         """
-        if len(features) <= FEW_RECORDS:
-            quick = self._few_rows(transformer, features)
-            if quick is not None:
-                return quick
-        typed = coerce_features(
-            features, self.numeric_columns, self.categorical_columns, self.dialect
-        )
-        return feature_matrix(
-            transformer, typed, self.numeric_columns, self.categorical_columns, self.matrix_layout
-        )
+        encoder = self._encoder(transformer, features)
+        matrix = None
+        if encoder is not None and len(features) <= FEW_RECORDS:
+            matrix = self._few_rows(encoder, features)
+        elif encoder is not None:
+            matrix = self._many_rows(encoder, features, dtype)
+        if matrix is None:
+            typed = coerce_features(
+                features, self.numeric_columns, self.categorical_columns, self.dialect
+            )
+            matrix = feature_matrix(
+                transformer, typed, self.numeric_columns, self.categorical_columns,
+                self.matrix_layout,
+            )  # fmt: skip
+        return matrix.astype(dtype, copy=False) if isinstance(matrix, np.ndarray) else matrix
 
-    def _few_rows(self, transformer: Any, features: pd.DataFrame) -> Any:
+    def _encoder(self, transformer: Any, features: pd.DataFrame) -> TableEncoder | None:
+        """The transformer's :class:`TableEncoder` (built on first use), when ``features``
+        holds every feature column."""
+        names = set(features.columns)
+        if any(c not in names for c in (*self.numeric_columns, *self.categorical_columns)):
+            return None
+        key = (tuple(self.numeric_columns), tuple(self.categorical_columns))
+        known = _ENCODERS.get(transformer)
+        if known is None or known[0] != key:
+            known = (key, table_encoder(transformer, *key))
+            _ENCODERS[transformer] = known
+        return known[1]
+
+    def _few_rows(self, encoder: TableEncoder, features: pd.DataFrame) -> Any:
         columns = [*self.numeric_columns, *self.categorical_columns]
         names = features.columns.tolist()
         at = (
             list(range(len(columns)))
             if names[: len(columns)] == columns
-            else [names.index(c) if c in names else -1 for c in columns]
+            else [names.index(c) for c in columns]
         )
-        if min(at, default=0) < 0:
-            return None
-        key = (tuple(self.numeric_columns), tuple(self.categorical_columns))
-        known = _ENCODERS.get(transformer)
-        if known is None or known[0] != key:
-            known = (key, few_row_encoder(transformer, *key))
-            _ENCODERS[transformer] = known
-        encoder = known[1]
-        if encoder is None:
-            return None
         return encoder.encode(features.to_numpy(dtype=object)[:, at], self.dialect,
                               self.matrix_layout)  # fmt: skip
 
+    def _many_rows(self, encoder: TableEncoder, features: pd.DataFrame, dtype: Any) -> Any:
+        """Each column read as :func:`coerce_features` reads it, a categorical one as codes
+        into its distinct values (:func:`categorical_codes`); None for a categorical column
+        not held as text."""
+        numbers = [
+            numeric_values(features[name], self.dialect, name) for name in self.numeric_columns
+        ]
+        categories = []
+        for name in self.categorical_columns:
+            coded = categorical_codes(features[name], self.dialect, name)
+            if coded is None:
+                return None
+            categories.append(coded)
+        return encoder.encode_columns(numbers, categories, self.matrix_layout, dtype)
 
-_ENCODERS: weakref.WeakKeyDictionary[Any, tuple[Any, FewRowEncoder | None]] = (
+
+_ENCODERS: weakref.WeakKeyDictionary[Any, tuple[Any, TableEncoder | None]] = (
     weakref.WeakKeyDictionary()
 )
-"""Each fitted transformer's :class:`FewRowEncoder` (None: it has none), built on first use."""
+"""Each fitted transformer's :class:`TableEncoder` (None: it has none), built on first use."""
 
 
 def load_fitted(folder: Path) -> tuple[dict[str, Any], Any]:

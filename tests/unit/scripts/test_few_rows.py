@@ -1,9 +1,11 @@
-"""A few request records take a shorter path (csv module, lookup tables): same frame, same matrix,
-same errors as the vectorized path every job uses."""
+"""A few request records take a shorter path (csv module, lookup tables), and batches of rows
+the transformer's lookup tables column by column: same frame, same matrix, same errors as the
+csv reader and the transformer itself."""
 
 from __future__ import annotations
 
 import itertools
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -26,7 +28,13 @@ FIELDS = [
 
 def _full_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(csvio, "FEW_RECORDS", -1)
-    monkeypatch.setattr(schema, "FEW_RECORDS", -1)
+    _transformer_only(monkeypatch)
+
+
+def _transformer_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every matrix built by the fitted transformer itself (no lookup tables)."""
+    monkeypatch.setattr(schema, "_ENCODERS", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(schema, "table_encoder", lambda *args: None)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +152,7 @@ def test_few_rows_encode_as_the_transformer_encodes_them(
     rules, transformer = _fitted(top_k)
     if layout is not None:
         rules = Schema(**{**rules.__dict__, "matrix_layout": layout})
-    assert features.few_row_encoder(transformer, NUMERIC, CATEGORICAL) is not None
+    assert features.table_encoder(transformer, NUMERIC, CATEGORICAL) is not None
     batches = [_rows(n, seed) for seed, n in enumerate((1, 2, 7, 50))]
     quick = [rules.encode(transformer, rows) for rows in batches]
     _full_path(monkeypatch)
@@ -175,7 +183,7 @@ def test_an_unknown_transformer_is_encoded_by_the_transformer_alone() -> None:
 
     typed = pd.DataFrame({"n1": [1.0, 2.0, 3.0], "n2": [0.0, 1.0, 0.0]})
     scaled = ColumnTransformer([(features.NUMERIC, StandardScaler(), NUMERIC)]).fit(typed)
-    assert features.few_row_encoder(scaled, NUMERIC, []) is None
+    assert features.table_encoder(scaled, NUMERIC, []) is None
     rules = Schema("y", "binary", NUMERIC, NUMERIC, [])
     rows = pd.DataFrame({"n1": ["2"], "n2": ["1"]}, dtype=object)
     assert np.allclose(rules.encode(scaled, rows), [[0.0, 1.4142135]])
@@ -222,3 +230,114 @@ def test_a_line_break_in_a_quoted_field_is_refused_alike(
     with pytest.raises(DataError) as full:
         csvio.parse_records(text, ["a", "b"])
     assert str(quick.value) == str(full.value)
+
+
+def _many(count: int, seed: int, storage: str) -> pd.DataFrame:
+    """Text rows as a job holds them: pyarrow strings (files read by tabular) or objects."""
+    rows = _rows(count, seed)
+    rows.loc[rows.index[::7], "c1"] = " v3\u00a0"  # surrounding spaces: the category v3
+    rows.loc[rows.index[::11], "c2"] = "NA"  # a missing-value spelling of this dialect
+    rows.index = pd.MultiIndex.from_arrays([["f.parquet"] * count, np.arange(1, count + 1)])
+    return rows.astype(schema.TEXT) if storage == "pyarrow" else rows
+
+
+def _count_table_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    encode_columns = features.TableEncoder.encode_columns
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        return encode_columns(self, *args, **kwargs)
+
+    monkeypatch.setattr(features.TableEncoder, "encode_columns", counted)
+    return calls
+
+
+@pytest.mark.parametrize("storage", ["pyarrow", "object"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("top_k", "layout"),
+    [(None, None), (5, None), (None, features.DENSE), (5, features.DENSE),
+     (None, features.SPARSE)],
+)  # fmt: skip
+def test_many_rows_encode_as_the_transformer_encodes_them(
+    top_k: int | None, layout: str | None, dtype: type, storage: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    rules, transformer = _fitted(top_k)
+    if layout is not None:
+        rules = Schema(**{**rules.__dict__, "matrix_layout": layout})
+    batches = [_many(n, seed, storage) for seed, n in enumerate((1001, 3000))]
+    calls = _count_table_batches(monkeypatch)
+    quick = [rules.encode(transformer, rows, dtype) for rows in batches]
+    assert len(calls) == len(batches)  # the lookup tables built every matrix
+    _transformer_only(monkeypatch)
+    for rows, fast in zip(batches, quick, strict=True):
+        full = rules.encode(transformer, rows, dtype)
+        assert len(calls) == len(batches)
+        assert type(fast) is type(full) and fast.dtype == full.dtype and fast.shape == full.shape
+        if hasattr(full, "nnz"):
+            assert fast.nnz == full.nnz and (fast != full).nnz == 0
+            assert np.array_equal(fast.indptr, full.indptr)
+            assert np.array_equal(fast.indices, full.indices)
+            assert np.array_equal(fast.data, full.data)
+        else:
+            assert fast.dtype == dtype and fast.tobytes() == full.tobytes()
+
+
+def test_a_float32_matrix_is_the_float64_one_cast() -> None:
+    rules, transformer = _fitted(None)
+    rules = Schema(**{**rules.__dict__, "matrix_layout": features.DENSE})
+    rows = _many(2000, 4, "pyarrow")
+    single = rules.encode(transformer, rows, np.float32)
+    assert single.tobytes() == rules.encode(transformer, rows).astype(np.float32).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("column", "field", "says"),
+    [
+        ("n1", "1,5", r"f.parquet line 1700: column 'n1' is numeric, but '1,5' is a number"),
+        ("c2", "#N/A", r"f.parquet line 1700: column 'c2': '#N/A' is a spreadsheet formula"),
+    ],
+)
+def test_a_bad_field_in_many_rows_gets_the_columns_message(
+    column: str, field: str, says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules, transformer = _fitted(None)
+    rows = _many(2000, 5, "pyarrow")
+    rows.loc[("f.parquet", 1700), column] = field
+    with pytest.raises(DataError, match=says) as quick:
+        rules.encode(transformer, rows)
+    _transformer_only(monkeypatch)
+    with pytest.raises(DataError) as full:
+        rules.encode(transformer, rows)
+    assert str(quick.value) == str(full.value)
+
+
+def test_a_category_column_of_other_values_is_encoded_by_the_transformer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Objects that are not text (1 and 1.0 are one distinct value but two categories, "1"
+    and "1.0") are read by the transformer's path."""
+    rules, transformer = _fitted(None)
+    rows = _many(2000, 6, "object")
+    rows["c1"] = pd.Series([1, 1.0, "v1", None] * 500, index=rows.index, dtype=object)
+    calls = _count_table_batches(monkeypatch)
+    quick = rules.encode(transformer, rows)
+    assert not calls
+    _transformer_only(monkeypatch)
+    assert np.array_equal(_dense(quick), _dense(rules.encode(transformer, rows)))
+
+
+def test_a_missing_value_key_is_no_category() -> None:
+    """No text reads as the tables' key of a missing value (a category the transformer never
+    saw is unseen, not imputed)."""
+    rules, transformer = _fitted(None)
+    rows = _many(1500, 7, "pyarrow")
+    rows["c2"] = "\x00missing\x00"
+    few = rows.iloc[:3]
+    for batch in (rows, few):
+        matrix = _dense(rules.encode(transformer, batch))
+        c2 = [i for i, n in enumerate(features.matrix_columns(transformer, NUMERIC, CATEGORICAL))
+              if n.startswith("c2_")]  # fmt: skip
+        assert not matrix[:, c2].any()

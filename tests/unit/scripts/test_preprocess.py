@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 
 from scripts import preprocess as pp
 from scripts.preprocess import DataError
-from tabular import csvio, features, names
+from tabular import csvio, features, names, values
 from tabular.contract import SM_OUTPUT_DIR as OUTPUT_DIR_ENV
 from tabular.dialect import Dialect
 from tabular.errors import describe_row
@@ -522,3 +523,94 @@ def test_main_rejects_fractions_that_leave_no_train_rows(
             "--validation-fraction", "0.5", "--test-fraction", "0.5",
         )  # fmt: skip
     assert exit_info.value.code == 2
+
+
+def _messy(rows: int, seed: int) -> pd.DataFrame:
+    """Numbers, words, numbers with a word far in, infinities, missing-value spellings, a
+    blank field, a no-break space around a number, and a column listed as categorical."""
+    rng = np.random.default_rng(seed)
+    numbers = rng.normal(size=rows).round(4).astype(str).astype(object)
+    late = numbers.copy()
+    late[rows - 50] = "n/a"
+    odd = numbers.copy()
+    odd[[5, 900]] = ["inf", "NULL"]
+    blank = numbers.copy()
+    blank[[3, 1200]] = [" ", ""]
+    padded = numbers.copy()
+    padded[[1, 1500]] = ["\u00a01.5", "2\u00a0"]
+    return pd.DataFrame(
+        {
+            "num": numbers, "word": rng.choice(["a", "b", "c"], rows), "late": late,
+            "odd": odd, "blank": blank, "padded": padded, "code": rng.integers(0, 9, rows),
+            "y": rng.integers(0, 2, rows),
+        }
+    )  # fmt: skip
+
+
+def test_the_first_read_types_as_a_read_of_text(job_csv_dir: CsvDir) -> None:
+    """Profile reads columns that may be numbers as numbers while they are (csvio): the same
+    counts, first other value and types as reading every value as text."""
+    folder = job_csv_dir(_messy(3000, 2))
+
+    def types(profile: pp.TypeProfile) -> object:
+        try:
+            return profile.types()
+        except DataError as exc:
+            return str(exc)
+
+    for categorical, block in itertools.product((("code",), ("code", "late", "odd")),
+                                                (4096, 1 << 20)):  # fmt: skip
+        settings = pp.Settings(target="y", problem_type="binary", categorical_columns=categorical)
+        guessed = pp.profile_part(folder, settings, block).typing
+        text = pp.TypeProfile(settings.dialect, settings.categorical_columns)
+        for chunk in pp.labelled_chunks(folder, settings, block):
+            assert all(chunk.features[n].dtype != np.float64 for n in chunk.features)
+            text.add(chunk.features)
+        assert guessed.columns == text.columns and guessed.source == text.source
+        assert text.columns["blank"].padded and text.columns["padded"].padded
+        assert not text.columns["num"].padded
+        assert types(guessed) == types(text)
+    assert "data.csv line 2952: column 'late' is numeric, but 'n/a'" in types(
+        pp.profile_part(folder, pp.Settings(target="y", problem_type="binary"), 4096).typing
+    )
+    assert types(guessed).numeric == ["num", "blank", "padded"]
+
+
+def test_a_blank_field_among_numbers_is_a_missing_number(job_csv_dir: CsvDir, tmp_path: Path):
+    """A field of spaces is missing (the rules strip it); the column is read as text to see
+    it so, not by a reader parsing numbers, which refuses it."""
+    frame = pd.DataFrame({"a": [str(i) for i in range(40)], "y": [0, 1] * 20})
+    frame.loc[[3, 17], "a"] = ["  ", "\t"]
+    assert _run(job_csv_dir(frame), tmp_path / "out", "--problem-type", "binary", target="y") == 0
+    splits = pd.concat(pd.read_parquet(tmp_path / "out" / s) for s in names.SPLITS)
+    assert splits["a"].dtype == np.float64 and splits["a"].isna().sum() == 2
+    assert sorted(splits["a"].dropna()) == [i for i in range(40) if i not in (3, 17)]
+
+
+@pytest.mark.parametrize("storage", ["string[pyarrow]", "object"])
+def test_typing_counts_each_distinct_text_as_often_as_it_occurs(
+    storage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TypeProfile reads a text column once per distinct value: the counts, the first other
+    value (its row) and the padding seen reading value by value."""
+    frame = _messy(3000, 4).drop(columns="y").astype(str)
+    frame.loc[[7, 40], "word"] = [" a", "NULL"]
+    frame.loc[[2, 9, 11], "late"] = ["1,5", " 3 ", "$4"]
+    frame.index = pd.MultiIndex.from_arrays([["f.csv"] * 3000, np.arange(2, 3002)])
+    frame = frame.astype(storage)
+    chunks = [frame.iloc[:1000], frame.iloc[1000:]]
+
+    def typing(by_value: bool) -> pp.TypeProfile:
+        with monkeypatch.context() as patch:
+            if by_value:
+                patch.setattr(values, "is_text", lambda column: False)
+            profile = pp.TypeProfile(Dialect(), ("code",))
+            for chunk in chunks:
+                profile.add(chunk)
+            return profile
+
+    by_distinct, by_value = typing(False), typing(True)
+    assert by_distinct.columns == by_value.columns
+    assert by_distinct.columns["late"].first_other == (("f.csv", 4), "1,5")
+    assert by_distinct.columns["late"].number_like == 2 and by_distinct.columns["late"].padded
+    assert by_distinct.columns["word"].spelled == 1

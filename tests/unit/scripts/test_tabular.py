@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -264,3 +265,122 @@ def test_a_second_read_of_an_unchanged_file_skips_the_whole_file_checks(
     path.write_bytes(b"y,a\n0,1\n1,caf\xe9\n")  # changed: checked again, and refused
     with pytest.raises(DataError, match=r"part\.csv: byte 0xe9"):
         list(csvio.read_chunks(path, Dialect()))
+
+
+@pytest.mark.parametrize("first", ["numbers", "words"])
+def test_a_column_tried_on_its_first_values_reads_as_every_value_read(first: str) -> None:
+    """parse_numbers casts a column's first values before all of them (a refused cast costs
+    per value): words after many numbers, or numbers after words, read as each value alone."""
+    numbers = [str(i / 4) for i in range(3 * values.CAST_PROBE)]
+    text = (numbers + ["abc", "7"]) if first == "numbers" else (["abc", "7"] + numbers)
+    held = pd.Series(text, dtype="string[pyarrow]")
+    alone = [values.parse_numbers(pd.Series([t], dtype=object), Dialect())[0] for t in text]
+    np.testing.assert_array_equal(values.parse_numbers(held, Dialect()), alone)
+
+
+def _guessed(path: Path, block_size: int) -> list[pd.DataFrame]:
+    names = csvio.column_names(path, Dialect())
+    return list(csvio.read_chunks(path, Dialect(), block_size=block_size, maybe_numbers=names))
+
+
+@pytest.fixture(params=["threads", "one cpu"])
+def arrow_cpus(request: pytest.FixtureRequest) -> Iterator[None]:
+    """pyarrow's reader with its threads, and alone (OMP_NUM_THREADS=1 in a job): its errors
+    are worded differently."""
+    import pyarrow as pa
+
+    cpus = pa.cpu_count()
+    if request.param == "one cpu":
+        pa.set_cpu_count(1)
+    try:
+        yield
+    finally:
+        pa.set_cpu_count(cpus)
+
+
+@pytest.mark.usefixtures("arrow_cpus")
+def test_columns_that_may_be_numbers_are_parsed_while_they_are(tmp_path: Path) -> None:
+    """A first read before the types are known: a column is float64 in a chunk only when each
+    of its fields there is a finite number or missing as written; its values are the numbers
+    the rules read in the text, and every other column is the text."""
+    rows = 3000
+    lines = ["n,w,late,inf,ws,nbsp"]
+    for i in range(rows):
+        late = "abc" if i == 2500 else str(i)
+        inf = "inf" if i == 10 else f"{i}e-1"
+        ws = " " if i == 7 else ("" if i % 5 == 0 else "+3")
+        lines.append(f"{i / 8},w{i % 3},{late},{inf},{ws},\u00a0{i}" if i == 3 else
+                     f"{i / 8},w{i % 3},{late},{inf},{ws},{i}")  # fmt: skip
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = pd.concat(csvio.read_chunks(path, Dialect(), block_size=4096))
+    chunks = _guessed(path, 4096)
+    assert len(chunks) > 3
+    guessed = pd.concat([c.astype(object) for c in chunks])
+    assert guessed.index.equals(text.index)
+    for name in text.columns:
+        for chunk in chunks:
+            column = chunk[name]
+            if column.dtype == np.float64:
+                expected = values.numeric_values(text.loc[chunk.index, name], Dialect(), name)
+                np.testing.assert_array_equal(column.to_numpy(), expected)
+            else:
+                pd.testing.assert_series_equal(column, text.loc[chunk.index, name])
+    kinds = {name: [c[name].dtype == np.float64 for c in chunks] for name in text.columns}
+    assert not any(kinds["w"]) and not any(kinds["inf"])  # "inf" (line 12): not a number
+    assert not any(kinds["ws"]) and not any(kinds["nbsp"])  # " " and a no-break space: text
+    late = next(i for i, c in enumerate(chunks) if ("data.csv", 2502) in c.index)
+    assert 0 < late < len(chunks) - 1
+    assert all(kinds["late"][:late]) and not any(kinds["late"][late:])
+    assert all(kinds["n"][:late]) and not any(kinds["n"][late:])  # then every column text
+
+
+def test_numbers_typed_as_read_are_the_numbers_of_the_text(tmp_path: Path) -> None:
+    """pyarrow's reader trims spaces and tabs around a number, as the rules strip them."""
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n 1,x\n2.5\t,y\n\t-3e2 ,z\n+.5,\n", encoding="utf-8")
+    (chunk,) = _guessed(path, 1 << 20)
+    assert chunk["a"].dtype == np.float64 and chunk["a"].tolist() == [1.0, 2.5, -300.0, 0.5]
+    assert chunk["b"].tolist()[:3] == ["x", "y", "z"] and pd.isna(chunk["b"].iloc[3])
+
+
+CATEGORY_FIELDS = [
+    "a", " a ", "\u00a0a\u00a0", "A", "", "  ", "\t", "NA", "na", "null", "-", "1", "1.0",
+    " 1 ", "caf\u00e9", "a b", "#n/a", "=A1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dialect", [Dialect(), Dialect(missing_values=("", "NA", "-"))])
+@pytest.mark.parametrize("storage", ["object", "string[pyarrow]"])
+def test_a_text_column_reads_its_distinct_values_as_each_value_reads(
+    dialect: Dialect, storage: str
+) -> None:
+    """categorical_values reads a column of text once per distinct value; a column holding
+    other objects is read value by value: the same categories and missing values."""
+    fields = CATEGORY_FIELDS * 3 + [None]
+    text = pd.Series(fields, dtype=storage)
+    assert values.categorical_codes(text, dialect, "c") is not None
+    others = pd.Series([*fields, 7], dtype=object)  # 7: not text
+    assert values.categorical_codes(others, dialect, "c") is None
+    by_distinct = values.categorical_values(text, dialect, "c")
+    by_value = values.categorical_values(others, dialect, "c")[:-1]
+    assert [type(v) for v in by_distinct] == [type(v) for v in by_value]
+    assert pd.Series(by_distinct).fillna("<missing>").tolist() == (
+        pd.Series(by_value).fillna("<missing>").tolist()
+    )
+
+
+@pytest.mark.parametrize("storage", ["object", "string[pyarrow]"])
+def test_a_spreadsheet_error_is_refused_alike_by_distinct_value(storage: str) -> None:
+    fields = ["a", " #DIV/0! ", "b", "#N/A", "#DIV/0!"] * 2
+    index = pd.MultiIndex.from_arrays([["f.csv"] * 10, np.arange(2, 12)])
+    text = pd.Series(fields, dtype=storage, index=index)
+    others = pd.Series([*fields, 7], dtype=object, index=index.append(index[:1]))
+    messages = []
+    for column in (text, others):
+        with pytest.raises(DataError) as refused:
+            values.categorical_values(column, Dialect(), "c")
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("f.csv line 3: column 'c': '#DIV/0!' is a spreadsheet")
+    assert "(6 such value(s))" in messages[0]
