@@ -53,6 +53,12 @@ REQUEST = "request"
 
 logger = logging.getLogger(__name__)
 
+# Python's csv module refuses a field longer than csv.field_size_limit() (128 KiB by default)
+# with csv.Error, where pyarrow and pandas read it: a long free-text value is data, so the
+# record checks here read it too (a column of such values is then refused or dropped by the
+# config's own rules, with a message that says so).
+csv.field_size_limit(2**31 - 1)
+
 
 def csv_engine() -> str:
     """Return "pyarrow" (multi-threaded) when pyarrow is importable, else "c"."""
@@ -374,9 +380,9 @@ def read_csv_file(
 
 DEFAULT_BLOCK_SIZE = 2 << 20
 """Bytes of CSV text per chunk of :func:`read_chunks` (about 37k rows of 12 columns). A
-Preprocess chunk is held in a few typed copies at once while it is written. Preprocess alone,
-peak RSS at 1M and 10M rows: 441 and 706 MiB with 8 MiB chunks, 355 and 466 with 4 MiB, 345 and
-350 with 2 MiB (README, "Sizing a run"); CPU at 1M rows 7.4, 7.45 and 8.0 s."""
+Preprocess chunk is held in a few typed copies at once while it is written, so a smaller chunk
+lowers the peak (8, 4 and 2 MiB compared in README "Sizing a run"; those figures included the
+bench's own high-water mark) for a little more CPU per row."""
 READ_BLOCK_SIZE = 64 << 10
 """Bytes pyarrow's streaming reader parses at a time; a chunk is put together from several.
 

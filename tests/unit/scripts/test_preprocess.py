@@ -114,6 +114,21 @@ def test_ragged_row_reports_its_line(
         _read(job_csv_dir(text))
 
 
+@pytest.mark.parametrize("engine", ["pyarrow", "c"])
+def test_a_field_over_128_kib_is_data_and_a_ragged_row_after_it_still_named(
+    job_csv_dir: CsvDir, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """Python's csv module refuses fields over 128 KiB by default (csv.Error, a traceback);
+    a long free-text value is data, and the record checks read past it."""
+    monkeypatch.setattr(csvio, "csv_engine", lambda: engine)
+    long = "x" * 300_000
+    frame = _read(job_csv_dir(f'a,b,y\n1,"{long}",0\n2,short,1\n'))
+    assert frame["b"].str.len().tolist() == [300_000, 5]
+    with pytest.raises(DataError, match=r"line 4 has 2 fields but the header has 3"):
+        _read(job_csv_dir(f'a,b,y\n1,"{long}",0\n2,short,1\n3,4\n'))
+    assert csvio.check_field_counts(f"1,{long}\n2,short\n")[0] == 2
+
+
 def test_non_utf8_reports_offset_and_line(job_csv_dir: CsvDir) -> None:
     folder = job_csv_dir(b"a,y\n1,0\ncaf\xe9,1\n")
     with pytest.raises(DataError, match=r"byte 0xe9 at byte offset 11 \(line 3\).*UTF-8"):
