@@ -77,7 +77,7 @@ format: $(STAMP)
 
 ## test: lint, then every test (no AWS, no network: moto stands in for the API)
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=10
 
 ## test-fast: the unit tests (tests/unit) but the few marked slow; `make test` runs them all
 test-fast: $(STAMP)
