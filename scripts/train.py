@@ -269,7 +269,7 @@ def collective(cluster: Cluster) -> Iterator[None]:
         )
         tracker.start()
     rank = cluster.hosts.index(cluster.current_host)
-    worker = {
+    worker: dict[str, Any] = {
         "dmlc_tracker_uri": address,
         "dmlc_tracker_port": TRACKER_PORT,
         "dmlc_task_id": f"{rank:05d}",

@@ -633,6 +633,7 @@ def figures(inputs: ReportInputs, data: ChartData | None = None) -> list[Figure]
         counts, point, roc, pr = data.counts, data.point, data.roc, data.pr
         cal, hist = data.calibration, data.histograms
         assert counts is not None and point is not None and roc is not None and pr is not None
+        assert cal is not None and hist is not None
         auc = inputs.metric("auc")
         threshold = f"threshold {inputs.probability_threshold:g}"
         found += [
@@ -916,8 +917,10 @@ def render_summary_png(inputs: ReportInputs, charts: list[Figure] | None = None)
     their pixels as drawn for the page), the gate and the metrics."""
     charts = figures(inputs) if charts is None else charts
     by_key = {c.key: c.pixels for c in charts}
-    panels = [by_key[key] for key in SUMMARY_CHARTS[inputs.problem_type]]
-    assert all(p is not None for p in panels)
+    panels = [
+        p for p in (by_key[key] for key in SUMMARY_CHARTS[inputs.problem_type]) if p is not None
+    ]
+    assert len(panels) == len(SUMMARY_CHARTS[inputs.problem_type])
     height, width = max(p.shape[0] for p in panels), max(p.shape[1] for p in panels)
     pad = SUMMARY_PAD
     size = (2 * width + 3 * pad, SUMMARY_TITLE + 2 * height + 2 * pad)

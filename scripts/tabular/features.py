@@ -314,7 +314,11 @@ def table_encoder(
     if categorical:
         pipeline = named.get(CATEGORICAL)
         encoder = getattr(pipeline, "named_steps", {}).get("onehot")
-        if not isinstance(encoder, OneHotEncoder) or encoder.n_features_in_ != len(categorical):
+        if (
+            pipeline is None
+            or not isinstance(encoder, OneHotEncoder)
+            or encoder.n_features_in_ != len(categorical)
+        ):
             return None
         known = [list(c) for c in encoder.categories_]
         if any(not isinstance(v, str) or v == UNSEEN for c in known for v in c):

@@ -48,7 +48,7 @@ def merge_parts(parts: Sequence[ProfilePart]) -> ProfilePart:
     """The profile of every host's files together, whatever the number of hosts: parts in the
     order of their first file, counts added, each class's first row the earliest. Hosts
     without a file add nothing; every file must have the same columns."""
-    found = sorted((p for p in parts if p.first_file is not None), key=lambda p: p.first_file)
+    found = sorted((p for p in parts if p.first_file is not None), key=lambda p: p.first_file or "")
     if not found:
         return parts[0]
     merged = ProfilePart(
