@@ -84,6 +84,16 @@ def test_what_is_not_a_number(dialect: Dialect, text: str) -> None:
     assert np.isnan(values.parse_numbers(pd.Series([text], dtype=object), dialect)[0])
 
 
+@pytest.mark.parametrize("dialect", [Dialect(), Dialect(thousands=","), Dialect(decimal=",")])
+@pytest.mark.parametrize("text", ["\uff11\uff12", "\u0661\u0662", "1\u0662", "\uff11,5"])
+def test_digits_of_other_scripts_are_not_a_number_out_of_range(dialect: Dialect, text: str):
+    """Full-width or Arabic-Indic digits (a spreadsheet in another locale) are not a number
+    to any parser here; the message says so, not that the value is outside float32."""
+    assert np.isnan(values.parse_numbers(pd.Series([text], dtype=object), dialect)[0])
+    assert values.explain(text, dialect) == f"{text!r} is not a number"
+    assert not values.number_like(pd.Series([text], dtype=object), dialect)[0]
+
+
 TRICKY_NUMBERS = [
     "1", "+2.5", "-3e2", ".5", "1.", "00012", "-0", "1E+05", "1e400", "-1e400", "4.9e-324",
     "0.1", "123456789.123456789", "nan", "NaN", "inf", "-Infinity", "0x1F", "1_000", "1,5",
