@@ -591,6 +591,43 @@ def test_the_first_read_types_as_a_read_of_text(job_csv_dir: CsvDir) -> None:
     assert types(guessed).numeric == ["num", "blank", "padded"]
 
 
+def test_numbers_pyarrow_reads_otherwise_type_and_split_as_text(
+    job_csv_dir: CsvDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sentinel missing value with spaces around it (" -999", -999 missing) is missing, and
+    a number beyond float32 is refused as written, by the first read as by a read of text
+    (pyarrow reads the one as -999 and the other as 1e+40); the splits hold the same values."""
+    rows = 3000
+    rng = np.random.default_rng(5)
+    sentinel = rng.normal(size=rows).round(3).astype(str).astype(object)
+    sentinel[[40, 2900]] = [" -999", "-999"]
+    wide = sentinel.copy()
+    wide[[2, 2800]] = ["-999", "9" * 40]
+    frame = pd.DataFrame({"sentinel": sentinel, "wide": wide, "y": rng.integers(0, 2, rows)})
+    folder = job_csv_dir(frame)
+    dialect = Dialect(missing_values=("", "-999"))
+    settings = pp.Settings(target="y", problem_type="binary", dialect=dialect)
+    for block in (4096, 1 << 20):
+        guessed = pp.profile_part(folder, settings, block).typing
+        text = pp.TypeProfile(dialect)
+        for chunk in pp.labelled_chunks(folder, settings, block):
+            text.add(chunk.features)
+        assert guessed.columns == text.columns
+        assert guessed.columns["sentinel"].present == rows - 2
+        for typing in (guessed, text):
+            with pytest.raises(DataError, match=rf"line 2802: column 'wide' .* '{'9' * 40}'"):
+                typing.types()
+    (tmp_path / "settings.json").write_text(
+        pp.Settings(target="y", problem_type="binary", dialect=dialect,
+                    drop_columns=("wide",)).to_json(), encoding="utf-8",
+    )  # fmt: skip
+    settings_file = str(tmp_path / "settings.json")
+    assert _run(folder, tmp_path / "out", "--settings", settings_file, target="y") == 0
+    splits = pd.concat(pd.read_parquet(tmp_path / "out" / s) for s in names.SPLITS)
+    assert splits["sentinel"].dtype == np.float64 and splits["sentinel"].isna().sum() == 2
+    assert not (splits["sentinel"] == -999).any()
+
+
 def test_a_blank_field_among_numbers_is_a_missing_number(job_csv_dir: CsvDir, tmp_path: Path):
     """A field of spaces is missing (the rules strip it); the column is read as text to see
     it so, not by a reader parsing numbers, which refuses it."""

@@ -345,6 +345,39 @@ def test_columns_that_may_be_numbers_are_parsed_while_they_are(tmp_path: Path) -
     assert all(kinds["n"][:late]) and not any(kinds["n"][late:])  # then every column text
 
 
+@pytest.mark.usefixtures("arrow_cpus")
+def test_a_number_the_rules_read_otherwise_is_read_as_text(tmp_path: Path) -> None:
+    """pyarrow reads a missing value with spaces around it (" -999" with -999 missing) as the
+    number, and a number beyond float32 as itself: the first read keeps such columns as text,
+    so the rules see the field as written (missing; refused, naming the value)."""
+    dialect = Dialect(missing_values=("", "-999", "0"))
+    rows = 400
+    lines = ["plain,padded,tab,zero,wide,spelled"]
+    for i in range(rows):
+        padded = " -999" if i == 300 else str(i)
+        tab = "-999\t" if i == 0 else str(i)
+        zero = " 0 " if i == 5 else "-999" if i == 6 else f"{i}.5"
+        wide = "9" * 40 if i == 200 else str(-i)
+        lines.append(f"{i},{padded},{tab},{zero},{wide},-999.0")
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    names = csvio.column_names(path, dialect)
+    chunks = list(csvio.read_chunks(path, dialect, block_size=1024, maybe_numbers=names))
+    text = pd.concat(csvio.read_chunks(path, dialect, block_size=1024))
+    assert len(chunks) > 3
+    for name in ("plain", "padded", "tab", "zero"):
+        guessed = np.concatenate([
+            c[name].to_numpy() if c[name].dtype == np.float64
+            else values.numeric_values(c[name], dialect, name) for c in chunks
+        ])  # fmt: skip
+        np.testing.assert_array_equal(guessed, values.numeric_values(text[name], dialect, name))
+    wide = pd.concat([c["wide"].astype(object) for c in chunks])
+    assert wide.loc[("data.csv", 202)] == "9" * 40  # as written, for the message refusing it
+    assert chunks[0]["plain"].dtype == np.float64
+    assert chunks[0]["spelled"].dtype != np.float64  # -999.0: a number, seen so as text
+    assert (values.numeric_values(text["spelled"], dialect, "spelled") == -999.0).all()
+
+
 def test_numbers_typed_as_read_are_the_numbers_of_the_text(tmp_path: Path) -> None:
     """pyarrow's reader trims spaces and tabs around a number, as the rules strip them."""
     path = tmp_path / "data.csv"
