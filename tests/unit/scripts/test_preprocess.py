@@ -487,6 +487,40 @@ def test_main_is_reproducible(job_csv_dir: CsvDir, tmp_path: Path) -> None:
         assert (tmp_path / "one" / split).read_bytes() == (tmp_path / "two" / split).read_bytes()
 
 
+def test_a_category_empty_in_a_whole_chunk(job_csv_dir: CsvDir, tmp_path: Path) -> None:
+    """A sparsely filled category (a note filled in late, a code dropped after a while) has
+    no value in some chunks: its splits are written as text all along, as in one chunk."""
+    rng = np.random.default_rng(2)
+    rows = 3000
+    late = np.full(rows, "", dtype=object)
+    late[2500::7] = rng.choice(["vip", "new"], len(late[2500::7]))
+    early = np.full(rows, "", dtype=object)
+    early[:300:3] = "legacy"
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=rows).round(3), "late": late, "early": early,
+         "y": rng.integers(0, 2, rows)}
+    )  # fmt: skip
+    folder = job_csv_dir(frame)
+    settings = pp.Settings(target="y", problem_type="binary")
+    for name, block in (("small", 4096), ("large", 1 << 20)):
+        pp.run(folder, tmp_path / name, settings, block_size=block)
+    files = sorted(p.relative_to(tmp_path / "small") for p in (tmp_path / "small").rglob("*.*"))
+    assert len(files) == 14
+    for file in files:
+        if file.suffix == ".parquet":
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(tmp_path / "small" / file),
+                pd.read_parquet(tmp_path / "large" / file),
+            )
+        elif file.suffix == ".csv":
+            assert (tmp_path / "small" / file).read_bytes() == (
+                tmp_path / "large" / file
+            ).read_bytes()
+    splits = pd.concat(pd.read_parquet(tmp_path / "small" / s) for s in names.SPLITS)
+    assert sorted(splits["late"].dropna().unique()) == ["new", "vip"]
+    assert splits["early"].dropna().unique().tolist() == ["legacy"]
+
+
 def test_outputs_do_not_depend_on_the_chunk_size(job_csv_dir: CsvDir, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(
