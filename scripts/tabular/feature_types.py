@@ -120,10 +120,12 @@ class TypeProfile:
         stripped = values.strip(distinct)
         missing = values.missing_mask(stripped, self.dialect)
         column.present += int(counts[~missing].sum())
-        if name in self.categorical or missing.all():
+        if name in self.categorical:
             return
         if not column.padded:  # any field, a missing one too (" " is missing), not as it stands
             column.padded = bool((distinct != stripped).any())
+        if missing.all():
+            return
         present = np.flatnonzero(~missing)
         parsed = ~values.not_numbers(values.parse_numbers(stripped.iloc[present], self.dialect))
         column.numbers += int(counts[present[parsed]].sum())

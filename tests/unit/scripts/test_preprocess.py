@@ -662,6 +662,33 @@ def test_numbers_pyarrow_reads_otherwise_type_and_split_as_text(
     assert not (splits["sentinel"] == -999).any()
 
 
+def test_a_chunk_of_blank_fields_among_numbers(job_csv_dir: CsvDir, tmp_path: Path) -> None:
+    """A stretch of rows whose fields are all missing, some of them spaces, is seen as not
+    plain numbers when read by distinct value as when read value by value: the split pass
+    reads that column as text, as with one chunk, where pyarrow refused the spaces."""
+    rows = 3000
+    rng = np.random.default_rng(3)
+    column = rng.normal(size=rows).round(3).astype(str).astype(object)
+    column[1000:2000], column[2000:] = "", "  "
+    frame = pd.DataFrame({"a": column, "b": rng.normal(size=rows).round(3), "y": [0, 1] * 1500})
+    folder = job_csv_dir(frame)
+    settings = pp.Settings(target="y", problem_type="binary")
+    by_value = pp.TypeProfile(settings.dialect)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(values, "is_text", lambda column: False)
+        for chunk in pp.labelled_chunks(folder, settings, 4096):
+            by_value.add(chunk.features)
+    for name, block in (("small", 4096), ("large", 1 << 20)):
+        assert pp.profile_part(folder, settings, block).typing.columns == by_value.columns
+        pp.run(folder, tmp_path / name, settings, block_size=block)
+    for split in names.SPLITS:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "small" / split), pd.read_parquet(tmp_path / "large" / split)
+        )
+    splits = pd.concat(pd.read_parquet(tmp_path / "small" / s) for s in names.SPLITS)
+    assert splits["a"].isna().sum() == 2000
+
+
 def test_a_blank_field_among_numbers_is_a_missing_number(job_csv_dir: CsvDir, tmp_path: Path):
     """A field of spaces is missing (the rules strip it); the column is read as text to see
     it so, not by a reader parsing numbers, which refuses it."""
