@@ -414,7 +414,8 @@ def read_chunks(
     ``numbers`` names columns known to hold only numbers as written (checked on an earlier
     read): with a plain dialect (``.`` decimals, no thousands separator) pyarrow parses them
     as float64 as it reads (the parser :func:`tabular.values.parse_numbers` uses), the
-    dialect's missing values as nulls.
+    dialect's missing values as nulls (so not in a file with trailing unnamed columns when
+    there are missing values besides the empty field: see below).
 
     ``maybe_numbers`` names columns that may hold only numbers (a first read, before the types
     are known): parsed the same way while every field of theirs is a number XGBoost can hold
@@ -433,8 +434,12 @@ def read_chunks(
     kept = names[: len(names) - trailing]
     lines = None if single else _record_line_numbers(path, dialect, layout.header)
     fields = [f"c{i}" for i in range(len(names))]
-    parsed = {f"c{kept.index(n)}" for n in numbers} if dialect.is_plain else set()
-    trying = {f"c{kept.index(n)}" for n in maybe_numbers} - parsed if dialect.is_plain else set()
+    # A typed read makes the missing values nulls in every column, a trailing unnamed one too,
+    # which is dropped only when empty as written ("NA" there is refused): such files are read
+    # as text.
+    typed = dialect.is_plain and not (trailing and len(dialect.missing_values) > 1)
+    parsed = {f"c{kept.index(n)}" for n in numbers} if typed else set()
+    trying = {f"c{kept.index(n)}" for n in maybe_numbers} - parsed if typed else set()
     missing_numbers = _missing_numbers(dialect) if trying else []
     read_block = min(block_size, READ_BLOCK_SIZE)
     open_reader = lambda: pa_csv.open_csv(  # noqa: E731 - parse errors are raised below

@@ -378,6 +378,25 @@ def test_a_number_the_rules_read_otherwise_is_read_as_text(tmp_path: Path) -> No
     assert (values.numeric_values(text["spelled"], dialect, "spelled") == -999.0).all()
 
 
+def test_a_trailing_unnamed_column_is_refused_alike_when_numbers_are_typed(tmp_path: Path):
+    """An unnamed last column holding a missing-value spelling ("NA", NA missing) is not a
+    trailing delimiter: the typed read refuses it as the read of text does."""
+    dialect = Dialect(missing_values=("", "NA"))
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,\n" + "".join(f"{i},x,\n" for i in range(50)) + "1,y,NA\n")
+    messages = []
+    for maybe in ([], ["a"]):
+        with pytest.raises(DataError) as refused:
+            list(csvio.read_chunks(path, dialect, maybe_numbers=maybe))
+        messages.append(str(refused.value))
+    expected = "data.csv: column 3 has no name but data.csv line 52 holds 'NA'. Name the column"
+    assert messages[0] == messages[1] == f"{expected} in the header row."
+    path.write_text("a,b,\n" + "".join(f"{i},x,\n" for i in range(50)))  # empty: dropped
+    for read in (dialect, Dialect()):
+        (chunk,) = csvio.read_chunks(path, read, maybe_numbers=["a"])
+        assert chunk.columns.tolist() == ["a", "b"] and chunk["a"].astype(float).sum() == 1225
+
+
 def test_numbers_typed_as_read_are_the_numbers_of_the_text(tmp_path: Path) -> None:
     """pyarrow's reader trims spaces and tabs around a number, as the rules strip them."""
     path = tmp_path / "data.csv"
