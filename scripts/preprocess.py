@@ -516,12 +516,18 @@ class Outputs:
 
 
 def arrow_table(frame: pd.DataFrame) -> Any:
-    """``frame`` as a pyarrow table, as written (no index)."""
+    """``frame`` as a pyarrow table, as written (no index). A column of categories with no
+    value in the frame is text still: pyarrow would type it null, and every chunk appends to
+    the same files, whose column types the first chunk fixed."""
     import pyarrow as pa
 
     # One thread: a chunk is small, and a thread pool per call (pyarrow's default) cost more
     # than it saved (about 300 pools per 1M rows).
-    return pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    table = pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
+    for at, column in enumerate(table.schema):
+        if pa.types.is_null(column.type):
+            table = table.set_column(at, column.name, table.column(at).cast(pa.string()))
+    return table
 
 
 def write_train_shards(outputs: Outputs, train: Any, shards: np.ndarray) -> None:

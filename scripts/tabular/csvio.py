@@ -22,6 +22,7 @@ name the line.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import logging
@@ -38,6 +39,7 @@ import pandas as pd
 from .dialect import WHITESPACE, Dialect, other_delimiters
 from .errors import DataError, describe_row, row_index
 from .names import CSV_SUFFIX
+from .values import FLOAT32_MAX
 
 QUOTE = '"'
 LINE_BREAK = r"[\r\n]"
@@ -412,12 +414,14 @@ def read_chunks(
     ``numbers`` names columns known to hold only numbers as written (checked on an earlier
     read): with a plain dialect (``.`` decimals, no thousands separator) pyarrow parses them
     as float64 as it reads (the parser :func:`tabular.values.parse_numbers` uses), the
-    dialect's missing values as nulls.
+    dialect's missing values as nulls (so not in a file with trailing unnamed columns when
+    there are missing values besides the empty field: see below).
 
     ``maybe_numbers`` names columns that may hold only numbers (a first read, before the types
-    are known): parsed the same way while every field of theirs is a finite number or one of
-    the missing values as written. A column found to hold anything else (pyarrow refuses the
-    field, or reads it as infinite or NaN) is read as text from the rows it was found in on,
+    are known): parsed the same way while every field of theirs is a number XGBoost can hold
+    or one of the missing values as written. A column found to hold anything else (pyarrow
+    refuses the field, or reads a number the rules do not take as written:
+    :func:`_not_as_written`) is read as text from the rows it was found in on,
     as every such column is once the first chunk has been yielded (the file is then read
     again from its start up to those rows, once). A chunk's column is float64 only when all
     of its fields are such numbers.
@@ -430,8 +434,13 @@ def read_chunks(
     kept = names[: len(names) - trailing]
     lines = None if single else _record_line_numbers(path, dialect, layout.header)
     fields = [f"c{i}" for i in range(len(names))]
-    parsed = {f"c{kept.index(n)}" for n in numbers} if dialect.is_plain else set()
-    trying = {f"c{kept.index(n)}" for n in maybe_numbers} - parsed if dialect.is_plain else set()
+    # A typed read makes the missing values nulls in every column, a trailing unnamed one too,
+    # which is dropped only when empty as written ("NA" there is refused): such files are read
+    # as text.
+    typed = dialect.is_plain and not (trailing and len(dialect.missing_values) > 1)
+    parsed = {f"c{kept.index(n)}" for n in numbers} if typed else set()
+    trying = {f"c{kept.index(n)}" for n in maybe_numbers} - parsed if typed else set()
+    missing_numbers = _missing_numbers(dialect) if trying else []
     read_block = min(block_size, READ_BLOCK_SIZE)
     open_reader = lambda: pa_csv.open_csv(  # noqa: E731 - parse errors are raised below
         path,
@@ -494,9 +503,9 @@ def read_chunks(
             batch, skip = batch.slice(passed), skip - passed
         if batch.num_rows == 0:
             continue
-        infinite = [f for f in trying if _any_not_finite(batch.column(f))]
-        if infinite:  # "inf", "nan", "1e999": not numbers by the rules (tabular.values)
-            trying.difference_update(infinite if start == 0 else set(trying))
+        unread = [f for f in trying if _not_as_written(batch.column(f), missing_numbers)]
+        if unread:  # e.g. "inf", "1e39", " -999" with -999 missing (tabular.values)
+            trying.difference_update(unread if start == 0 else set(trying))
             reader, group, skip = None, [], start
             continue
         group.append(batch)
@@ -526,10 +535,31 @@ def _conversion_column(error: Exception, fields: Sequence[str]) -> str | None:
     return fields[int(found.group(1))] if found and int(found.group(1)) < len(fields) else None
 
 
-def _any_not_finite(column: Any) -> bool:
+def _missing_numbers(dialect: Dialect) -> list[float]:
+    """The dialect's missing values that pyarrow reads as numbers (``-999``, ``0``)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pc.any(pc.invert(pc.is_finite(column))).as_py() is True
+    numbers = []
+    for value in dialect.missing_values:
+        with contextlib.suppress(pa.ArrowInvalid):  # not a number
+            numbers.append(pc.cast(pa.array([value]), pa.float64())[0].as_py())
+    return [n for n in numbers if n is not None]
+
+
+def _not_as_written(column: Any, missing_numbers: Sequence[float]) -> bool:
+    """Whether pyarrow read a number in ``column`` that the rules (:mod:`tabular.values`)
+    do not read as that number: infinite or NaN (``inf``, ``1e999``), beyond float32 (a
+    number XGBoost cannot hold, refused with the field as written), or equal to a missing
+    value that is a number (pyarrow trims the spaces and tabs around a number, not those
+    around a missing value: `` -999`` is -999 to it, missing to the rules; ``-999.0``, a
+    number to both, is then read as text too)."""
+    import pyarrow.compute as pc
+
+    bad = pc.invert(pc.less_equal(pc.abs(column), FLOAT32_MAX))  # NaN too: it compares false
+    for number in missing_numbers:
+        bad = pc.or_(bad, pc.equal(column, number))
+    return pc.any(bad).as_py() is True
 
 
 def column_names(path: Path, dialect: Dialect, columns: Sequence[str] | None = None) -> list[str]:

@@ -70,8 +70,10 @@ class TypeProfile:
 
     def add(self, frame: pd.DataFrame) -> None:
         """Count the values of a chunk of text features; a float64 column is one the reader
-        parsed, every field a finite number or a missing value as written
-        (:func:`tabular.csvio.read_chunks`)."""
+        parsed, every field a number XGBoost holds or a missing value as written
+        (:func:`tabular.csvio.read_chunks`). A value outside float32 is not a number
+        (:mod:`tabular.values`): counted with the column's other values, so the column is
+        refused here with the value as written."""
         if not self.columns:
             _check_feature_names(frame, self.categorical)
             self.source = describe_source(frame)
@@ -96,7 +98,7 @@ class TypeProfile:
                 column.padded = bool((raw[written] != stripped[written]).any())
             if name in self.categorical or not len(present):
                 continue
-            parsed = ~np.isnan(values.parse_numbers(present, self.dialect))
+            parsed = ~values.not_numbers(values.parse_numbers(present, self.dialect))
             column.numbers += int(parsed.sum())
             if parsed.all():
                 continue
@@ -118,12 +120,14 @@ class TypeProfile:
         stripped = values.strip(distinct)
         missing = values.missing_mask(stripped, self.dialect)
         column.present += int(counts[~missing].sum())
-        if name in self.categorical or missing.all():
+        if name in self.categorical:
             return
         if not column.padded:  # any field, a missing one too (" " is missing), not as it stands
             column.padded = bool((distinct != stripped).any())
+        if missing.all():
+            return
         present = np.flatnonzero(~missing)
-        parsed = ~np.isnan(values.parse_numbers(stripped.iloc[present], self.dialect))
+        parsed = ~values.not_numbers(values.parse_numbers(stripped.iloc[present], self.dialect))
         column.numbers += int(counts[present[parsed]].sum())
         if parsed.all():
             return

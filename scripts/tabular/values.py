@@ -71,7 +71,8 @@ def number_pattern(decimal: str, thousands: str | None) -> re.Pattern[str]:
     else:
         t = f"[{re.escape(SPACE_LIKE)}]" if thousands == " " else re.escape(thousands)
         integer = rf"\d{{1,3}}(?:{t}\d{{3}})+|\d+"
-    return re.compile(rf"[-+]?(?:(?:{integer})(?:{d}\d*)?|{d}\d+)(?:[eE][-+]?\d+)?")
+    # ASCII digits only: a parser reads no other ("１２" is not 12 to pandas or pyarrow).
+    return re.compile(rf"[-+]?(?:(?:{integer})(?:{d}\d*)?|{d}\d+)(?:[eE][-+]?\d+)?", flags=re.ASCII)
 
 
 def parse_numbers(stripped: pd.Series, dialect: Dialect) -> np.ndarray:
@@ -269,7 +270,7 @@ def is_number_like(value: str, dialect: Dialect) -> bool:
 def number_like(stripped: pd.Series, dialect: Dialect) -> np.ndarray:
     """:func:`is_number_like` of each value (only candidates made of number characters tested)."""
     text = stripped.astype(object)
-    candidates = text.str.fullmatch(NUMBER_CHARACTERS).fillna(False).astype(bool)
+    candidates = text.str.fullmatch(NUMBER_CHARACTERS, flags=re.ASCII).fillna(False).astype(bool)
     verdict = {v: is_number_like(v, dialect) for v in pd.unique(text[candidates])}
     return np.asarray(text.map(lambda v: verdict.get(v, False)), dtype=bool)
 

@@ -487,6 +487,40 @@ def test_main_is_reproducible(job_csv_dir: CsvDir, tmp_path: Path) -> None:
         assert (tmp_path / "one" / split).read_bytes() == (tmp_path / "two" / split).read_bytes()
 
 
+def test_a_category_empty_in_a_whole_chunk(job_csv_dir: CsvDir, tmp_path: Path) -> None:
+    """A sparsely filled category (a note filled in late, a code dropped after a while) has
+    no value in some chunks: its splits are written as text all along, as in one chunk."""
+    rng = np.random.default_rng(2)
+    rows = 3000
+    late = np.full(rows, "", dtype=object)
+    late[2500::7] = rng.choice(["vip", "new"], len(late[2500::7]))
+    early = np.full(rows, "", dtype=object)
+    early[:300:3] = "legacy"
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=rows).round(3), "late": late, "early": early,
+         "y": rng.integers(0, 2, rows)}
+    )  # fmt: skip
+    folder = job_csv_dir(frame)
+    settings = pp.Settings(target="y", problem_type="binary")
+    for name, block in (("small", 4096), ("large", 1 << 20)):
+        pp.run(folder, tmp_path / name, settings, block_size=block)
+    files = sorted(p.relative_to(tmp_path / "small") for p in (tmp_path / "small").rglob("*.*"))
+    assert len(files) == 14
+    for file in files:
+        if file.suffix == ".parquet":
+            pd.testing.assert_frame_equal(
+                pd.read_parquet(tmp_path / "small" / file),
+                pd.read_parquet(tmp_path / "large" / file),
+            )
+        elif file.suffix == ".csv":
+            assert (tmp_path / "small" / file).read_bytes() == (
+                tmp_path / "large" / file
+            ).read_bytes()
+    splits = pd.concat(pd.read_parquet(tmp_path / "small" / s) for s in names.SPLITS)
+    assert sorted(splits["late"].dropna().unique()) == ["new", "vip"]
+    assert splits["early"].dropna().unique().tolist() == ["legacy"]
+
+
 def test_outputs_do_not_depend_on_the_chunk_size(job_csv_dir: CsvDir, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     frame = pd.DataFrame(
@@ -589,6 +623,70 @@ def test_the_first_read_types_as_a_read_of_text(job_csv_dir: CsvDir) -> None:
         pp.profile_part(folder, pp.Settings(target="y", problem_type="binary"), 4096).typing
     )
     assert types(guessed).numeric == ["num", "blank", "padded"]
+
+
+def test_numbers_pyarrow_reads_otherwise_type_and_split_as_text(
+    job_csv_dir: CsvDir, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sentinel missing value with spaces around it (" -999", -999 missing) is missing, and
+    a number beyond float32 is refused as written, by the first read as by a read of text
+    (pyarrow reads the one as -999 and the other as 1e+40); the splits hold the same values."""
+    rows = 3000
+    rng = np.random.default_rng(5)
+    sentinel = rng.normal(size=rows).round(3).astype(str).astype(object)
+    sentinel[[40, 2900]] = [" -999", "-999"]
+    wide = sentinel.copy()
+    wide[[2, 2800]] = ["-999", "9" * 40]
+    frame = pd.DataFrame({"sentinel": sentinel, "wide": wide, "y": rng.integers(0, 2, rows)})
+    folder = job_csv_dir(frame)
+    dialect = Dialect(missing_values=("", "-999"))
+    settings = pp.Settings(target="y", problem_type="binary", dialect=dialect)
+    for block in (4096, 1 << 20):
+        guessed = pp.profile_part(folder, settings, block).typing
+        text = pp.TypeProfile(dialect)
+        for chunk in pp.labelled_chunks(folder, settings, block):
+            text.add(chunk.features)
+        assert guessed.columns == text.columns
+        assert guessed.columns["sentinel"].present == rows - 2
+        for typing in (guessed, text):
+            with pytest.raises(DataError, match=rf"line 2802: column 'wide' .* '{'9' * 40}'"):
+                typing.types()
+    (tmp_path / "settings.json").write_text(
+        pp.Settings(target="y", problem_type="binary", dialect=dialect,
+                    drop_columns=("wide",)).to_json(), encoding="utf-8",
+    )  # fmt: skip
+    settings_file = str(tmp_path / "settings.json")
+    assert _run(folder, tmp_path / "out", "--settings", settings_file, target="y") == 0
+    splits = pd.concat(pd.read_parquet(tmp_path / "out" / s) for s in names.SPLITS)
+    assert splits["sentinel"].dtype == np.float64 and splits["sentinel"].isna().sum() == 2
+    assert not (splits["sentinel"] == -999).any()
+
+
+def test_a_chunk_of_blank_fields_among_numbers(job_csv_dir: CsvDir, tmp_path: Path) -> None:
+    """A stretch of rows whose fields are all missing, some of them spaces, is seen as not
+    plain numbers when read by distinct value as when read value by value: the split pass
+    reads that column as text, as with one chunk, where pyarrow refused the spaces."""
+    rows = 3000
+    rng = np.random.default_rng(3)
+    column = rng.normal(size=rows).round(3).astype(str).astype(object)
+    column[1000:2000], column[2000:] = "", "  "
+    frame = pd.DataFrame({"a": column, "b": rng.normal(size=rows).round(3), "y": [0, 1] * 1500})
+    folder = job_csv_dir(frame)
+    settings = pp.Settings(target="y", problem_type="binary")
+    by_value = pp.TypeProfile(settings.dialect)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(values, "is_text", lambda column: False)
+        for chunk in pp.labelled_chunks(folder, settings, 4096):
+            by_value.add(chunk.features)
+    for name, block in (("small", 4096), ("large", 1 << 20)):
+        assert pp.profile_part(folder, settings, block).typing.columns == by_value.columns
+        pp.run(folder, tmp_path / name, settings, block_size=block)
+    for split in names.SPLITS:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "small" / split), pd.read_parquet(tmp_path / "large" / split)
+        )
+    splits = pd.concat(pd.read_parquet(tmp_path / "small" / s) for s in names.SPLITS)
+    assert splits["a"].isna().sum() == 2000
 
 
 def test_a_blank_field_among_numbers_is_a_missing_number(job_csv_dir: CsvDir, tmp_path: Path):

@@ -84,6 +84,16 @@ def test_what_is_not_a_number(dialect: Dialect, text: str) -> None:
     assert np.isnan(values.parse_numbers(pd.Series([text], dtype=object), dialect)[0])
 
 
+@pytest.mark.parametrize("dialect", [Dialect(), Dialect(thousands=","), Dialect(decimal=",")])
+@pytest.mark.parametrize("text", ["\uff11\uff12", "\u0661\u0662", "1\u0662", "\uff11,5"])
+def test_digits_of_other_scripts_are_not_a_number_out_of_range(dialect: Dialect, text: str):
+    """Full-width or Arabic-Indic digits (a spreadsheet in another locale) are not a number
+    to any parser here; the message says so, not that the value is outside float32."""
+    assert np.isnan(values.parse_numbers(pd.Series([text], dtype=object), dialect)[0])
+    assert values.explain(text, dialect) == f"{text!r} is not a number"
+    assert not values.number_like(pd.Series([text], dtype=object), dialect)[0]
+
+
 TRICKY_NUMBERS = [
     "1", "+2.5", "-3e2", ".5", "1.", "00012", "-0", "1E+05", "1e400", "-1e400", "4.9e-324",
     "0.1", "123456789.123456789", "nan", "NaN", "inf", "-Infinity", "0x1F", "1_000", "1,5",
@@ -333,6 +343,58 @@ def test_columns_that_may_be_numbers_are_parsed_while_they_are(tmp_path: Path) -
     assert 0 < late < len(chunks) - 1
     assert all(kinds["late"][:late]) and not any(kinds["late"][late:])
     assert all(kinds["n"][:late]) and not any(kinds["n"][late:])  # then every column text
+
+
+@pytest.mark.usefixtures("arrow_cpus")
+def test_a_number_the_rules_read_otherwise_is_read_as_text(tmp_path: Path) -> None:
+    """pyarrow reads a missing value with spaces around it (" -999" with -999 missing) as the
+    number, and a number beyond float32 as itself: the first read keeps such columns as text,
+    so the rules see the field as written (missing; refused, naming the value)."""
+    dialect = Dialect(missing_values=("", "-999", "0"))
+    rows = 400
+    lines = ["plain,padded,tab,zero,wide,spelled"]
+    for i in range(rows):
+        padded = " -999" if i == 300 else str(i)
+        tab = "-999\t" if i == 0 else str(i)
+        zero = " 0 " if i == 5 else "-999" if i == 6 else f"{i}.5"
+        wide = "9" * 40 if i == 200 else str(-i)
+        lines.append(f"{i},{padded},{tab},{zero},{wide},-999.0")
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    names = csvio.column_names(path, dialect)
+    chunks = list(csvio.read_chunks(path, dialect, block_size=1024, maybe_numbers=names))
+    text = pd.concat(csvio.read_chunks(path, dialect, block_size=1024))
+    assert len(chunks) > 3
+    for name in ("plain", "padded", "tab", "zero"):
+        guessed = np.concatenate([
+            c[name].to_numpy() if c[name].dtype == np.float64
+            else values.numeric_values(c[name], dialect, name) for c in chunks
+        ])  # fmt: skip
+        np.testing.assert_array_equal(guessed, values.numeric_values(text[name], dialect, name))
+    wide = pd.concat([c["wide"].astype(object) for c in chunks])
+    assert wide.loc[("data.csv", 202)] == "9" * 40  # as written, for the message refusing it
+    assert chunks[0]["plain"].dtype == np.float64
+    assert chunks[0]["spelled"].dtype != np.float64  # -999.0: a number, seen so as text
+    assert (values.numeric_values(text["spelled"], dialect, "spelled") == -999.0).all()
+
+
+def test_a_trailing_unnamed_column_is_refused_alike_when_numbers_are_typed(tmp_path: Path):
+    """An unnamed last column holding a missing-value spelling ("NA", NA missing) is not a
+    trailing delimiter: the typed read refuses it as the read of text does."""
+    dialect = Dialect(missing_values=("", "NA"))
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,\n" + "".join(f"{i},x,\n" for i in range(50)) + "1,y,NA\n")
+    messages = []
+    for maybe in ([], ["a"]):
+        with pytest.raises(DataError) as refused:
+            list(csvio.read_chunks(path, dialect, maybe_numbers=maybe))
+        messages.append(str(refused.value))
+    expected = "data.csv: column 3 has no name but data.csv line 52 holds 'NA'. Name the column"
+    assert messages[0] == messages[1] == f"{expected} in the header row."
+    path.write_text("a,b,\n" + "".join(f"{i},x,\n" for i in range(50)))  # empty: dropped
+    for read in (dialect, Dialect()):
+        (chunk,) = csvio.read_chunks(path, read, maybe_numbers=["a"])
+        assert chunk.columns.tolist() == ["a", "b"] and chunk["a"].astype(float).sum() == 1225
 
 
 def test_numbers_typed_as_read_are_the_numbers_of_the_text(tmp_path: Path) -> None:
