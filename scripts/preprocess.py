@@ -101,7 +101,7 @@ from tabular.names import (
 from tabular.partition import FileCursor
 from tabular.parts import ProfilePart, merge_parts, read_parts, write_part
 from tabular.settings import Settings
-from tabular.stats import TrainStats, fit_transformer, merge
+from tabular.stats import TrainStats, check_observed, fit_transformer, merge
 from tabular.target import drop_missing_target, encode_binary_target, encode_regression_target
 
 MAX_CLASSES_SHOWN = 1000
@@ -642,6 +642,7 @@ def fit(
         settings.max_categories,
         settings.high_cardinality,
     )
+    check_observed(found.source, stats, types.numeric, types.categorical)
     top_k = settings.max_categories if settings.high_cardinality == TOP_K else None
     transformer, layout = fit_transformer(stats, types.numeric, types.categorical, top_k)
     rows = {name: sum(found.rows[name].values()) for name in SPLITS}

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import features
+from .errors import DataError
 
 EXACT_VALUES = 1 << 16
 """Distinct values per numeric column counted exactly; past this, the sketch answers."""
@@ -120,6 +121,24 @@ class TrainStats:
             self.categorical.setdefault(name, Counter()).update(
                 dict(zip(counts.index.astype(str), counts.to_numpy(dtype=np.int64), strict=True))
             )
+
+
+def check_observed(
+    source: str, stats: TrainStats, numeric: Sequence[str], categorical: Sequence[str]
+) -> None:
+    """Refuse a feature with no value in the train split. The imputers have nothing to learn
+    from it and leave it out of the matrix, so every later column would carry the wrong name
+    (a numeric one) or the feature names would not fit the matrix at all (a categorical one)."""
+    empty = [n for n in numeric if not stats.numeric.get(n, NumericSummary()).counts.sum()]
+    empty += [n for n in categorical if not stats.categorical.get(n)]
+    if empty:
+        listed = ", ".join(repr(n) for n in empty)
+        raise DataError(
+            f"{source}: {listed} {'has' if len(empty) == 1 else 'have'} no value in the "
+            f"training split ({stats.rows} rows); a model cannot learn from a feature it never "
+            f"sees. Drop {'it' if len(empty) == 1 else 'them'} (data.drop_columns: "
+            f"[{listed}]) or fill in more rows."
+        )
 
 
 def merge(first: TrainStats, second: TrainStats) -> TrainStats:

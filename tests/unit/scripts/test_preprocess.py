@@ -727,3 +727,29 @@ def test_typing_counts_each_distinct_text_as_often_as_it_occurs(
     assert by_distinct.columns["late"].first_other == (("f.csv", 4), "1,5")
     assert by_distinct.columns["late"].number_like == 2 and by_distinct.columns["late"].padded
     assert by_distinct.columns["word"].spelled == 1
+
+
+@pytest.mark.parametrize("value", ["7", "vip"], ids=["numeric", "categorical"])
+def test_a_feature_with_no_value_in_the_train_split_is_refused(
+    job_csv_dir: CsvDir, tmp_path: Path, value: str
+) -> None:
+    """A feature whose only values fall in the validation or test split: the imputers would
+    leave it out of the matrix, and the feature names would no longer fit the matrix (a
+    numeric one shifts every later name, a categorical one breaks the names). FitTransformer
+    refuses it, naming the column and the fix, and writes no transformer."""
+    rows = 200
+    frame = pd.DataFrame({"a": np.arange(rows, dtype=float), "y": [0, 1] * (rows // 2)})
+    settings = pp.Settings(target="y", problem_type="binary")
+    pp.run(job_csv_dir(frame), tmp_path / "first", settings)
+    row = int(pd.read_parquet(tmp_path / "first" / names.TEST)["a"].iloc[0])  # a test row
+    sparse = np.full(rows, "", dtype=object)
+    sparse[row] = value
+    frame["sparse"] = sparse
+    out = tmp_path / "out"
+    with pytest.raises(
+        DataError,
+        match=r"'sparse' has no value in the training split \(140 rows\).*"
+        r"data\.drop_columns: \['sparse'\]",
+    ):
+        pp.run(job_csv_dir(frame), out, settings)
+    assert not list(out.rglob(names.TRANSFORMER_FILE))
