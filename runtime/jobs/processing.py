@@ -15,6 +15,7 @@ from runtime.jobs.launcher import (
     add_host_env,
     describe_job,
     host_addresses,
+    job_arn,
     launch,
     max_runtime,
     outcome,
@@ -43,6 +44,7 @@ from tabular.contract import (
     MESSAGE_FILE,
     OUTPUT_DIR,
     PROCESSING_CONFIG_DIR,
+    PROCESSING_JOB_CONFIG_FILE,
     RESOURCE_CONFIG_FILE,
 )
 
@@ -68,7 +70,27 @@ def _python_argv(command: Sequence[str], python: str) -> list[str]:
     return [first, *rest]
 
 
+JOB_CONFIG_KEYS = (
+    "AppSpecification", "Environment", "NetworkConfig", "ProcessingInputs",
+    "ProcessingOutputConfig", "ProcessingResources", "RoleArn", "StoppingCondition",
+)  # fmt: skip
+"""The parts of the request SageMaker writes to a processing container's
+processingjobconfig.json, beside the job's name and ARN ("How Amazon SageMaker Processing
+Configures Your Processing Container": docs.aws.amazon.com/sagemaker/latest/dg/
+build-your-own-processing-container.html)."""
+
+
+def job_config(name: str, request: Mapping[str, Any]) -> dict[str, Any]:
+    """What a processing container finds in ``/opt/ml/config/processingjobconfig.json``."""
+    return {
+        "ProcessingJobArn": job_arn(JobKind.PROCESSING, name),
+        "ProcessingJobName": name,
+        **{key: request[key] for key in JOB_CONFIG_KEYS if key in request},
+    }
+
+
 def _stage_processing(
+    job_name: str,
     request: Mapping[str, Any],
     store: LocalS3,
     sandbox: Path,
@@ -134,6 +156,9 @@ def _stage_processing(
     config_dir.mkdir(parents=True, exist_ok=True)
     resource_config = {CURRENT_HOST_KEY: hosts[host], HOSTS_KEY: hosts}
     (config_dir / RESOURCE_CONFIG_FILE).write_text(json.dumps(resource_config), encoding="utf-8")
+    (config_dir / PROCESSING_JOB_CONFIG_FILE).write_text(
+        json.dumps(job_config(job_name, request)), encoding="utf-8"
+    )
     command = [*entrypoint, *(app.get("ContainerArguments") or [])]
     argv = [map_container_value(sandbox, str(part)) for part in _python_argv(command, python)]
     env = job_env(sandbox, image_environment, request.get("Environment"))
@@ -176,7 +201,7 @@ def run_processing_job(
         def stage_host(root: Path, log: Path, index: int) -> _ProcessingSetup:
             setups.append(
                 _stage_processing(
-                    request, store, root, python, log, image_environment, addresses, index
+                    name, request, store, root, python, log, image_environment, addresses, index
                 )
             )
             return setups[-1]

@@ -26,7 +26,8 @@ PROCESSING_ROOT = f"{OPT_ML}/processing"
 PROCESSING_CODE_DIR = f"{PROCESSING_ROOT}/input/code"
 """Where the SDK's ScriptProcessor and FrameworkProcessor put a processing job's code."""
 PROCESSING_CONFIG_DIR = f"{OPT_ML}/config"
-"""A processing job's resourceconfig.json (``current_host``, ``hosts``) is here ("How Amazon
+"""A processing job's resourceconfig.json (``current_host``, ``hosts``) and
+processingjobconfig.json (its name, ARN and request) are here ("How Amazon
 SageMaker Processing Configures Your Processing Container", in "Build Your Own Processing
 Container": docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html)."""
 CODE_DIR = f"{OPT_ML}/code"
@@ -41,6 +42,7 @@ OUTPUT_INTERMEDIATE_DIR = f"{OUTPUT_DIR}/intermediate"
 
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 RESOURCE_CONFIG_FILE = "resourceconfig.json"
+PROCESSING_JOB_CONFIG_FILE = "processingjobconfig.json"
 INPUT_DATA_CONFIG_FILE = "inputdataconfig.json"
 MODEL_ARCHIVE = "model.tar.gz"
 """What a training job publishes ``/opt/ml/model`` as, and what a model's ModelDataUrl names."""

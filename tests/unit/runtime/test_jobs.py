@@ -18,7 +18,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import botocore.session
 import pytest
+from botocore.validate import ParamValidator
 
 from runtime.jobs import (
     JobStatus,
@@ -101,7 +103,11 @@ def _processing_request(script_uri: str, arguments: list[str], **extra: object) 
             ]
         },
         "ProcessingResources": {
-            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large"}
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "VolumeSizeInGB": 30,
+            }
         },
         "RoleArn": "arn:aws:iam::000000000000:role/test",
     }
@@ -847,6 +853,7 @@ data = Path(sys.argv[sys.argv.index("--data") + 1])
 seen = {
     "host": host,
     "hosts": config["hosts"],
+    "job": json.loads((config_dir / "processingjobconfig.json").read_text()),
     "pid": os.getpid(),
     "threads": os.environ.get("OMP_NUM_THREADS"),
     "data": sorted(p.name for p in data.iterdir()),
@@ -911,9 +918,25 @@ def test_processing_hosts_each_get_their_own_process_sandbox_config_and_files(tm
     }
     assert seen["algo-1"]["data"] == ["part-0.csv", "part-2.csv", "part-4.csv"]
     assert seen["algo-2"]["data"] == ["part-1.csv", "part-3.csv"]  # ShardedByS3Key: disjoint
+    request = _processing_hosts_request(store, 2)
+    input_shape = (
+        botocore.session.get_session()
+        .get_service_model("sagemaker")
+        .operation_model("CreateProcessingJob")
+        .input_shape
+    )
     for host, view in seen.items():
         assert view["host"] == host and view["hosts"] == ["algo-1", "algo-2"]
         assert view["threads"] == str(max(1, (os.cpu_count() or 1) // 2))
+        # processingjobconfig.json: the job's name, its ARN and its request, as SageMaker
+        # writes it; without the ARN, a CreateProcessingJob request botocore accepts.
+        job = dict(view["job"])
+        assert job.pop("ProcessingJobArn") == outcome.describe["ProcessingJobArn"]
+        assert outcome.describe["ProcessingJobArn"].endswith(":processing-job/preprocess-2")
+        assert job["ProcessingJobName"] == "Preprocess-2"
+        assert {k: v for k, v in job.items() if k != "ProcessingJobName"} == request
+        report = ParamValidator().validate(job, input_shape)
+        assert not report.has_errors(), report.generate_report()
     assert seen["algo-1"]["pid"] != seen["algo-2"]["pid"]  # one process per host
     second = sandbox / HOSTS_DIR / "algo-2"
     for root in (sandbox, second):  # a sandbox each; the replicated input on every host
