@@ -500,34 +500,16 @@ def test_a_category_empty_in_a_whole_chunk(job_csv_dir: CsvDir, tmp_path: Path) 
         {"a": rng.normal(size=rows).round(3), "late": late, "early": early,
          "y": rng.integers(0, 2, rows)}
     )  # fmt: skip
-    folder = job_csv_dir(frame)
-    settings = pp.Settings(target="y", problem_type="binary")
-    for name, block in (("small", 4096), ("large", 1 << 20)):
-        pp.run(folder, tmp_path / name, settings, block_size=block)
-    files = sorted(p.relative_to(tmp_path / "small") for p in (tmp_path / "small").rglob("*.*"))
-    assert len(files) == 14
-    for file in files:
-        if file.suffix == ".parquet":
-            pd.testing.assert_frame_equal(
-                pd.read_parquet(tmp_path / "small" / file),
-                pd.read_parquet(tmp_path / "large" / file),
-            )
-        elif file.suffix == ".csv":
-            assert (tmp_path / "small" / file).read_bytes() == (
-                tmp_path / "large" / file
-            ).read_bytes()
-    splits = pd.concat(pd.read_parquet(tmp_path / "small" / s) for s in names.SPLITS)
+    small = _outputs_alike_for_small_and_large_chunks(job_csv_dir(frame), tmp_path)
+    splits = pd.concat(pd.read_parquet(small / s) for s in names.SPLITS)
     assert sorted(splits["late"].dropna().unique()) == ["new", "vip"]
     assert splits["early"].dropna().unique().tolist() == ["legacy"]
 
 
-def test_outputs_do_not_depend_on_the_chunk_size(job_csv_dir: CsvDir, tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    frame = pd.DataFrame(
-        {"a": rng.normal(size=3000).round(3), "c": rng.choice(["x", "y", "z"], 3000),
-         "y": rng.integers(0, 2, 3000)}
-    )  # fmt: skip
-    folder = job_csv_dir(frame)
+def _outputs_alike_for_small_and_large_chunks(folder: Path, tmp_path: Path) -> Path:
+    """Run the job on ``folder`` with 4 KiB and 1 MiB chunks and check every output alike
+    (Parquet frames equal, other files byte for byte but the pickled transformer); return the
+    small-chunk output folder."""
     settings = pp.Settings(target="y", problem_type="binary")
     for name, block in (("small", 4096), ("large", 1 << 20)):
         pp.run(folder, tmp_path / name, settings, block_size=block)
@@ -543,6 +525,16 @@ def test_outputs_do_not_depend_on_the_chunk_size(job_csv_dir: CsvDir, tmp_path: 
             assert (tmp_path / "small" / file).read_bytes() == (
                 tmp_path / "large" / file
             ).read_bytes()
+    return tmp_path / "small"
+
+
+def test_outputs_do_not_depend_on_the_chunk_size(job_csv_dir: CsvDir, tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {"a": rng.normal(size=3000).round(3), "c": rng.choice(["x", "y", "z"], 3000),
+         "y": rng.integers(0, 2, 3000)}
+    )  # fmt: skip
+    _outputs_alike_for_small_and_large_chunks(job_csv_dir(frame), tmp_path)
 
 
 def test_main_reports_a_data_error_and_writes_nothing(
